@@ -1,0 +1,33 @@
+# Two commands for a new user:  make reproduce   and   make test
+# Each creates the project's virtual environment (.venv) first if it is missing.
+#   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper
+#   make setup TORCH_REQ=my-cuda-torch.txt        (a CUDA build of torch; see requirements-torch.txt)
+
+PYTHON    ?= python3
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+TORCH_REQ ?= requirements-torch.txt
+PROFILE   ?= quick
+DATA      ?= phantom
+
+.PHONY: setup reproduce test phantom-figure clean-runs
+
+$(VENV)/.installed: pyproject.toml $(TORCH_REQ)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(TORCH_REQ)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+reproduce: setup
+	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA)
+
+test: setup
+	$(PY) -m pytest -q
+
+phantom-figure: setup
+	$(PY) -m dae_lib phantom-figure
+
+clean-runs:
+	rm -rf runs .cache

@@ -1,0 +1,261 @@
+"""Reading BSE-JSRT pairs (or making phantom ones) into tensors in canonical polarity.
+
+Two folder layouts are recognised under a data root:
+
+- flat:   ``root/JSRT/<ID>.png`` and ``root/BSE_JSRT/<ID>.png`` (the shared 512 px copy);
+- Kaggle: ``root/JSRT/JSRT/<ID>.png`` and ``root/BSE_JSRT/BSE_JSRT/<ID>.png``.
+
+Images of any size and bit depth are read as floats in [0, 1] and resized by area averaging to
+the requested size (a bilinear, antialiased resize if they are smaller). Pairs are matched by case
+ID (the file name without extension, upper-cased). Every problem (an unreadable image, a missing
+partner, an empty folder, a pair of different sizes) raises a :class:`DataError` whose message
+names the file.
+
+Canonical polarity inside the library is clinical display: bone bright, so B = X - S >= 0 on
+bone. The polarity of a data set is detected by :func:`detect_polarity` (rule in its docstring),
+logged, and can be overridden (``polarity="clinical"`` or ``"inverted"``).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .masks import bone_mask
+from .phantom import phantom_set
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
+LAYOUTS = {
+    "flat": ("JSRT", "BSE_JSRT"),
+    "kaggle": ("JSRT/JSRT", "BSE_JSRT/BSE_JSRT"),
+}
+
+
+class DataError(ValueError):
+    """A problem with the input data; the message names the file and the problem."""
+
+
+@dataclass
+class Pair:
+    case_id: str
+    x_path: Path
+    s_path: Path
+
+
+@dataclass
+class PolarityDecision:
+    stored: str  # how the files are stored: "clinical" or "inverted"
+    rule: str  # "auto" or "override"
+    votes_inverted: int = 0
+    votes_clinical: int = 0
+
+    def __str__(self):
+        how = (
+            f"detected from X - S tails ({self.votes_inverted} pairs say inverted, "
+            f"{self.votes_clinical} clinical)"
+            if self.rule == "auto"
+            else "set by the user"
+        )
+        return f"stored polarity {self.stored} ({how})"
+
+
+@dataclass
+class PairedImages:
+    """Radiographs X, soft-tissue images S and bone masks M, shape (N, 1, H, W), float32 in [0, 1]."""
+
+    ids: list[str]
+    x: torch.Tensor
+    s: torch.Tensor
+    m: torch.Tensor
+    source: str  # the data root, or "phantom(seed=...)"
+    polarity: PolarityDecision | None = None
+    files: list[tuple[str, str]] = field(default_factory=list)  # (x file, s file) per case
+
+    def __len__(self):
+        return len(self.ids)
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[-1]
+
+    def subset(self, indices) -> "PairedImages":
+        idx = list(indices)
+        return PairedImages(
+            [self.ids[i] for i in idx],
+            self.x[idx],
+            self.s[idx],
+            self.m[idx],
+            self.source,
+            self.polarity,
+            [self.files[i] for i in idx] if self.files else [],
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Finding pairs
+# --------------------------------------------------------------------------------------------
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            key = p.stem.upper()
+            if key in found:
+                raise DataError(f"{p}: case ID {key} appears twice in {folder} (also {found[key].name})")
+            found[key] = p
+    return found
+
+
+def detect_layout(root: Path) -> tuple[str, Path, Path]:
+    """Which layout ``root`` uses: (name, radiograph folder, soft-tissue folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder does not exist")
+    for name in ("kaggle", "flat"):  # kaggle first: its outer folders also exist in the flat test
+        xd, sd = (root / p for p in LAYOUTS[name])
+        if xd.is_dir() and sd.is_dir():
+            return name, xd, sd
+    raise DataError(
+        f"{root}: expected JSRT/ and BSE_JSRT/ (or the Kaggle layout JSRT/JSRT/ and BSE_JSRT/BSE_JSRT/) inside"
+    )
+
+
+def find_pairs(root: str | Path) -> list[Pair]:
+    """All (X, S) pairs under ``root``, matched by case ID; raises on unpaired files."""
+    _, xd, sd = detect_layout(Path(root))
+    xs, ss = _images_in(xd), _images_in(sd)
+    if not xs and not ss:
+        raise DataError(f"{xd} and {sd}: no images found (looked for {sorted(IMAGE_SUFFIXES)})")
+    if not xs:
+        raise DataError(f"{xd}: no radiographs found")
+    if not ss:
+        raise DataError(f"{sd}: no soft-tissue images found")
+    problems = [f"{xs[k]}: no soft-tissue partner in {sd}" for k in sorted(set(xs) - set(ss))]
+    problems += [f"{ss[k]}: no radiograph partner in {xd}" for k in sorted(set(ss) - set(xs))]
+    if problems:
+        raise DataError(f"{len(problems)} unpaired file(s): " + "; ".join(problems))
+    return [Pair(k, xs[k], ss[k]) for k in sorted(xs)]
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and resizing
+# --------------------------------------------------------------------------------------------
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A grayscale image as float32 in [0, 1] (8- and 16-bit, grey or colour files)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im, dtype=np.float64)
+                top = 65535.0 if a.max() > 255 or im.mode.startswith("I;16") else 255.0
+                a = a / top
+            elif im.mode == "F":
+                a = np.asarray(im, dtype=np.float64)
+            else:
+                a = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
+    if a.ndim != 2 or min(a.shape) < 8:
+        raise DataError(f"{path}: not a 2-D grayscale image (shape {a.shape})")
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+        raise DataError(f"{path}: values outside [0, 1] after scaling")
+    return a.astype(np.float32)
+
+
+def resize(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (N, 1, H, W) to size x size: area averaging down, antialiased bilinear up."""
+    if img.shape[-2:] == (size, size):
+        return img
+    if img.shape[-2] >= size and img.shape[-1] >= size:
+        return F.interpolate(img, size=(size, size), mode="area")
+    return F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:
+    """Decide how pairs are stored: "clinical" (bone bright) or "inverted" (bone dark).
+
+    Rule: bone is the only structure present in X but not in S, so D = X - S is one-sided. Per
+    pair, with m the median of D, compare the upper tail (99.5th percentile of D - m) with the
+    lower tail (m minus the 0.5th percentile): a larger upper tail means bone adds brightness
+    (clinical), a larger lower tail means bone darkens (inverted). The majority of pairs decides.
+    Returns (decision, pairs voting inverted, pairs voting clinical).
+    """
+    d = (x - s).flatten(1).double()
+    m = d.median(dim=1, keepdim=True).values
+    upper = torch.quantile(d - m, 0.995, dim=1)
+    lower = -torch.quantile(d - m, 0.005, dim=1)
+    inverted = int((lower > upper).sum())
+    clinical = int((upper > lower).sum())
+    return ("inverted" if inverted > clinical else "clinical"), inverted, clinical
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mask_kw) -> PairedImages:
+    """Read every pair under ``root`` at ``size`` px in clinical polarity, with bone masks."""
+    pairs = find_pairs(root)
+    xs, ss = [], []
+    for p in pairs:
+        x, s = read_image(p.x_path), read_image(p.s_path)
+        if x.shape != s.shape:
+            raise DataError(f"{p.s_path}: size {s.shape[1]}x{s.shape[0]} differs from its radiograph {p.x_path} ({x.shape[1]}x{x.shape[0]})")
+        xs.append(resize(torch.from_numpy(x)[None, None], size)[0])
+        ss.append(resize(torch.from_numpy(s)[None, None], size)[0])
+    x, s = torch.stack(xs), torch.stack(ss)
+    if polarity == "auto":
+        stored, vi, vc = detect_polarity(x, s)
+        decision = PolarityDecision(stored, "auto", vi, vc)
+    elif polarity in ("clinical", "inverted"):
+        decision = PolarityDecision(polarity, "override")
+    else:
+        raise ValueError(f"polarity must be auto, clinical or inverted, not {polarity!r}")
+    if decision.stored == "inverted":
+        x, s = 1.0 - x, 1.0 - s
+    log.info("%s: %d pairs, %s", root, len(pairs), decision)
+    return PairedImages(
+        [p.case_id for p in pairs],
+        x.contiguous(),
+        s.contiguous(),
+        bone_mask(x, s, **mask_kw),
+        str(root),
+        decision,
+        [(str(p.x_path), str(p.s_path)) for p in pairs],
+    )
+
+
+def load_phantom(n: int, size: int, seed: int = 0, **mask_kw) -> PairedImages:
+    """``n`` synthetic chest phantom cases (clinical polarity), with masks by the same rule."""
+    x, s, _, ids = phantom_set(n, size, seed)
+    return PairedImages(ids, x, s, bone_mask(x, s, **mask_kw), f"phantom(seed={seed})", PolarityDecision("clinical", "phantom"))
+
+
+def load_data(cfg) -> PairedImages:
+    """The data a configuration asks for: its ``data_dir``, or the phantom when that is None."""
+    mask_kw = dict(threshold=cfg.mask_threshold, min_threshold=cfg.mask_min_threshold)
+    if cfg.data_dir in (None, "", "phantom"):
+        return load_phantom(cfg.n_phantom, cfg.image_size, cfg.phantom_seed, **mask_kw)
+    return load_folder(cfg.data_dir, cfg.image_size, cfg.polarity, **mask_kw)
+
+
+def file_hashes(data: PairedImages) -> list[tuple[str, str]]:
+    """sha256 of each case's X and S: of the files, or of the phantom arrays."""
+    if data.files:
+        return [(_sha256(Path(a)), _sha256(Path(b))) for a, b in data.files]
+    return [
+        (hashlib.sha256(x.numpy().tobytes()).hexdigest(), hashlib.sha256(s.numpy().tobytes()).hexdigest())
+        for x, s in zip(data.x, data.s)
+    ]

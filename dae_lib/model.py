@@ -1,0 +1,107 @@
+"""The Disentanglement AutoEncoder: a shared encoder, a soft-tissue estimator, a bone-mask branch.
+
+    X (N,1,512,512) --encoder--> F (N,64,128,128) --soft-tissue estimator--> S_hat (N,1,512,512)
+                                                   \\-bone-segmentation branch-> M_hat logits (training only)
+
+- Encoder: four 3x3 conv layers (channels 16, 32, 64, 64: doubling at each layer but the last),
+  2x2 max-pooling after the first two, so 512 -> 128.
+- Soft-tissue estimator: 3x3 deconvolutions (transposed convolutions) mirroring the encoder, two
+  of them with stride 2 back to the input size, and a 1x1 output layer with a sigmoid. It outputs S
+  directly, as the paper describes (no residual X - B form).
+- Bone-segmentation branch: a decoder of the same shape producing mask logits. It exists only to
+  shape the shared features in training: in eval mode the model does not run it, so inference
+  costs the same as the plain AE.
+- AE: the same network without the branch (``seg_branch=False``).
+
+Every choice the paper leaves open (kernel size, BatchNorm + ReLU, sigmoid output) comes from
+``config.Config``; its docstring gives the reasons.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv(cin, cout, k):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def _deconv(cin, cout, k, stride):
+    if stride == 1:
+        layer = nn.ConvTranspose2d(cin, cout, k, padding=k // 2, bias=False)
+    else:  # exact 2x upsampling: out = (in - 1) * 2 - 2 * pad + k + output_padding
+        layer = nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2, output_padding=1, bias=False)
+    return nn.Sequential(layer, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Encoder(nn.Module):
+    """Four conv layers with max-pooling after the first two: (N,1,H,W) -> (N,c4,H/4,W/4)."""
+
+    def __init__(self, channels=(16, 32, 64, 64), k=3):
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.layers = nn.Sequential(
+            _conv(1, c1, k), nn.MaxPool2d(2),
+            _conv(c1, c2, k), nn.MaxPool2d(2),
+            _conv(c2, c3, k),
+            _conv(c3, c4, k),
+        )  # fmt: skip
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Decoder(nn.Module):
+    """Deconvolutions mirroring the encoder back to full size, then a 1x1 conv to one channel."""
+
+    def __init__(self, channels=(16, 32, 64, 64), k=3):
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.layers = nn.Sequential(
+            _deconv(c4, c3, k, 1),
+            _deconv(c3, c2, k, 1),
+            _deconv(c2, c1, k, 2),
+            _deconv(c1, c1, k, 2),
+            nn.Conv2d(c1, 1, 1),
+        )
+
+    def forward(self, f):
+        return self.layers(f)
+
+
+class DAE(nn.Module):
+    """Shared encoder + soft-tissue estimator (+ bone-segmentation branch when ``seg_branch``).
+
+    ``forward`` returns ``(s_hat, mask_logits)``: ``s_hat`` in [0, 1]; ``mask_logits`` is None
+    in eval mode or without the branch.
+    """
+
+    def __init__(self, channels=(16, 32, 64, 64), kernel_size=3, seg_branch=True):
+        super().__init__()
+        self.encoder = Encoder(channels, kernel_size)
+        self.soft_tissue = Decoder(channels, kernel_size)
+        self.bone_seg = Decoder(channels, kernel_size) if seg_branch else None
+
+    @classmethod
+    def from_config(cls, cfg) -> "DAE":
+        return cls(cfg.channels, cfg.kernel_size, seg_branch=cfg.use_seg)
+
+    def forward(self, x):
+        f = self.encoder(x)
+        s_hat = torch.sigmoid(self.soft_tissue(f))
+        mask_logits = self.bone_seg(f) if (self.bone_seg is not None and self.training) else None
+        return s_hat, mask_logits
+
+    @torch.inference_mode()
+    def suppress(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference: the bone-suppressed image for radiographs (N,1,H,W) in clinical polarity."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self(x)[0].float()
+        finally:
+            self.train(was_training)
+
+
+def n_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

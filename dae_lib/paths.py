@@ -1,0 +1,35 @@
+"""Paths resolved from the repository root, so papermill, nbval, the CLI and tests agree.
+
+papermill and nbval start kernels in different working directories; every relative path the
+library is given is resolved against ``REPO_ROOT`` (the folder holding ``pyproject.toml`` above
+this package), never against the current directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _find_root() -> Path:
+    here = Path(__file__).resolve().parent
+    for p in (here.parent, *here.parents):
+        if (p / "pyproject.toml").is_file() and (p / "dae_lib").is_dir():
+            return p
+    return Path.cwd()
+
+
+REPO_ROOT = _find_root()
+RUNS_DIR = REPO_ROOT / "runs"
+RESULTS_DIR = REPO_ROOT / "results"
+FIGURES_DIR = REPO_ROOT / "figures"
+CACHE_DIR = Path(os.environ.get("DAE_CACHE", REPO_ROOT / ".cache"))
+#: Where the shared BSE-JSRT copy lies beside a checkout (override with DAE_REAL_DATA).
+SHARED_DATA = Path(os.environ.get("DAE_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "bse-jsrt-512"))
+
+
+def resolve(path: str | Path | None) -> Path | None:
+    """An absolute path: relative paths are taken from the repository root; ~ is expanded."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p

@@ -1,0 +1,86 @@
+"""The deterministic train / validation / test split by case ID.
+
+Cases, not images, are split, and before any augmentation: every augmented copy of a case stays
+on the side of its case. The rule:
+
+1. group case IDs by their letter prefix (JSRT: JPCLN = with nodule, JPCNN = without), so both
+   groups are represented on each side in proportion;
+2. within a group, sort the IDs and shuffle them with ``numpy.random.default_rng(seed)``;
+3. the first round(test_fraction * n) go to test (the paper: 15 %), then round(val_fraction *
+   rest) to validation (used for model selection only), the rest to training.
+
+The result depends on the set of IDs and the seed only, never on file order or on the machine.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def _group(case_id: str) -> str:
+    return re.sub(r"\d+$", "", case_id)
+
+
+def make_split(ids, test_fraction: float = 0.15, val_fraction: float = 0.10, seed: int = 0) -> dict[str, str]:
+    """Map each case ID to "train", "val" or "test" (see the module docstring for the rule)."""
+    ids = sorted(set(ids))
+    if len(ids) < 3:
+        raise ValueError(f"need at least 3 cases to split, got {len(ids)}")
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        groups.setdefault(_group(i), []).append(i)
+    out: dict[str, str] = {}
+    for g in sorted(groups):
+        members = [groups[g][k] for k in rng.permutation(len(groups[g]))]
+        n_test = int(round(test_fraction * len(members)))
+        rest = members[n_test:]
+        n_val = int(round(val_fraction * len(rest)))
+        for i in members[:n_test]:
+            out[i] = "test"
+        for i in rest[:n_val]:
+            out[i] = "val"
+        for i in rest[n_val:]:
+            out[i] = "train"
+    # Tiny sets: make sure test and train are never empty.
+    if "test" not in out.values():
+        out[ids[-1]] = "test"
+    if "train" not in out.values():
+        out[ids[0]] = "train"
+    return out
+
+
+def split_indices(ids, split: dict[str, str]) -> dict[str, list[int]]:
+    """Positions of each part's cases in ``ids``."""
+    return {name: [k for k, i in enumerate(ids) if split[i] == name] for name in SPLITS}
+
+
+def write_split_csv(path: str | Path, ids, split: dict[str, str], files, hashes) -> Path:
+    """Write case_id, split, x_file, x_sha256, s_file, s_sha256 (atomically: no half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".split-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["case_id", "split", "x_file", "x_sha256", "s_file", "s_sha256"])
+            for k, i in enumerate(ids):
+                xf, sf = files[k] if files else ("phantom", "phantom")
+                w.writerow([i, split[i], xf, hashes[k][0], sf, hashes[k][1]])
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_split_csv(path: str | Path) -> dict[str, str]:
+    with open(path, newline="") as f:
+        return {row["case_id"]: row["split"] for row in csv.DictReader(f)}

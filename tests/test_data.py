@@ -1,0 +1,126 @@
+"""Reading pairs: both layouts, any size and bit depth, polarity, and clear errors for bad input."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import write_pair_folder
+from dae_lib.data import DataError, detect_polarity, find_pairs, load_folder, read_image
+from dae_lib.phantom import chest_phantom
+
+
+@pytest.mark.parametrize("layout", ["flat", "kaggle"])
+def test_both_layouts_pair_by_case_id(tmp_path, layout):
+    root, ids = write_pair_folder(tmp_path / layout, n=4, layout=layout)
+    pairs = find_pairs(root)
+    assert [p.case_id for p in pairs] == sorted(ids)
+    assert all(p.x_path.name == p.s_path.name for p in pairs)
+
+
+def test_resized_by_area_to_requested_size_and_canonical_polarity(pair_folder):
+    root, ids = pair_folder  # 96 px files, stored inverted (bone dark), 8 bit
+    data = load_folder(root, size=48)
+    assert data.x.shape == (5, 1, 48, 48) and data.x.dtype == torch.float32
+    assert data.polarity.stored == "inverted" and data.polarity.rule == "auto"
+    # Canonical: bone bright, so X - S is >= 0 (up to 8-bit rounding) and the masks are on bone.
+    assert (data.x - data.s).min() > -2 / 255
+    x, s, b = chest_phantom(96, seed=0)
+    ref = torch.nn.functional.avg_pool2d(x[None, None], 2)[0, 0]
+    assert torch.allclose(data.x[0, 0], ref, atol=1 / 255)  # 2x2 area mean of the stored image
+    assert data.m.sum() > 0
+
+
+def test_polarity_clinical_and_override(tmp_path):
+    root, _ = write_pair_folder(tmp_path / "c", n=3, inverted=False)
+    data = load_folder(root, size=96)
+    assert data.polarity.stored == "clinical"
+    flipped = load_folder(root, size=96, polarity="inverted")
+    assert flipped.polarity.rule == "override"
+    assert torch.allclose(flipped.x, 1 - data.x)
+
+
+def test_detect_polarity_rule_votes():
+    x, s, _ = chest_phantom(64, seed=0)
+    X, S = x[None, None], s[None, None]
+    assert detect_polarity(X, S)[0] == "clinical"
+    assert detect_polarity(1 - X, 1 - S)[0] == "inverted"
+
+
+def test_sixteen_bit_files(tmp_path):
+    root, _ = write_pair_folder(tmp_path / "d16", n=2, bits=16)
+    data = load_folder(root, size=96)
+    x, _, _ = chest_phantom(96, seed=0)
+    assert torch.allclose(data.x[0, 0], x, atol=1e-4)
+
+
+def test_read_image_returns_float_in_unit_range(pair_folder):
+    root, ids = pair_folder
+    a = read_image(root / "JSRT" / f"{ids[0]}.png")
+    assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+
+
+# --- bad input: one clear message naming the file --------------------------------------------
+
+
+def test_corrupt_png_is_named(pair_folder):
+    root, ids = pair_folder
+    bad = root / "BSE_JSRT" / f"{ids[1]}.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(DataError, match=str(bad)):
+        load_folder(root, size=48)
+
+
+def test_missing_partner_is_named(pair_folder):
+    root, ids = pair_folder
+    (root / "BSE_JSRT" / f"{ids[2]}.png").unlink()
+    with pytest.raises(DataError, match=f"JSRT/{ids[2]}.png: no soft-tissue partner"):
+        find_pairs(root)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "JSRT").mkdir()
+    (tmp_path / "BSE_JSRT").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        find_pairs(tmp_path)
+    with pytest.raises(DataError, match="expected JSRT/ and BSE_JSRT/"):
+        find_pairs(tmp_path / "JSRT")
+    with pytest.raises(DataError, match="does not exist"):
+        find_pairs(tmp_path / "nowhere")
+
+
+def test_size_mismatch_is_named(pair_folder):
+    root, ids = pair_folder
+    path = root / "BSE_JSRT" / f"{ids[0]}.png"
+    Image.open(path).resize((80, 80)).save(path)
+    with pytest.raises(DataError, match=f"{path}: size 80x80 differs"):
+        load_folder(root, size=48)
+
+
+@pytest.mark.parametrize("breakage", ["corrupt", "missing", "empty", "size"])
+def test_cli_exits_nonzero_with_one_line_naming_the_file(tmp_path, breakage):
+    root, ids = write_pair_folder(tmp_path / "data", n=4, size=64)
+    target = root / "BSE_JSRT" / f"{ids[1]}.png"
+    if breakage == "corrupt":
+        target.write_bytes(b"not a png")
+    elif breakage == "missing":
+        target.unlink()
+    elif breakage == "size":
+        Image.open(target).resize((32, 32)).save(target)
+    else:
+        for p in list((root / "JSRT").iterdir()) + list((root / "BSE_JSRT").iterdir()):
+            p.unlink()
+    out = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "dae_lib", "train", "--variant", "ae", "--profile", "smoke", "--image-size", "64",
+         "--data", str(root), "--out", str(out), "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, r.stderr
+    expect = str(root / "BSE_JSRT") if breakage == "empty" else str(target if breakage != "missing" else root / "JSRT" / f"{ids[1]}.png")
+    assert expect in errors[0]
+    assert not out.exists()  # no half-written output

@@ -1,0 +1,90 @@
+"""Training: logs, checkpoints, weights that load safely, exact resume, seeds that work, learning."""
+import csv
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from dae_lib.evaluate import IDENTITY, evaluate_run
+from dae_lib.train import RunDirError, fit, load_model
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_run_folder_contents_and_weights_load_safely(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    res = fit(tiny_config(), out, data=tiny_data, progress=False)
+    for name in ("config.json", "split.csv", "log.csv", "checkpoint.pt", "last.safetensors", "best.safetensors", "provenance.json"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"train_loss", "train_mse", "train_seg", "val_loss", "val_psnr", "val_ssim", "seconds"} <= set(rows[0])
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # no pickle of arbitrary objects
+    assert ckpt["epoch"] == 1
+    model = load_model(out)
+    assert not model.training
+    assert set(_weights(out / "best.safetensors")) == set(model.state_dict())
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_path):
+    cfg = tiny_config(epochs=3)
+    fit(cfg, tmp_path / "straight", data=tiny_data, progress=False)
+    fit(cfg, tmp_path / "resumed", data=tiny_data, progress=False, max_epochs=1)
+    assert len(list(csv.DictReader(open(tmp_path / "resumed" / "log.csv")))) == 1
+    fit(cfg, tmp_path / "resumed", data=tiny_data, progress=False)  # picks up at epoch 2
+    a, b = _weights(tmp_path / "straight" / "last.safetensors"), _weights(tmp_path / "resumed" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = list(csv.DictReader(open(tmp_path / "resumed" / "log.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+
+
+def test_same_seed_same_numbers_different_seed_different(tiny_data, tmp_path):
+    cfg = tiny_config(epochs=1, variant="ae")
+    fit(cfg, tmp_path / "a", data=tiny_data, progress=False)
+    fit(cfg, tmp_path / "b", data=tiny_data, progress=False)
+    fit(tiny_config(epochs=1, variant="ae", seed=1), tmp_path / "c", data=tiny_data, progress=False)
+    wa, wb, wc = (_weights(tmp_path / n / "last.safetensors") for n in "abc")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_foreign_or_mismatched_folders_are_left_alone(tiny_data, tmp_path):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("user data")
+    with pytest.raises(RunDirError, match="not empty"):
+        fit(tiny_config(epochs=1), foreign, data=tiny_data, progress=False)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    fit(tiny_config(epochs=1), tmp_path / "run", data=tiny_data, progress=False)
+    before = (tmp_path / "run" / "last.safetensors").read_bytes()
+    with pytest.raises(RunDirError, match="different configuration.*variant"):
+        fit(tiny_config(epochs=1, variant="ae"), tmp_path / "run", data=tiny_data, progress=False)
+    assert (tmp_path / "run" / "last.safetensors").read_bytes() == before
+
+
+def test_training_reduces_the_loss_and_evaluation_reports_identity(tiny_data, tmp_path):
+    cfg = tiny_config(variant="ae", epochs=6, batch_size=2, augment=False, lr=3e-3)
+    res = fit(cfg, tmp_path / "run", data=tiny_data, progress=False)
+    losses = [r["train_loss"] for r in res.history]
+    assert losses[-1] < 0.5 * losses[0]
+    df = evaluate_run(tmp_path / "run", tiny_data)
+    assert set(df["method"]) == {IDENTITY, "AE"}
+    ident = df[df["method"] == IDENTITY]
+    assert (ident["bsr"].abs() < 1e-9).all()  # the identity suppresses nothing, by definition
+    assert len(ident) == sum(v == "test" for v in res.split.values())
+
+
+def test_bf16_autocast_path_runs_on_this_cpu(tiny_data, tmp_path):
+    from dae_lib.device import bf16_supported, resolve_amp
+
+    dev = torch.device("cpu")
+    if not bf16_supported(dev):
+        assert resolve_amp("auto", dev) is None
+        with pytest.raises(RuntimeError, match="bf16"):
+            resolve_amp("bf16", dev)
+        pytest.skip("this CPU has no native bf16")
+    res = fit(tiny_config(epochs=1, amp="bf16"), tmp_path / "run", data=tiny_data, progress=False)
+    assert all(torch.isfinite(torch.tensor(v)) for v in res.history[0].values())
