@@ -10,18 +10,22 @@ TORCH_REQ ?= requirements-torch.txt
 PROFILE   ?= quick
 DATA      ?= phantom
 
-.PHONY: setup reproduce test phantom-figure clean-runs
+.PHONY: setup reproduce test lab phantom-figure clean-runs
 
 $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r $(TORCH_REQ)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m ipykernel install --user --name dae-lib --display-name "Python (dae-lib)" >/dev/null
 	touch $@
 
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA)
+	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) $(if $(KERNEL),--kernel $(KERNEL))
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
 
 test: setup
 	$(PY) -m pytest -q

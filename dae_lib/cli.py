@@ -2,7 +2,7 @@
 
     python -m dae_lib train --variant dae_msssim [--profile quick] [--data DIR] [--out DIR]
     python -m dae_lib evaluate RUN_DIR
-    python -m dae_lib reproduce [--profile quick] [--data DIR]   # all four variants + the table
+    python -m dae_lib reproduce [--profile quick] [--data DIR] [--kernel NAME]   # notebooks 01-04
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
 
 Without --data (or with --data phantom) everything runs on the synthetic chest phantom. Errors in
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import PROFILES, VARIANTS, load_config
 from .data import DataError
-from .paths import RUNS_DIR
+from .outputs import outputs
 from .train import RunDirError
 
 
@@ -28,12 +28,8 @@ def _data_arg(value: str | None) -> str | None:
     return str(Path(value).expanduser().resolve())  # relative to where the user typed it
 
 
-def data_tag(data_dir: str | None) -> str:
-    return "phantom" if data_dir is None else Path(data_dir).name
-
-
 def default_run_dir(profile: str, data_dir: str | None, variant: str) -> Path:
-    return RUNS_DIR / profile / data_tag(data_dir) / variant
+    return outputs(profile, data_dir).run(variant)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,12 +41,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help='"auto" (default), "cpu", "cuda", ...')
     p.add_argument("--amp", choices=("auto", "bf16", "off"), default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any Config field, e.g. --set lr=3e-3")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _parse_sets(items) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def _config(args, variant):
-    return load_config(
-        args.profile,
+    explicit = dict(
         variant=variant,
         data_dir=_data_arg(args.data),
         polarity=args.polarity,
@@ -60,6 +68,9 @@ def _config(args, variant):
         device=args.device,
         amp=args.amp,
     )
+    overrides = _parse_sets(args.set)
+    overrides.update({k: v for k, v in explicit.items() if v is not None})
+    return load_config(args.profile, **overrides)
 
 
 def cmd_train(args) -> int:
@@ -85,25 +96,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    import pandas as pd
-
-    from .data import load_data
-    from .evaluate import evaluate_run, format_table, summarize
-    from .train import fit
+    from .outputs import normalise_data_dir, outputs
+    from .pipeline import PipelineError, run
 
     t0 = time.time()
-    frames = []
-    data = None
-    for variant in VARIANTS:
-        cfg = _config(args, variant)
-        data = data if data is not None else load_data(cfg)
-        out = default_run_dir(args.profile, cfg.data_dir, variant)
-        fit(cfg, out, data=data, progress=not args.quiet, profile=args.profile)
-        df = evaluate_run(out, data)
-        frames.append(df if not frames else df[df["method"] != df["method"].iloc[0]])
-    table = summarize(pd.concat(frames, ignore_index=True))
-    print(f"\nTest cases: {table['n'].iloc[0]} of {len(data)} ({data.source}, {cfg.image_size} px, profile {args.profile})")
-    print(format_table(table))
+    data_dir = normalise_data_dir(_data_arg(args.data))
+    try:
+        run(args.profile, data_dir, args.out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto")
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    out = outputs(args.profile, data_dir, args.out_root)
+    md = (out.results / "table1.md").read_text()
+    block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
+    print("\n" + block)
+    print(f"Table 1: {out.results / 'table1.md'}; figures: {out.figures}; notebooks: {out.executed}")
     print(f"wall time {time.time() - t0:.0f} s")
     return 0
 
@@ -128,9 +135,16 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("reproduce", help="train and evaluate all four variants, print the table")
-    _common(p)
+    p = sub.add_parser("reproduce", help="run the notebooks 01-04 with papermill: data, 4 trainings, Table 1, figures")
+    p.add_argument("--profile", choices=PROFILES, default="quick")
+    p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name for papermill (default: the notebooks' python3)")
+    p.add_argument("--out-root", default=None, help="write runs/, results/, figures/ here instead of the repository")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser("store-notebooks", help="(maintainers) refresh the stored notebooks' checked outputs from a smoke run")
+    p.set_defaults(func=lambda args: (__import__("dae_lib.pipeline").pipeline.store_notebooks(), 0)[1])
     p = sub.add_parser("phantom-figure", help="draw one phantom case beside its S, B and M")
     p.add_argument("--out", default=None)
     p.add_argument("--size", type=int, default=512)

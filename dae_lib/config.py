@@ -125,6 +125,7 @@ class Config:
 MS_SSIM_MIN_SIZE = 176
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 
 
 def profile_overrides(profile: str) -> dict:
@@ -142,7 +143,22 @@ def load_config(profile: str = "paper", **overrides) -> Config:
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise ValueError(f"unknown configuration keys: {unknown}")
-    return Config(**values)
+    return Config(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def _coerce(key: str, value):
+    """Numbers given as text (YAML reads "1e-3" as a string) become the field's type."""
+    default = _DEFAULTS[key]
+    try:
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if isinstance(default, float) and isinstance(value, (str, int)):
+            return float(value)
+        if isinstance(default, int) and isinstance(value, str):
+            return int(value)
+    except ValueError:
+        raise ValueError(f"configuration key {key}: cannot read {value!r} as {type(default).__name__}") from None
+    return value
 
 
 def with_changes(cfg: Config, **changes) -> Config:

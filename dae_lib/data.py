@@ -58,12 +58,12 @@ class PolarityDecision:
     votes_clinical: int = 0
 
     def __str__(self):
-        how = (
-            f"detected from X - S tails ({self.votes_inverted} pairs say inverted, "
-            f"{self.votes_clinical} clinical)"
-            if self.rule == "auto"
-            else "set by the user"
-        )
+        how = {
+            "auto": f"detected from the tails of X - S: {self.votes_inverted} pairs say inverted, "
+            f"{self.votes_clinical} clinical",
+            "override": "set by the user",
+            "phantom": "the phantom is drawn in clinical polarity",
+        }[self.rule]
         return f"stored polarity {self.stored} ({how})"
 
 

@@ -76,3 +76,20 @@ def format_table(summary: pd.DataFrame) -> str:
         rows.append("".join(cells))
     head = f"{'method':<24}" + "".join(h.rjust(20) for h in ("BSR", "RMAE", "PSNR (dB)", "SSIM"))
     return "\n".join([head, *rows])
+
+
+def test_predictions(runs_dir: str | Path, data: PairedImages) -> tuple[PairedImages, dict]:
+    """The test cases and each finished variant's estimates for them ({label: (N,1,H,W)})."""
+    from .config import VARIANTS
+
+    runs_dir = Path(runs_dir)
+    test, preds = None, {}
+    for variant in VARIANTS:
+        run = runs_dir / variant
+        if not (run / "best.safetensors").exists():
+            continue
+        cfg = config_from_run(run)
+        test = test if test is not None else test_part(data, cfg)
+        model = load_model(run, "best", pick_device(cfg.device))
+        preds[VARIANT_LABELS[variant]] = predict(model, test.x, next(model.parameters()).device, None, cfg.eval_batch_size)
+    return test, preds

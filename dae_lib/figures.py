@@ -1,4 +1,6 @@
-"""Figures. Each function draws one figure, saves it as PNG and returns the path."""
+"""Figures. Each function draws one figure and returns it (so notebooks show it inline); with
+``path`` it is also saved as PNG (written atomically). Images are shown in clinical polarity on a
+fixed [0, 1] grey scale unless a panel says otherwise."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,3 +42,145 @@ def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool 
     if not show:
         plt.close(fig)
     return out
+
+
+def _show(ax, img, title, **kw):
+    ax.imshow(img, cmap="gray", **({"vmin": 0, "vmax": 1} | kw))
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def data_panels(data, indices=(0, 1, 2), path=None):
+    """Rows of X, S, X - S and M for a few cases (clinical polarity)."""
+    fig, axes = plt.subplots(len(indices), 4, figsize=(12, 3.1 * len(indices)), squeeze=False)
+    for row, i in zip(axes, indices):
+        b = (data.x[i, 0] - data.s[i, 0]).numpy()
+        _show(row[0], data.x[i, 0].numpy(), f"{data.ids[i]}: X")
+        _show(row[1], data.s[i, 0].numpy(), "S (soft tissue)")
+        _show(row[2], b, "X - S (bone)", vmin=0, vmax=max(float(b.max()), 1e-6))
+        _show(row[3], data.m[i, 0].numpy(), "M (bone mask)")
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig
+
+
+def mask_threshold_figure(data, index=0, fixed=(0.01, 0.02, 0.04), path=None):
+    """The mask rule's effect: X - S, its histogram with the Otsu level, and masks at other levels."""
+    x, s = data.x[index : index + 1], data.s[index : index + 1]
+    b = (x - s)[0, 0]
+    tau = float(mask_thresholds(x, s)[0])
+    fig, axes = plt.subplots(1, 3 + len(fixed), figsize=(3.2 * (3 + len(fixed)), 3.4))
+    _show(axes[0], b.numpy(), "X - S", vmin=0, vmax=max(float(b.max()), 1e-6))
+    axes[1].hist(b.flatten().numpy(), bins=100, log=True, color="0.4")
+    axes[1].axvline(tau, color="r", label=f"Otsu {tau:.3f}")
+    axes[1].set_title("histogram of X - S", fontsize=9)
+    axes[1].legend(fontsize=8)
+    _show(axes[2], (b > tau).float().numpy(), f"M, Otsu ({tau:.3f})\n{(b > tau).float().mean():.1%} of pixels")
+    for ax, t in zip(axes[3:], fixed):
+        _show(ax, (b > t).float().numpy(), f"M, fixed {t}\n{(b > t).float().mean():.1%} of pixels")
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig
+
+
+def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
+    """One training pair under ``n`` random draws of the paired augmentation (X, S, M rows)."""
+    import torch
+
+    from .augment import PairedAugment
+
+    aug = PairedAugment.from_config(cfg)
+    torch.manual_seed(seed)
+    rep = lambda t: t[index : index + 1].repeat(n, 1, 1, 1)  # noqa: E731
+    ax_, as_, am = aug(rep(data.x), rep(data.s), rep(data.m))
+    fig, axes = plt.subplots(3, n + 1, figsize=(2.6 * (n + 1), 8))
+    for r, (orig, new, name) in enumerate(((data.x, ax_, "X"), (data.s, as_, "S"), (data.m, am, "M"))):
+        _show(axes[r, 0], orig[index, 0].numpy(), f"{name} original")
+        for k in range(n):
+            _show(axes[r, k + 1], new[k, 0].numpy(), f"{name} draw {k + 1}")
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig
+
+
+def loss_curves(run_dirs: dict, path=None):
+    """Training loss and validation PSNR per epoch, one line per run ({label: run_dir})."""
+    import pandas as pd
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for label, run in run_dirs.items():
+        log = Path(run) / "log.csv"
+        if not log.exists():
+            continue
+        df = pd.read_csv(log)
+        axes[0].plot(df["epoch"], df["train_loss"], label=label)
+        if "val_psnr" in df:
+            axes[1].plot(df["epoch"], df["val_psnr"], label=label)
+    axes[0].set(xlabel="epoch", ylabel="training loss (eq. 7 terms of the variant)", yscale="log")
+    axes[1].set(xlabel="epoch", ylabel="validation PSNR (dB)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig
+
+
+def fig2(x, s, preds: dict, ids, path=None):
+    """Fig. 2: input, each variant's output, ground truth; one row per case."""
+    cols = ["Input X", *preds.keys(), "Ground truth S"]
+    fig, axes = plt.subplots(len(ids), len(cols), figsize=(2.6 * len(cols), 2.8 * len(ids)), squeeze=False)
+    for r, cid in enumerate(ids):
+        imgs = [x[r, 0], *[p[r, 0] for p in preds.values()], s[r, 0]]
+        for c, (img, name) in enumerate(zip(imgs, cols)):
+            _show(axes[r, c], img.numpy(), name if r == 0 else "")
+        axes[r, 0].text(-0.05, 0.5, cid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig
+
+
+def rib_patch(x, s, size: int):
+    """Top-left corner of the size x size window where ribs cross soft tissue most (largest sum
+    of X - S), searched inside the central part of the image."""
+    import torch.nn.functional as F
+
+    b = (x - s)[None, None].clamp(min=0)
+    energy = F.avg_pool2d(b, size, stride=max(1, size // 4))[0, 0]
+    h, w = energy.shape
+    inner = energy.clone()
+    inner[: h // 8], inner[-h // 8 :], inner[:, : w // 8], inner[:, -w // 8 :] = 0, 0, 0, 0
+    k = int(inner.argmax())
+    stride = max(1, size // 4)
+    return (k // w) * stride, (k % w) * stride
+
+
+def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None):
+    """Fig. 3: zoomed patches where ribs cross soft tissue; same columns as Fig. 2.
+
+    Each patch is shown with its own grey window (the patch's 1st-99th percentile of X and S) so
+    residual rib edges are visible."""
+    size = max(16, int(x.shape[-1] * patch_frac))
+    cols = ["Input X", *preds.keys(), "Ground truth S"]
+    fig, axes = plt.subplots(len(ids), len(cols), figsize=(2.6 * len(cols), 2.8 * len(ids)), squeeze=False)
+    for r, cid in enumerate(ids):
+        top, left = rib_patch(x[r, 0], s[r, 0], size)
+        crop = lambda t: t[r, 0, top : top + size, left : left + size].numpy()  # noqa: E731
+        import numpy as np
+
+        ref = np.concatenate([crop(x).ravel(), crop(s).ravel()])
+        lo, hi = np.percentile(ref, 1), np.percentile(ref, 99)
+        imgs = [crop(x), *[crop(p) for p in preds.values()], crop(s)]
+        for c, (img, name) in enumerate(zip(imgs, cols)):
+            _show(axes[r, c], img, name if r == 0 else "", vmin=lo, vmax=max(hi, lo + 1e-6))
+        axes[r, 0].text(-0.05, 0.5, f"{cid}\n({top},{left})", transform=axes[r, 0].transAxes, rotation=90,
+                        va="center", ha="right", fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig

@@ -21,32 +21,20 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
+from . import msssim
 from .config import MS_SSIM_BETAS
 
 
 def ms_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. (2)-(3): MS-SSIM per image, shape (N,), alpha = 1 and Wang's betas, data range 1.
 
-    torchmetrics clamps negative contrast-structure terms at 0 before the fractional powers
-    (``normalize="relu"``), so the value is never NaN; it needs images of >= 176 px.
-    Computed in float32 whatever the autocast state.
+    Computed by ``msssim.ms_ssim`` (separable window; equal to torchmetrics' MS-SSIM with these
+    settings, values and gradients, as the tests check) in float32 whatever the autocast state.
+    Negative terms are clamped at 0 before the powers, so it is never NaN; images need >= 176 px.
     """
     with torch.autocast(device_type=pred.device.type, enabled=False):
-        return multiscale_structural_similarity_index_measure(
-            pred.float(),
-            target.float(),
-            gaussian_kernel=True,
-            sigma=1.5,
-            kernel_size=11,
-            data_range=1.0,
-            k1=0.01,
-            k2=0.03,
-            betas=MS_SSIM_BETAS,
-            normalize="relu",
-            reduction="none",
-        )
+        return msssim.ms_ssim(pred.float(), target.float(), data_range=1.0, betas=MS_SSIM_BETAS)
 
 
 def msssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,135 @@
+"""The notebook pipeline: 01 -> 02 (x4 variants) -> 03 -> 04, executed headless by papermill.
+
+    python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--kernel NAME] [--out-root DIR]
+
+Executed copies go to results/executed/<data>-<profile>/ (papermill's run metadata is stripped to
+keep them small). When a cell fails, the pipeline stops with a message naming the notebook and
+the cell, and the executed copy up to the failure is kept for reading.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import VARIANTS
+from .outputs import normalise_data_dir, outputs
+from .paths import REPO_ROOT
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS = ("01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb")
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed; the message names it and the cell."""
+
+
+@dataclass
+class Step:
+    notebook: str
+    output: Path
+    parameters: dict
+
+
+def plan(profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto") -> list[Step]:
+    """The ordered papermill runs of the pipeline."""
+    data_dir = normalise_data_dir(data_dir)
+    out = outputs(profile, data_dir, out_root)
+    common = dict(profile=profile, data_dir=data_dir or "phantom", seed=seed, device=device, out_root=str(out.root))
+    steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
+    for variant in VARIANTS:
+        steps.append(Step(NOTEBOOKS[1], out.executed / f"02_training_{variant}.ipynb", {**common, "variant": variant}))
+    steps += [Step(nb, out.executed / nb, common) for nb in NOTEBOOKS[2:]]
+    return steps
+
+
+def _failed_cell(path: Path) -> str:
+    """'cell N (first line ...)' of the first cell with an error output in an executed notebook."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "an unknown cell"
+    code_index = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code" or "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        code_index += 1  # numbered as in the source notebook (papermill's injected cell not counted)
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            src = "".join(cell.get("source", "")).strip().splitlines()
+            return f"code cell {code_index} ({src[0][:60] if src else 'empty'!r})"
+    return "an unknown cell"
+
+
+def strip_metadata(path: Path) -> None:
+    """Drop papermill's per-cell timing metadata and the parameter cell's injected markers' noise."""
+    nb = json.loads(path.read_text())
+    nb.get("metadata", {}).pop("papermill", None)
+    for cell in nb.get("cells", []):
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def run(
+    profile="quick", data_dir=None, out_root=None, kernel_name=None, seed=0, device="auto", log=print,
+    notebook_dir: Path = NOTEBOOK_DIR,
+) -> list[Path]:  # fmt: skip
+    """Execute the pipeline; returns the executed notebooks. Raises PipelineError on a failure."""
+    import papermill as pm
+
+    steps = plan(profile, data_dir, out_root, seed, device)
+    done = []
+    for step in steps:
+        step.output.parent.mkdir(parents=True, exist_ok=True)
+        label = step.notebook + (f" (variant {step.parameters['variant']})" if "variant" in step.parameters else "")
+        t0 = time.time()
+        log(f"running {label} ...")
+        try:
+            pm.execute_notebook(
+                str(Path(notebook_dir) / step.notebook),
+                str(step.output),
+                parameters=step.parameters,
+                kernel_name=kernel_name,
+                cwd=str(notebook_dir),
+                progress_bar=False,
+            )
+        except pm.PapermillExecutionError as e:
+            raise PipelineError(
+                f"{label} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
+            ) from None
+        strip_metadata(step.output)
+        log(f"  done in {time.time() - t0:.0f} s -> {step.output}")
+        done.append(step.output)
+    return done
+
+
+def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
+    """Refresh the stored notebooks: outputs only in NBVAL_CHECK_OUTPUT cells, from a smoke run.
+
+    Every notebook is executed with the smoke profile on the phantom into a temporary folder; the
+    outputs of the cells that nbval checks are copied back, every other output and execution count
+    is cleared, so the stored notebooks stay small and nbval has its reference.
+    """
+    import tempfile
+
+    import papermill as pm
+
+    with tempfile.TemporaryDirectory(prefix="dae-store-") as tmp:
+        params = dict(profile="smoke", data_dir="phantom", out_root=tmp)
+        for name in NOTEBOOKS:
+            src = notebook_dir / name
+            executed = Path(tmp) / name
+            log(f"executing {name} (smoke) ...")
+            pm.execute_notebook(str(src), str(executed), parameters=params, cwd=str(notebook_dir), progress_bar=False)
+            ran = json.loads(executed.read_text())
+            stored = json.loads(src.read_text())
+            ran_cells = [c for c in ran["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+            for cell, new in zip(stored["cells"], ran_cells):
+                if cell["cell_type"] != "code":
+                    continue
+                checked = "NBVAL_CHECK_OUTPUT" in "".join(cell["source"])
+                cell["outputs"] = [o for o in new.get("outputs", []) if o.get("output_type") != "display_data"] if checked else []
+                cell["execution_count"] = new.get("execution_count") if checked else None  # nbval needs it
+                cell.get("metadata", {}).pop("execution", None)
+            src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")

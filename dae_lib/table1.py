@@ -1,0 +1,221 @@
+"""Table 1: the four variants' test metrics beside the identity baseline and the paper's values.
+
+``collect`` gathers the per-image test metrics of the runs that exist, ``summarize`` (from
+evaluate.py) turns them into mean +- std, ``write_table1`` stores one block per (data, profile)
+in results/table1.csv and results/table1.md (other blocks are kept), and ``claims`` says in words
+which of the paper's claims hold on these numbers, from paired per-image differences.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .config import VARIANT_LABELS, VARIANTS
+from .evaluate import IDENTITY, evaluate_run, summarize
+from .metrics import METRICS
+from .provenance import write_json_atomic
+
+PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
+HIGHER_IS_BETTER = {"bsr": True, "rmae": False, "psnr": True, "ssim": True}
+FORMATS = {"bsr": "{:.4f}", "rmae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}"}
+
+
+def paper_values() -> dict:
+    return yaml.safe_load(PAPER_FILE.read_text())
+
+
+def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
+    """Per-image test metrics of every finished variant under ``runs_dir`` (+ identity), and the
+    variants that are missing. A run's test_metrics.csv is reused when it is newer than its weights."""
+    runs_dir = Path(runs_dir)
+    frames, missing = [], []
+    for variant in VARIANTS:
+        run = runs_dir / variant
+        weights = run / "best.safetensors"
+        if not weights.exists():
+            missing.append(variant)
+            continue
+        cached = run / "test_metrics.csv"
+        if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime:
+            df = pd.read_csv(cached)
+        else:
+            df = evaluate_run(run, data)
+        frames.append(df if not frames else df[df["method"] != IDENTITY])
+    if not frames:
+        return pd.DataFrame(columns=["case_id", "method", *METRICS]), missing
+    return pd.concat(frames, ignore_index=True), missing
+
+
+def run_provenance(runs_dir: str | Path) -> dict:
+    """Provenance of the runs in a table: from each run's provenance.json."""
+    out = {}
+    for variant in VARIANTS:
+        p = Path(runs_dir) / variant / "provenance.json"
+        if p.exists():
+            out[variant] = json.loads(p.read_text())
+    return out
+
+
+#: Two-sided 95 % Student t quantiles by degrees of freedom (1.96 beyond the table).
+_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
+        12: 2.18, 15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}  # fmt: skip
+
+
+def t95(dof: int) -> float:
+    if dof < 1:
+        return float("inf")
+    keys = [k for k in _T95 if k <= dof]
+    return _T95[max(keys)] if dof <= 120 else 1.96
+
+
+def paired_difference(df: pd.DataFrame, a: str, b: str, metric: str) -> dict:
+    """Per-image difference a - b on the same test images, signed so that > 0 means a is better:
+    mean, 95 % confidence half-width (Student t), images where a wins, n."""
+    wide = df.pivot(index="case_id", columns="method", values=metric)
+    d = (wide[a] - wide[b]).dropna()
+    if not HIGHER_IS_BETTER[metric]:
+        d = -d
+    n = len(d)
+    half = t95(n - 1) * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
+    return {"mean": float(d.mean()), "half": half, "wins": int((d > 0).sum()), "n": n}
+
+
+def _compare(df, a, b, what) -> str:
+    parts, better, worse = [], 0, 0
+    for metric in ("psnr", "ssim"):
+        r = paired_difference(df, a, b, metric)
+        better += r["mean"] - r["half"] > 0
+        worse += r["mean"] + r["half"] < 0
+        unit = " dB" if metric == "psnr" else ""
+        parts.append(f"{metric.upper()} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} images")
+    if better == 2:
+        verdict = "holds"
+    elif worse == 2:
+        verdict = "is contradicted"
+    elif better and worse:
+        verdict = "is mixed (one metric better, one worse)"
+    else:
+        verdict = "is not shown (differences within the 95 % interval)"
+    return f"- {what}: {verdict} here ({a} vs {b}, paired, 95 % interval: {'; '.join(parts)})."
+
+
+def claims(df: pd.DataFrame) -> list[str]:
+    """The paper's claims, checked on paired per-image differences of the test cases."""
+    have = set(df["method"])
+    L = VARIANT_LABELS
+    out = []
+    pairs = [
+        (L["ae_msssim"], L["ae"], "The MS-SSIM loss improves the plain AE"),
+        (L["dae_msssim"], L["dae"], "The MS-SSIM loss improves the DAE"),
+        (L["dae"], L["ae"], "The bone-segmentation branch (disentanglement) improves the AE"),
+        (L["dae_msssim"], L["ae_msssim"], "The bone-segmentation branch improves AE + MS-SSIM"),
+    ]
+    for a, b, what in pairs:
+        if a in have and b in have:
+            out.append(_compare(df, a, b, what))
+    models = [m for m in have if m != IDENTITY]
+    if models:
+        means = df.groupby("method")["psnr"].mean()
+        best = max(models, key=lambda m: means[m])
+        verdict = "holds" if best == L["dae_msssim"] else "does not hold"
+        out.append(f"- DAE + MS-SSIM is the best variant: {verdict} here (highest mean PSNR: {best}, {means[best]:.2f} dB).")
+        beat = [m for m in models if means[m] > means[IDENTITY]]
+        out.append(
+            f"- Every variant beats doing nothing (identity, {means[IDENTITY]:.2f} dB): "
+            + ("holds" if len(beat) == len(models) else f"does not hold ({len(beat)} of {len(models)} beat it)")
+            + " here."
+        )
+    return out
+
+
+def _fmt(v, metric) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else FORMATS[metric].format(v)
+
+
+def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd.DataFrame:
+    """The CSV block of one (data, profile): metrics, the paper's values and the provenance."""
+    paper = paper_values()["values"]
+    label_to_variant = {v: k for k, v in VARIANT_LABELS.items()}
+    rows = []
+    for method, r in summary.iterrows():
+        variant = label_to_variant.get(method)
+        p = prov.get(variant) or next(iter(prov.values()), {})
+        row = {"data": data, "profile": profile, "method": method, "n_test": int(r["n"])}
+        for k in METRICS:
+            row[f"{k}_mean"] = r[f"{k}_mean"]
+            row[f"{k}_std"] = r[f"{k}_std"]
+        for k in METRICS:
+            row[f"paper_{k}"] = (paper.get(method) or {}).get(k)
+        row.update(
+            device=p.get("device"), seed=p.get("seed"), epochs=p.get("epochs_done"),
+            train_seconds=p.get("train_seconds_total") if variant else None,
+            commit=p.get("commit"), data_source=p.get("data"), utc=p.get("utc"),
+        )  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table1(summary, results_dir, data: str, profile: str, prov: dict, claim_lines=()) -> tuple[Path, Path]:
+    """Replace this (data, profile) block in results/table1.csv and re-render results/table1.md."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = results_dir / "table1.csv", results_dir / "table1.md"
+    block = table_rows(summary, data, profile, prov)
+    if csv_path.exists():
+        old = pd.read_csv(csv_path)
+        old = old[~((old["data"] == data) & (old["profile"] == profile))]
+        block = pd.concat([old, block], ignore_index=True)
+    tmp = csv_path.with_name(".table1.csv.tmp")
+    block.to_csv(tmp, index=False)
+    tmp.replace(csv_path)
+    claims_path = results_dir / "table1_claims.json"
+    all_claims = json.loads(claims_path.read_text()) if claims_path.exists() else {}
+    all_claims[f"{data}/{profile}"] = list(claim_lines)
+    write_json_atomic(claims_path, all_claims)
+    md = render_markdown(block, all_claims)
+    tmp = md_path.with_name(".table1.md.tmp")
+    tmp.write_text(md)
+    tmp.replace(md_path)
+    return csv_path, md_path
+
+
+def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
+    paper = paper_values()
+    lines = [
+        "# Table 1: bone suppression on the test cases",
+        "",
+        "Mean +- standard deviation over the test images (85/15 split by case ID). Metrics on the images as the",
+        "model sees them: clinical polarity, [0, 1], the profile's size. BSR: 1 - |S_hat - S|^2 / |X - S|^2;",
+        "RMAE: sum|S_hat - S| / sum|S|; PSNR (data range 1); SSIM (Wang 2004: Gaussian 11x11, sigma 1.5).",
+        "The identity row (S_hat = X) is the do-nothing baseline. Regenerate a block with",
+        "`make reproduce DATA=... PROFILE=...`.",
+        "",
+    ]
+    if not paper.get("transcribed"):
+        lines += ["The paper's values are not transcribed yet (see dae_lib/paper_table1.yaml): that column reads n/a.", ""]
+    for (data, profile), block in table.groupby(["data", "profile"], sort=False):
+        first = block.iloc[-1]
+        lines += [
+            f"## {data}, profile {profile}",
+            "",
+            f"Data: {first['data_source']}; {int(block['n_test'].iloc[0])} test cases; device: {first['device']}; "
+            f"seed {first['seed']}; epochs {first['epochs']}; commit {first['commit']}; {first['utc']}.",
+            "",
+            "| method | BSR | RMAE | PSNR (dB) | SSIM | paper BSR | paper RMAE | paper PSNR | paper SSIM | train s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for _, r in block.iterrows():
+            cells = [str(r["method"])]
+            cells += [f"{_fmt(r[f'{k}_mean'], k)} +- {_fmt(r[f'{k}_std'], k)}" for k in METRICS]
+            cells += [_fmt(None if pd.isna(r[f"paper_{k}"]) else float(r[f"paper_{k}"]), k) for k in METRICS]
+            cells.append("" if pd.isna(r["train_seconds"]) else f"{float(r['train_seconds']):.0f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        if all_claims.get(f"{data}/{profile}"):
+            lines += ["", "The paper's claims on these numbers (paired per-image differences):", ""]
+            lines += all_claims[f"{data}/{profile}"]
+        lines.append("")
+    return "\n".join(lines)

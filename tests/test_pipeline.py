@@ -1,0 +1,100 @@
+"""The notebook pipeline end to end (smoke profile, phantom) and nbval's ability to fail."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dae_lib import pipeline
+from dae_lib.evaluate import IDENTITY
+from dae_lib.paths import REPO_ROOT
+from dae_lib.table1 import write_table1
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    executed = pipeline.run("smoke", None, root, log=lambda *a: None)
+    return root, executed
+
+
+def test_pipeline_writes_every_output(smoke_run):
+    root, executed = smoke_run
+    assert [p.name for p in executed] == [
+        "01_data_preparation.ipynb", "02_training_ae.ipynb", "02_training_ae_msssim.ipynb",
+        "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "03_table1.ipynb", "04_figures.ipynb",
+    ]  # fmt: skip
+    for name in ("fig2.png", "fig3.png", "training_curves.png"):
+        assert (root / "figures" / name).stat().st_size > 10_000
+    table = pd.read_csv(root / "results" / "table1.csv")
+    assert list(table["method"]) == [IDENTITY, "AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM"]
+    assert set(table["profile"]) == {"smoke"} and set(table["data"]) == {"phantom"}
+    assert table["commit"].notna().all() and table["device"].notna().all()
+    md = (root / "results" / "table1.md").read_text()
+    assert "## phantom, profile smoke" in md and "Identity" in md and "claims" in md
+
+
+def test_executed_notebooks_are_small_and_without_papermill_timings(smoke_run):
+    _, executed = smoke_run
+    for path in executed:
+        nb = json.loads(path.read_text())
+        assert "papermill" not in nb["metadata"]
+        assert all("papermill" not in c.get("metadata", {}) for c in nb["cells"])
+        assert path.stat().st_size < 3_000_000
+
+
+def test_table_keeps_other_blocks(tmp_path):
+    summary = pd.DataFrame(
+        {"bsr_mean": [0.0], "rmae_mean": [0.1], "psnr_mean": [30.0], "ssim_mean": [0.9],
+         "bsr_std": [0.0], "rmae_std": [0.0], "psnr_std": [1.0], "ssim_std": [0.01], "n": [3]},
+        index=pd.Index([IDENTITY], name="method"),
+    )  # fmt: skip
+    write_table1(summary, tmp_path, "phantom", "quick", {})
+    write_table1(summary, tmp_path, "bse-jsrt-512", "quick", {})
+    write_table1(summary, tmp_path, "phantom", "quick", {})  # replaces its own block only
+    table = pd.read_csv(tmp_path / "table1.csv")
+    assert sorted(table["data"]) == ["bse-jsrt-512", "phantom"]
+
+
+def _broken_copy(tmp_path, name, source):
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir(exist_ok=True)
+    for n in pipeline.NOTEBOOKS:
+        shutil.copy(REPO_ROOT / "notebooks" / n, nb_dir / n)
+    nb = json.loads((nb_dir / name).read_text())
+    nb["cells"].insert(3, {"cell_type": "code", "id": "broken", "metadata": {}, "source": source, "outputs": [], "execution_count": None})
+    (nb_dir / name).write_text(json.dumps(nb))
+    return nb_dir
+
+
+def test_pipeline_names_the_failing_notebook_and_cell(tmp_path):
+    nb_dir = _broken_copy(tmp_path, "01_data_preparation.ipynb", 'raise RuntimeError("deliberately broken")')
+    with pytest.raises(pipeline.PipelineError, match=r"01_data_preparation.ipynb failed in code cell 3 .*deliberately broken"):
+        pipeline.run("smoke", None, tmp_path / "out", notebook_dir=nb_dir, log=lambda *a: None)
+
+
+def _nbval(path):
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"), str(path)],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+
+
+def test_nbval_fails_on_a_broken_notebook(tmp_path):
+    nb_dir = _broken_copy(tmp_path, "03_table1.ipynb", 'raise RuntimeError("deliberately broken")')
+    r = _nbval(nb_dir / "03_table1.ipynb")
+    assert r.returncode != 0 and "deliberately broken" in r.stdout
+
+
+def test_nbval_fails_when_a_checked_output_changes(tmp_path):
+    nb_dir = tmp_path / "nb"
+    nb_dir.mkdir()
+    nb = json.loads((REPO_ROOT / "notebooks" / "01_data_preparation.ipynb").read_text())
+    checked = [c for c in nb["cells"] if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
+    assert checked and all(c["outputs"] for c in checked), "stored notebooks must carry the checked outputs"
+    checked[-1]["outputs"][0]["text"] = ["{'train': 99, 'val': 0, 'test': 0}\n"]
+    (nb_dir / "01_data_preparation.ipynb").write_text(json.dumps(nb))
+    r = _nbval(nb_dir / "01_data_preparation.ipynb")
+    assert r.returncode != 0
