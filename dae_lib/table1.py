@@ -161,11 +161,13 @@ def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd
 
 def write_table1(summary, results_dir, data: str, profile: str, prov: dict, claim_lines=()) -> tuple[Path, Path]:
     """Replace this (data, profile) block in results/table1.csv and re-render results/table1.md."""
+    if len(summary) == 0:
+        raise ValueError(f"no finished runs to tabulate for {data}/{profile}: train the variants (notebook 2) first")
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = results_dir / "table1.csv", results_dir / "table1.md"
     block = table_rows(summary, data, profile, prov)
-    if csv_path.exists():
+    if csv_path.exists() and csv_path.stat().st_size > 0:
         old = pd.read_csv(csv_path)
         old = old[~((old["data"] == data) & (old["profile"] == profile))]
         block = pd.concat([old, block], ignore_index=True)

@@ -1,5 +1,6 @@
 """The notebook pipeline end to end (smoke profile, phantom) and nbval's ability to fail."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -76,9 +77,10 @@ def test_pipeline_names_the_failing_notebook_and_cell(tmp_path):
 
 
 def _nbval(path):
+    env = {**os.environ, "DAE_OUT": str(path.parent / "out")}  # never the session's output root
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"), str(path)],
-        capture_output=True, text=True, cwd=REPO_ROOT,
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env,
     )  # fmt: skip
 
 
