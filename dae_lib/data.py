@@ -17,8 +17,12 @@ logged, and can be overridden (``polarity="clinical"`` or ``"inverted"``).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,12 +247,59 @@ def load_phantom(n: int, size: int, seed: int = 0, **mask_kw) -> PairedImages:
     return PairedImages(ids, x, s, bone_mask(x, s, **mask_kw), f"phantom(seed={seed})", PolarityDecision("clinical", "phantom"))
 
 
-def load_data(cfg) -> PairedImages:
-    """The data a configuration asks for: its ``data_dir``, or the phantom when that is None."""
+def load_data(cfg, cache: bool | None = None) -> PairedImages:
+    """The data a configuration asks for: its ``data_dir``, or the phantom when that is None.
+
+    Decoded, resized tensors are cached on disk (``.cache/`` in the repository, or $DAE_CACHE)
+    once per data folder, size and settings, so the notebooks and runs of a pipeline decode the PNGs
+    (or draw the phantom) once. The key covers every file's path, size and modification time and
+    the source of the loading code, so a changed file or loader is never served stale.
+    """
     mask_kw = dict(threshold=cfg.mask_threshold, min_threshold=cfg.mask_min_threshold)
+    cache = cfg.cache_data if cache is None else cache
     if cfg.data_dir in (None, "", "phantom"):
-        return load_phantom(cfg.n_phantom, cfg.image_size, cfg.phantom_seed, **mask_kw)
-    return load_folder(cfg.data_dir, cfg.image_size, cfg.polarity, **mask_kw)
+        key = ("phantom", cfg.n_phantom, cfg.image_size, cfg.phantom_seed, mask_kw)
+        make = lambda: load_phantom(cfg.n_phantom, cfg.image_size, cfg.phantom_seed, **mask_kw)  # noqa: E731
+    else:
+        pairs = find_pairs(cfg.data_dir)  # cheap; also validates the folder before any cache look-up
+        stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for p in pairs for f in (p.x_path, p.s_path)]
+        key = ("folder", stats, cfg.image_size, cfg.polarity, mask_kw)
+        make = lambda: load_folder(cfg.data_dir, cfg.image_size, cfg.polarity, **mask_kw)  # noqa: E731
+    return _cached(key, make) if cache else make()
+
+
+def _code_version() -> str:
+    here = Path(__file__).parent
+    return hashlib.sha256(b"".join((here / n).read_bytes() for n in ("data.py", "masks.py", "phantom.py"))).hexdigest()
+
+
+def _cached(key, make) -> PairedImages:
+    from .paths import CACHE_DIR
+
+    digest = hashlib.sha256(json.dumps([key, _code_version()], default=str).encode()).hexdigest()[:24]
+    path = CACHE_DIR / f"pairs-{digest}.pt"
+    if path.exists():
+        try:
+            d = torch.load(path, weights_only=True)
+            pol = PolarityDecision(**d["polarity"]) if d["polarity"] else None
+            return PairedImages(d["ids"], d["x"], d["s"], d["m"].float(), d["source"], pol, [tuple(f) for f in d["files"]])
+        except Exception as e:  # a damaged cache file is rebuilt, never trusted
+            log.warning("ignoring unreadable cache %s (%s)", path, e)
+    data = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp-pairs-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(
+            {"ids": data.ids, "x": data.x, "s": data.s, "m": data.m.to(torch.uint8), "source": data.source,
+             "polarity": dataclasses.asdict(data.polarity) if data.polarity else None, "files": [list(f) for f in data.files]},
+            tmp,
+        )  # fmt: skip
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only checkout still works, just without the cache
+        log.warning("could not write the data cache %s (%s)", path, e)
+        Path(tmp).unlink(missing_ok=True)
+    return data
 
 
 def file_hashes(data: PairedImages) -> list[tuple[str, str]]:

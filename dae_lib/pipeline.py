@@ -133,3 +133,22 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
                 cell["execution_count"] = new.get("execution_count") if checked else None  # nbval needs it
                 cell.get("metadata", {}).pop("execution", None)
             src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
+
+
+def record_wall_time(results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto") -> Path:
+    """Append the end-to-end wall time of one pipeline run to results/wall_times.csv."""
+    import csv
+
+    from .device import describe, pick_device
+    from .provenance import record
+
+    path = Path(results_dir) / "wall_times.csv"
+    row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)))
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    return path

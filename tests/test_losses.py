@@ -43,8 +43,10 @@ def test_total_loss_terms_per_variant():
     logits = torch.zeros_like(s)
     mask = (s > 0.5).float()
     l_ae, t_ae = losses.total_loss(p, s, use_msssim=False, use_seg=False, lm=1.0)
+    t_ae = {k: float(v) for k, v in t_ae.items()}
     assert set(t_ae) == {"mse"} and l_ae.item() == pytest.approx(t_ae["mse"])
     l_all, t_all = losses.total_loss(p, s, logits, mask, use_msssim=True, use_seg=True, lm=2.0, ls=0.5)
+    t_all = {k: float(v) for k, v in t_all.items()}
     assert set(t_all) == {"mse", "msssim", "seg"}
     assert t_all["seg"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), rel=1e-5)  # BCE of logit 0
     assert l_all.item() == pytest.approx(t_all["msssim"] + 2.0 * t_all["mse"] + 0.5 * t_all["seg"], rel=1e-6)

@@ -1,0 +1,209 @@
+"""Speed benchmark: training images/s and inference ms/image, optimised path versus naive.
+
+    python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--steps 6] [--out results/benchmarks.csv]
+
+Training configurations, each the same model, loss and batch on synthetic inputs:
+
+- ``naive``: fp32, NCHW tensors, eager, MS-SSIM from torchmetrics (its 2-D 11x11 window), the
+  loss read back to the host every step: what a straightforward loop does;
+- ``+separable``: the same with this project's separable MS-SSIM (same values);
+- ``+channels_last``: and channels-last memory format;
+- ``optimized``: and bf16 autocast where the device supports it natively (the path ``fit`` takes).
+
+Inference configurations: ``naive`` (fp32, NCHW, ``torch.no_grad``) and ``optimized``
+(``DAE.suppress`` path: eval mode without the segmentation branch, ``torch.inference_mode``,
+channels-last, bf16 where supported), batch 1 and batch 8.
+
+Each configuration runs in its own subprocess, so the peak resident memory it reports (CPU) is its
+own; on CUDA the peak allocated memory is reported. Ratios are relative to ``naive`` at the same
+size. Results are appended to results/benchmarks.csv with the machine, torch version and commit.
+Benchmarks measure speed; no test asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+TRAIN_CONFIGS = ("naive", "+separable", "+channels_last", "optimized")
+INFER_CONFIGS = ("naive", "optimized")
+
+
+def _train_step_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
+
+    from . import losses
+    from .config import MS_SSIM_BETAS, VARIANTS
+    from .device import autocast, resolve_amp
+    from .model import DAE
+
+    use_msssim, use_seg = VARIANTS[variant]
+    cl = config in ("+channels_last", "optimized")
+    amp = resolve_amp("auto", device) if config == "optimized" else None
+    model = DAE(seg_branch=use_seg).to(device)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 1, size, size, generator=g).to(device)
+    s = (0.9 * x).contiguous()
+    m = (x > 0.5).float()
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def ms_ssim_naive(p, t):
+        return tm_ms_ssim(p.float(), t.float(), data_range=1.0, betas=MS_SSIM_BETAS, normalize="relu", reduction="none")
+
+    def step():
+        with autocast(device, amp):
+            s_hat, logits = model(x)
+        loss = losses.mse_loss(s_hat, s)
+        if use_msssim:
+            ms = ms_ssim_naive(s_hat, s) if config == "naive" else losses.ms_ssim(s_hat, s)
+            loss = loss + 1.0 - ms.mean()
+        if use_seg:
+            loss = loss + 0.01 * losses.seg_loss(logits, m)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if config == "naive":
+            loss.item()  # a host read every step
+        return loss
+
+    return step, amp
+
+
+def _infer_fn(size: int, batch: int, config: str, device: torch.device):
+    from .device import autocast, resolve_amp
+    from .model import DAE
+
+    model = DAE(seg_branch=True).to(device).eval()
+    x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    if config == "naive":
+        def run():
+            with torch.no_grad():
+                return model(x)[0]
+        return run, None
+    amp = resolve_amp("auto", device)
+    model = model.to(memory_format=torch.channels_last)
+    xc = x.contiguous(memory_format=torch.channels_last)
+
+    def run():
+        with torch.inference_mode(), autocast(device, amp):
+            return model(xc)[0]
+
+    return run, amp
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: str, device_name: str) -> dict:
+    """One configuration, in this process: warm-up, then timed steps."""
+    from .device import pick_device
+
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    if kind == "train":
+        fn, amp = _train_step_fn(variant, size, batch, config, device)
+    else:
+        fn, amp = _infer_fn(size, batch, config, device)
+    for _ in range(2):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    dt = (time.perf_counter() - t0) / steps
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = {
+        "kind": kind, "config": config, "size": size, "batch": batch, "variant": variant if kind == "train" else "inference",
+        "device": str(device), "autocast": str(amp), "threads": torch.get_num_threads(), "seconds_per_step": dt,
+        "images_per_s": batch / dt, "ms_per_image": 1000 * dt / batch,
+        "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
+    }  # fmt: skip
+    return row
+
+
+def _in_subprocess(**kw) -> dict:
+    r = subprocess.run(
+        [sys.executable, "-m", "dae_lib.bench", "--one", json.dumps(kw)], capture_output=True, text=True, check=False
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"benchmark {kw} failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, device="auto", log=print) -> list[dict]:
+    rows = []
+    for size in sizes:
+        for config in TRAIN_CONFIGS:
+            row = _in_subprocess(kind="train", config=config, size=size, batch=train_batch, steps=steps, variant=variant, device_name=device)
+            rows.append(row)
+            log(f"train  {size:4d} px  {config:15s} {row['images_per_s']:7.2f} img/s   peak {row['peak_mem_mib']:8.0f} MiB")
+        for batch in (1, 8):
+            for config in INFER_CONFIGS:
+                row = _in_subprocess(kind="infer", config=config, size=size, batch=batch, steps=max(steps, 5), variant=variant, device_name=device)
+                rows.append(row)
+                log(f"infer  {size:4d} px  batch {batch}  {config:9s} {row['ms_per_image']:7.1f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
+    # ratios against naive at the same (kind, size, batch)
+    base = {(r["kind"], r["size"], r["batch"]): r for r in rows if r["config"] == "naive"}
+    for r in rows:
+        b = base[(r["kind"], r["size"], r["batch"])]
+        r["speedup_vs_naive"] = r["images_per_s"] / b["images_per_s"]
+    return rows
+
+
+def write_rows(rows: list[dict], path: Path) -> Path:
+    import pandas as pd
+
+    from .provenance import record
+
+    prov = record()
+    df = pd.DataFrame([{**r, "commit": prov["commit"], "torch": prov["torch"], "machine": prov["machine"], "utc": prov["utc"]} for r in rows])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.stat().st_size > 0:
+        df = pd.concat([pd.read_csv(path), df], ignore_index=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def main(argv=None) -> int:
+    from .paths import RESULTS_DIR, resolve
+
+    p = argparse.ArgumentParser(prog="python -m dae_lib.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--variant", default="dae_msssim")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch", type=int, default=4, help="training batch size")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=str(RESULTS_DIR / "benchmarks.csv"))
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(**json.loads(args.one))))
+        return 0
+    rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device)
+    print("\nspeed-up of the optimised path over the naive fp32 eager loop:")
+    for r in rows:
+        if r["config"] == "optimized":
+            what = "train" if r["kind"] == "train" else f"infer b{r['batch']}"
+            print(f"  {what:9s} {r['size']:4d} px: x{r['speedup_vs_naive']:.2f}  ({r['images_per_s']:.2f} img/s, {r['ms_per_image']:.1f} ms/image)")
+    print("written:", write_rows(rows, resolve(args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The fast paths give the same answers as the plain ones (speed itself is measured by
+``python -m dae_lib.bench``, never asserted here)."""
+import torch
+
+from conftest import tiny_config
+from dae_lib import bench
+from dae_lib.data import load_data
+from dae_lib.model import DAE
+from dae_lib.train import predict
+
+
+def test_data_cache_returns_identical_tensors_and_notices_changed_files(tmp_path, monkeypatch, pair_folder):
+    monkeypatch.setattr("dae_lib.paths.CACHE_DIR", tmp_path / "cache")
+    root, ids = pair_folder
+    cfg = tiny_config(data_dir=str(root), image_size=48)
+    first = load_data(cfg)
+    assert len(list((tmp_path / "cache").glob("pairs-*.pt"))) == 1
+    second = load_data(cfg)
+    assert torch.equal(first.x, second.x) and torch.equal(first.m, second.m) and first.ids == second.ids
+    assert str(second.polarity) == str(first.polarity) and second.files == first.files
+    # a changed file gets a new cache entry, never the stale tensors
+    from PIL import Image
+
+    path = root / "JSRT" / f"{ids[0]}.png"
+    Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(path)
+    third = load_data(cfg)
+    assert not torch.equal(third.x[0], first.x[0])
+    assert len(list((tmp_path / "cache").glob("pairs-*.pt"))) == 2
+
+
+def test_channels_last_bf16_inference_matches_fp32_within_bf16_precision():
+    torch.manual_seed(0)
+    model = DAE().eval()
+    x = torch.rand(2, 1, 64, 64)
+    ref = predict(model, x, torch.device("cpu"), None, channels_last=False)
+    fast = predict(model, x, torch.device("cpu"), torch.bfloat16, channels_last=True)
+    assert (ref - fast).abs().max() < 0.02  # bf16 keeps 8 bits of mantissa
+    assert torch.allclose(ref, predict(model, x, torch.device("cpu"), None, channels_last=True), atol=1e-5)
+
+
+def test_benchmark_measures_each_configuration():
+    for kind, configs in (("train", bench.TRAIN_CONFIGS), ("infer", bench.INFER_CONFIGS)):
+        for config in configs:
+            row = bench.measure(kind, config, size=192, batch=2, steps=1, variant="dae_msssim", device_name="cpu")
+            assert row["images_per_s"] > 0 and row["peak_mem_mib"] > 0 and row["config"] == config
