@@ -167,6 +167,7 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
 def write_rows(rows: list[dict], path: Path) -> Path:
     import pandas as pd
 
+    from .atomic import atomic_path
     from .provenance import record
 
     prov = record()
@@ -174,9 +175,8 @@ def write_rows(rows: list[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.stat().st_size > 0:
         df = pd.concat([pd.read_csv(path), df], ignore_index=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
     return path
 
 

@@ -21,8 +21,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from .atomic import atomic_path
 from .masks import bone_mask
 from .phantom import phantom_set
 
@@ -286,19 +285,15 @@ def _cached(key, make) -> PairedImages:
         except Exception as e:  # a damaged cache file is rebuilt, never trusted
             log.warning("ignoring unreadable cache %s (%s)", path, e)
     data = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="tmp-pairs-", suffix=".pt")
-    os.close(fd)
     try:
-        torch.save(
-            {"ids": data.ids, "x": data.x, "s": data.s, "m": data.m.to(torch.uint8), "source": data.source,
-             "polarity": dataclasses.asdict(data.polarity) if data.polarity else None, "files": [list(f) for f in data.files]},
-            tmp,
-        )  # fmt: skip
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(
+                {"ids": data.ids, "x": data.x, "s": data.s, "m": data.m.to(torch.uint8), "source": data.source,
+                 "polarity": dataclasses.asdict(data.polarity) if data.polarity else None, "files": [list(f) for f in data.files]},
+                tmp,
+            )  # fmt: skip
     except OSError as e:  # a read-only checkout still works, just without the cache
         log.warning("could not write the data cache %s (%s)", path, e)
-        Path(tmp).unlink(missing_ok=True)
     return data
 
 

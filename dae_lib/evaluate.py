@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from . import metrics
+from .atomic import atomic_path
 from .config import VARIANT_LABELS
 from .data import PairedImages, load_data
 from .device import pick_device
@@ -52,9 +53,8 @@ def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: s
     device = pick_device(cfg.device)
     model = load_model(run_dir, which, device)
     df = pd.concat([identity_rows(test), model_rows(model, test, VARIANT_LABELS[cfg.variant], device)], ignore_index=True)
-    tmp = run_dir / ".test_metrics.csv.tmp"
-    df.to_csv(tmp, index=False)
-    tmp.replace(run_dir / "test_metrics.csv")
+    with atomic_path(run_dir / "test_metrics.csv") as tmp:
+        df.to_csv(tmp, index=False)
     return df
 
 

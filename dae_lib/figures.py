@@ -7,16 +7,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from .atomic import atomic_path
 from .masks import bone_mask, mask_thresholds
 from .paths import FIGURES_DIR, resolve
 from .phantom import chest_phantom
 
 
 def _save(fig, path: Path, dpi=100) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return path
 
 

@@ -6,11 +6,11 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .paths import REPO_ROOT
 
 
@@ -46,14 +46,6 @@ def record(**fields) -> dict:
 def write_json_atomic(path: str | Path, obj) -> Path:
     """Write JSON through a temporary file and a rename: readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     return path

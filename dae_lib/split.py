@@ -14,12 +14,12 @@ The result depends on the set of IDs and the seed only, never on file order or o
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_path
 
 SPLITS = ("train", "val", "test")
 
@@ -65,19 +65,12 @@ def split_indices(ids, split: dict[str, str]) -> dict[str, list[int]]:
 def write_split_csv(path: str | Path, ids, split: dict[str, str], files, hashes) -> Path:
     """Write case_id, split, x_file, x_sha256, s_file, s_sha256 (atomically: no half-written file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".split-", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["case_id", "split", "x_file", "x_sha256", "s_file", "s_sha256"])
-            for k, i in enumerate(ids):
-                xf, sf = files[k] if files else ("phantom", "phantom")
-                w.writerow([i, split[i], xf, hashes[k][0], sf, hashes[k][1]])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["case_id", "split", "x_file", "x_sha256", "s_file", "s_sha256"])
+        for k, i in enumerate(ids):
+            xf, sf = files[k] if files else ("phantom", "phantom")
+            w.writerow([i, split[i], xf, hashes[k][0], sf, hashes[k][1]])
     return path
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .atomic import atomic_path
 from .config import VARIANT_LABELS, VARIANTS
 from .evaluate import IDENTITY, evaluate_run, summarize
 from .metrics import METRICS
@@ -92,14 +93,14 @@ def _compare(df, a, b, what) -> str:
         worse += r["mean"] + r["half"] < 0
         unit = " dB" if metric == "psnr" else ""
         parts.append(f"{metric.upper()} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} images")
-    if better == 2:
-        verdict = "holds"
-    elif worse == 2:
-        verdict = "is contradicted"
-    elif better and worse:
-        verdict = "is mixed (one metric better, one worse)"
-    else:
-        verdict = "is not shown (differences within the 95 % interval)"
+    verdict = {
+        (2, 0): "holds",
+        (0, 2): "is contradicted",
+        (1, 0): "partly holds (one metric better, the other within noise)",
+        (0, 1): "is partly contradicted (one metric worse, the other within noise)",
+        (1, 1): "is mixed (one metric better, the other worse)",
+        (0, 0): "is not shown (both differences within the 95 % interval)",
+    }[(better, worse)]
     return f"- {what}: {verdict} here ({a} vs {b}, paired, 95 % interval: {'; '.join(parts)})."
 
 
@@ -171,17 +172,15 @@ def write_table1(summary, results_dir, data: str, profile: str, prov: dict, clai
         old = pd.read_csv(csv_path)
         old = old[~((old["data"] == data) & (old["profile"] == profile))]
         block = pd.concat([old, block], ignore_index=True)
-    tmp = csv_path.with_name(".table1.csv.tmp")
-    block.to_csv(tmp, index=False)
-    tmp.replace(csv_path)
+    with atomic_path(csv_path) as tmp:
+        block.to_csv(tmp, index=False)
     claims_path = results_dir / "table1_claims.json"
     all_claims = json.loads(claims_path.read_text()) if claims_path.exists() else {}
     all_claims[f"{data}/{profile}"] = list(claim_lines)
     write_json_atomic(claims_path, all_claims)
     md = render_markdown(block, all_claims)
-    tmp = md_path.with_name(".table1.md.tmp")
-    tmp.write_text(md)
-    tmp.replace(md_path)
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(md)
     return csv_path, md_path
 
 

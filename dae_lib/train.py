@@ -22,9 +22,7 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import metrics
+from .atomic import atomic_path
 from .augment import PairedAugment
 from .config import Config
 from .data import PairedImages, file_hashes, load_data
@@ -80,28 +79,11 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(model: DAE, path: Path) -> None:
     """Model weights as safetensors (float32, contiguous), written atomically."""
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp))
 
 
 def load_model(run_dir: str | Path, which: str = "best", device="cpu") -> DAE:
@@ -115,12 +97,10 @@ def load_model(run_dir: str | Path, which: str = "best", device="cpu") -> DAE:
 
 def _write_log(path: Path, history: list[dict]) -> None:
     fields = list(history[0].keys()) if history else []
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".log.", suffix=".csv")
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(history)
-    os.replace(tmp, path)
 
 
 def _check_resumable(out_dir: Path, cfg: Config) -> dict | None:
@@ -251,36 +231,37 @@ def fit(
             save_weights(model, out_dir / "best.safetensors")
         save_weights(model, out_dir / "last.safetensors")
         _write_log(out_dir / "log.csv", history)
-        _atomic_torch_save(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "epoch": epoch,
-                "best_val": best_val,
-                "best_epoch": best_epoch,
-                "history": history,
-            },
-            out_dir / "checkpoint.pt",
-        )
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "best_val": best_val,
+            "best_epoch": best_epoch,
+            "history": history,
+        }
+        with atomic_path(out_dir / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
         bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")
 
-    write_json_atomic(
-        out_dir / "provenance.json",
-        record(
-            data=data.source,
-            n_cases=len(data),
-            polarity=str(data.polarity),
-            profile=profile,
-            variant=cfg.variant,
-            device=describe(device),
-            autocast=str(amp_dtype),
-            seed=cfg.seed,
-            epochs_done=len(history),
-            best_epoch=best_epoch,
-            wall_seconds_this_call=round(time.time() - t_start, 1),
-            train_seconds_total=round(sum(r["seconds"] for r in history), 1),
-        ),
-    )
+    if len(history) > start_epoch or not (out_dir / "provenance.json").exists():  # a no-op resume keeps the record
+        write_json_atomic(
+            out_dir / "provenance.json",
+            record(
+                data=data.source,
+                n_cases=len(data),
+                polarity=str(data.polarity),
+                profile=profile,
+                variant=cfg.variant,
+                device=describe(device),
+                autocast=str(amp_dtype),
+                seed=cfg.seed,
+                epochs_done=len(history),
+                resumed_at_epoch=start_epoch,
+                best_epoch=best_epoch,
+                wall_seconds_this_call=round(time.time() - t_start, 1),
+                train_seconds_total=round(sum(r["seconds"] for r in history), 1),
+            ),
+        )
     best = out_dir / "best.safetensors"
     if best.exists():
         model.load_state_dict(load_file(str(best)))
