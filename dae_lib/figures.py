@@ -145,17 +145,19 @@ def fig2(x, s, preds: dict, ids, path=None):
 
 
 def rib_patch(x, s, size: int):
-    """Top-left corner of the size x size window where ribs cross soft tissue most (largest sum
-    of X - S), searched inside the central part of the image."""
+    """Top-left corner of the size x size window where ribs cross the lung fields most: the largest
+    sum of bone X - S over pixels darker than the median of S (aerated lung in clinical polarity,
+    which leaves out the spine and mediastinum), away from the image border."""
     import torch.nn.functional as F
 
-    b = (x - s)[None, None].clamp(min=0)
-    energy = F.avg_pool2d(b, size, stride=max(1, size // 4))[0, 0]
+    lung = (s < s.median()).to(x.dtype)
+    b = ((x - s).clamp(min=0) * lung)[None, None]
+    stride = max(1, size // 4)
+    energy = F.avg_pool2d(b, size, stride=stride)[0, 0]
     h, w = energy.shape
     inner = energy.clone()
     inner[: h // 8], inner[-h // 8 :], inner[:, : w // 8], inner[:, -w // 8 :] = 0, 0, 0, 0
     k = int(inner.argmax())
-    stride = max(1, size // 4)
     return (k // w) * stride, (k % w) * stride
 
 

@@ -14,18 +14,31 @@ from .atomic import atomic_path
 from .paths import REPO_ROOT
 
 
+#: Folders of outputs: the pipeline itself rewrites them, so their changes do not make code dirty.
+OUTPUT_DIRS = ("results/", "figures/", "runs/")
+
+
+def dirty_files() -> list[str]:
+    """Tracked files outside the output folders with uncommitted changes (what "-dirty" means)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout
+    except OSError:
+        return []
+    files = [line[3:] for line in out.splitlines() if line.strip()]
+    return [f for f in files if not f.startswith(OUTPUT_DIRS)]
+
+
 def git_commit() -> str:
     """The checked-out commit, with "-dirty" when tracked files have uncommitted changes."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return head + ("-dirty" if dirty_files() else "")
 
 
 def machine() -> str:
@@ -37,6 +50,7 @@ def record(**fields) -> dict:
     return {
         **fields,
         "commit": git_commit(),
+        "uncommitted": dirty_files(),
         "torch": torch.__version__,
         "machine": machine(),
         "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
