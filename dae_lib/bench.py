@@ -12,7 +12,7 @@ Training configurations, each the same model, loss and batch on synthetic inputs
 - ``optimized``: and bf16 autocast where the device supports it natively (the path ``fit`` takes).
 
 Inference configurations: ``naive`` (fp32, NCHW, ``torch.no_grad``) and ``optimized``
-(``DAE.suppress`` path: eval mode without the segmentation branch, ``torch.inference_mode``,
+(``DAE.suppress``: eval mode without the segmentation branch, ``torch.inference_mode``,
 channels-last, bf16 where supported), batch 1 and batch 8.
 
 Each configuration runs in its own subprocess, so the peak resident memory it reports (CPU) is its
@@ -81,7 +81,7 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
 
 def _infer_fn(size: int, batch: int, config: str, device: torch.device):
-    from .device import autocast, resolve_amp
+    from .device import resolve_amp
     from .model import DAE
 
     model = DAE(seg_branch=True).to(device).eval()
@@ -91,15 +91,10 @@ def _infer_fn(size: int, batch: int, config: str, device: torch.device):
             with torch.no_grad():
                 return model(x)[0]
         return run, None
-    amp = resolve_amp("auto", device)
-    model = model.to(memory_format=torch.channels_last)
-    xc = x.contiguous(memory_format=torch.channels_last)
+    def run():  # the library's inference path
+        return model.suppress(x)
 
-    def run():
-        with torch.inference_mode(), autocast(device, amp):
-            return model(xc)[0]
-
-    return run, amp
+    return run, resolve_amp("auto", device)
 
 
 def _sync(device):

@@ -93,12 +93,23 @@ class DAE(nn.Module):
         return s_hat, mask_logits
 
     @torch.inference_mode()
-    def suppress(self, x: torch.Tensor) -> torch.Tensor:
-        """Inference: the bone-suppressed image for radiographs (N,1,H,W) in clinical polarity."""
+    def suppress(self, x: torch.Tensor, amp: str = "auto") -> torch.Tensor:
+        """Inference: bone-suppressed images for radiographs (N,1,H,W) in clinical polarity, [0, 1].
+
+        The fast path: eval mode (no segmentation branch), ``torch.inference_mode``, channels-last
+        memory and bf16 autocast where the device supports it natively (``amp="off"`` for fp32).
+        Returns float32 on the model's device.
+        """
+        from .device import autocast, resolve_amp
+
+        device = next(self.parameters()).device
         was_training = self.training
         self.eval()
+        self.to(memory_format=torch.channels_last)
         try:
-            return self(x)[0].float()
+            xb = x.to(device).contiguous(memory_format=torch.channels_last)
+            with autocast(device, resolve_amp(amp, device)):
+                return self(xb)[0].float().clamp(0, 1)
         finally:
             self.train(was_training)
 
