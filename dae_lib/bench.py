@@ -176,7 +176,7 @@ def write_rows(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def compare_precision(variant: str = "ae_msssim", profile: str = "quick", data_dir=None, log=print) -> "pd.DataFrame":
+def compare_precision(variant: str = "ae_msssim", profile: str = "quick", data_dir=None, log=print):
     """Train ``variant`` twice with the same seed, bf16 autocast and fp32, and compare the test metrics.
 
     The bf16 run is the pipeline's own run folder when it exists (runs/<profile>/<data>/<variant>);

@@ -160,8 +160,3 @@ def _coerce(key: str, value):
     except ValueError:
         raise ValueError(f"configuration key {key}: cannot read {value!r} as {type(default).__name__}") from None
     return value
-
-
-def with_changes(cfg: Config, **changes) -> Config:
-    return dataclasses.replace(cfg, **changes)
-

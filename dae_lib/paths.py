@@ -19,7 +19,6 @@ def _find_root() -> Path:
 
 
 REPO_ROOT = _find_root()
-RUNS_DIR = REPO_ROOT / "runs"
 RESULTS_DIR = REPO_ROOT / "results"
 FIGURES_DIR = REPO_ROOT / "figures"
 CACHE_DIR = Path(os.environ.get("DAE_CACHE", REPO_ROOT / ".cache"))

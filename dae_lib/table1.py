@@ -16,7 +16,7 @@ import yaml
 
 from .atomic import atomic_path
 from .config import VARIANT_LABELS, VARIANTS
-from .evaluate import IDENTITY, evaluate_run, summarize
+from .evaluate import IDENTITY, evaluate_run
 from .metrics import METRICS
 from .provenance import write_json_atomic
 

@@ -1,6 +1,5 @@
 """The real BSE-JSRT folder (skipped where it is absent; CI has it beside the checkout)."""
 import pytest
-import torch
 
 from conftest import real_data
 from dae_lib import metrics

@@ -2,13 +2,12 @@
 import csv
 import hashlib
 
-import pytest
 import torch
 
 from conftest import tiny_config
 from dae_lib.augment import PairedAugment
 from dae_lib.data import load_folder
-from dae_lib.split import make_split, split_indices, write_split_csv
+from dae_lib.split import make_split, read_split_csv, split_indices, write_split_csv
 from dae_lib.train import fit
 
 JSRT_LIKE = [f"JPCLN{i:03d}" for i in range(1, 37)] + [f"JPCNN{i:03d}" for i in range(1, 93)]
@@ -39,6 +38,7 @@ def test_split_csv_has_sha256_of_each_file(pair_folder, tmp_path):
     from dae_lib.data import file_hashes
 
     path = write_split_csv(tmp_path / "split.csv", data.ids, split, data.files, file_hashes(data))
+    assert read_split_csv(path) == split
     rows = list(csv.DictReader(open(path)))
     assert [r["case_id"] for r in rows] == data.ids
     for r in rows:

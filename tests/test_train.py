@@ -16,7 +16,7 @@ def _weights(path):
 
 def test_run_folder_contents_and_weights_load_safely(tiny_data, tmp_path):
     out = tmp_path / "run"
-    res = fit(tiny_config(), out, data=tiny_data, progress=False)
+    fit(tiny_config(), out, data=tiny_data, progress=False)
     for name in ("config.json", "split.csv", "log.csv", "checkpoint.pt", "last.safetensors", "best.safetensors", "provenance.json"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader(open(out / "log.csv")))
