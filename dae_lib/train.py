@@ -187,6 +187,8 @@ def fit(
         opt.load_state_dict(ckpt["optimizer"])
         history = ckpt["history"]
         best_val, best_epoch, start_epoch = ckpt["best_val"], ckpt["best_epoch"], ckpt["epoch"] + 1
+        if start_epoch > cfg.epochs:  # more epochs may be added to a run, never silently dropped
+            raise RunDirError(f"{out_dir}: holds a run of {start_epoch} epochs, more than the {cfg.epochs} asked for")
         log.info("resuming %s at epoch %d", out_dir, start_epoch)
 
     augment = PairedAugment.from_config(cfg).to(device) if cfg.augment else None

@@ -39,6 +39,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_data, tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = list(csv.DictReader(open(tmp_path / "resumed" / "log.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    fit(tiny_config(epochs=4), tmp_path / "resumed", data=tiny_data, progress=False)  # more epochs: continues
+    with pytest.raises(RunDirError, match="4 epochs, more than the 2"):
+        fit(tiny_config(epochs=2), tmp_path / "resumed", data=tiny_data, progress=False)
 
 
 def test_same_seed_same_numbers_different_seed_different(tiny_data, tmp_path):
