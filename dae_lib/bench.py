@@ -1,7 +1,6 @@
 """Speed benchmark: training images/s and inference ms/image, optimised path versus naive.
 
     python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--steps 5] [--out results/benchmarks.csv]
-    python -m dae_lib.bench --precision ae_msssim     # bf16 vs fp32 training: same test metrics?
 
 Training configurations, each the same model, loss and batch on synthetic inputs:
 
@@ -176,53 +175,6 @@ def write_rows(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def compare_precision(variant: str = "ae_msssim", profile: str = "quick", data_dir=None, log=print):
-    """Train ``variant`` twice with the same seed, bf16 autocast and fp32, and compare the test metrics.
-
-    The bf16 run is the pipeline's own run folder when it exists (runs/<profile>/<data>/<variant>);
-    the fp32 twin goes to runs/<profile>/<data>-fp32/<variant>. Returns per-metric means of both
-    and the paired per-image difference with its 95 % interval; appends to results/precision.csv.
-    """
-    import pandas as pd
-
-    from .config import load_config
-    from .data import load_data
-    from .evaluate import evaluate_run
-    from .outputs import outputs
-    from .provenance import record
-    from .table1 import t95
-    from .train import fit
-
-    out = outputs(profile, data_dir)
-    runs = {"bf16": out.run(variant), "fp32": out.runs.with_name(out.data + "-fp32") / variant}
-    data = None
-    frames = {}
-    for amp, run in runs.items():
-        cfg = load_config(profile, variant=variant, data_dir=data_dir, amp="bf16" if amp == "bf16" else "off")
-        data = data if data is not None else load_data(cfg)
-        t0 = time.time()
-        fit(cfg, run, data=data, progress=False, profile=profile)
-        log(f"{amp}: trained/resumed in {time.time() - t0:.0f} s -> {run}")
-        df = evaluate_run(run, data)
-        frames[amp] = df[df["method"] != df["method"].iloc[0]].set_index("case_id")
-    rows = []
-    prov = record(profile=profile, data=out.data, variant=variant)
-    for metric in ("bsr", "rmae", "psnr", "ssim"):
-        d = (frames["bf16"][metric] - frames["fp32"][metric]).dropna()
-        half = t95(len(d) - 1) * float(d.std(ddof=1)) / len(d) ** 0.5
-        rows.append({"metric": metric, "bf16_mean": frames["bf16"][metric].mean(), "fp32_mean": frames["fp32"][metric].mean(),
-                     "paired_diff_mean": float(d.mean()), "paired_diff_95": half, "n_test": len(d), **prov})  # fmt: skip
-    table = pd.DataFrame(rows)
-    path = out.results / "precision.csv"
-    if path.exists() and path.stat().st_size > 0:
-        table = pd.concat([pd.read_csv(path), table], ignore_index=True)
-    from .atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return pd.DataFrame(rows)
-
-
 def main(argv=None) -> int:
     from .paths import RESULTS_DIR, resolve
 
@@ -233,15 +185,10 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=4, help="training batch size")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(RESULTS_DIR / "benchmarks.csv"))
-    p.add_argument("--precision", metavar="VARIANT", help="instead: compare bf16 and fp32 training of VARIANT (quick profile)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(measure(**json.loads(args.one))))
-        return 0
-    if args.precision:
-        print(compare_precision(args.precision).to_string(index=False, columns=[
-            "metric", "bf16_mean", "fp32_mean", "paired_diff_mean", "paired_diff_95", "n_test"]))
         return 0
     rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device)
     print("\nspeed-up of the optimised path over the naive fp32 eager loop:")
