@@ -22,3 +22,15 @@ def atomic_path(path: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_csv(path: str | Path, df) -> Path:
+    """Append the rows of DataFrame ``df`` to the CSV at ``path`` (columns united), atomically."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.exists() and path.stat().st_size > 0:
+        df = pd.concat([pd.read_csv(path), df], ignore_index=True)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return path

@@ -162,17 +162,11 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
 def write_rows(rows: list[dict], path: Path) -> Path:
     import pandas as pd
 
-    from .atomic import atomic_path
+    from .atomic import append_csv
     from .provenance import record
 
     prov = record()
-    df = pd.DataFrame([{**r, "commit": prov["commit"], "torch": prov["torch"], "machine": prov["machine"], "utc": prov["utc"]} for r in rows])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size > 0:
-        df = pd.concat([pd.read_csv(path), df], ignore_index=True)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
+    return append_csv(path, pd.DataFrame([{**r, "commit": prov["commit"], "torch": prov["torch"], "machine": prov["machine"], "utc": prov["utc"]} for r in rows]))
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path
+from .atomic import append_csv
 from .metrics import METRICS
 
 PRECISIONS = {"bf16": "bf16", "fp32": "off"}  # name -> Config.amp
@@ -77,15 +77,6 @@ def seed_comparison(per_run: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _append_csv(path: Path, df: pd.DataFrame) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size > 0:
-        df = pd.concat([pd.read_csv(path), df], ignore_index=True)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
-
-
 def compare_precision(
     variant: str = "dae_msssim", seeds=(0, 1, 2, 3, 4), profile: str = "quick", data_dir=None,
     out_root=None, log=print, **overrides,
@@ -117,8 +108,8 @@ def compare_precision(
     extra = record(profile=profile, data=out.data, variant=variant, device=device, wall_seconds=round(time.time() - t_all, 1))
     extra = {k: json.dumps(v) if isinstance(v, list) else v for k, v in extra.items()}
     table = seed_comparison(per_run)
-    _append_csv(out.results / "precision_runs.csv", per_run.assign(**extra))
-    _append_csv(out.results / "precision.csv", table.assign(**extra))
+    append_csv(out.results / "precision_runs.csv", per_run.assign(**extra))
+    append_csv(out.results / "precision.csv", table.assign(**extra))
     return table
 
 
