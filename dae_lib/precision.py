@@ -38,17 +38,17 @@ def run_dir(runs_root: Path, variant: str, precision: str, seed: int) -> Path:
     return runs_root / f"{variant}-{precision}-seed{seed}"
 
 
-def run_means(run: Path, data) -> dict:
-    """Mean test metrics of one trained run (model rows only) and its best validation metrics."""
+def run_means(result, data) -> dict:
+    """Mean test metrics of one trained run (a ``FitResult``; model rows only) and the validation
+    metrics of the epoch it kept."""
     from .evaluate import evaluate_run
 
-    df = evaluate_run(run, data)
+    df = evaluate_run(result.out_dir, data)
     model = df[df["method"] != df["method"].iloc[0]]
-    log = pd.read_csv(run / "log.csv")
-    best = log.loc[log["val_loss" if "val_loss" in log else "train_loss"].idxmin()]  # the epoch fit kept
+    best = result.history[result.best_epoch - 1] if result.best_epoch > 0 else {}
     out = {f"test_{m}": float(model[m].mean()) for m in METRICS}
     out.update({f"val_{m}": float(best.get(f"val_{m}", float("nan"))) for m in METRICS})
-    out.update(best_epoch=int(best["epoch"]), n_test=len(model))
+    out.update(best_epoch=result.best_epoch, n_test=len(model))
     return out
 
 
@@ -89,8 +89,8 @@ def compare_precision(
     from .provenance import record
     from .train import fit
 
-    if len(seeds) < 2:
-        raise ValueError("compare_precision: give at least two seeds (the seed is the unit of comparison)")
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+        raise ValueError(f"compare_precision: give at least two different seeds, not {list(seeds)} (the seed is the unit of comparison)")
     out = outputs(profile, data_dir, out_root)
     runs_root = out.runs.with_name(out.data + "-precision")
     data, rows, t_all = None, [], time.time()
@@ -100,8 +100,8 @@ def compare_precision(
             data = data if data is not None else load_data(cfg)
             run = run_dir(runs_root, variant, name, seed)
             t0 = time.time()
-            fit(cfg, run, data=data, progress=False, profile=profile)
-            rows.append({"precision": name, "seed": seed, **run_means(run, data), "train_seconds": round(time.time() - t0, 1)})
+            result = fit(cfg, run, data=data, progress=False, profile=profile)
+            rows.append({"precision": name, "seed": seed, **run_means(result, data), "train_seconds": round(time.time() - t0, 1)})
             log(f"{name} seed {seed}: test PSNR {rows[-1]['test_psnr']:.2f} dB ({rows[-1]['train_seconds']:.0f} s) -> {run}")
     per_run = pd.DataFrame(rows)
     device = describe(pick_device(cfg.device))

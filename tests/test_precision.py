@@ -40,8 +40,9 @@ def test_seed_comparison_pairs_by_seed_not_by_position():
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bf16")
 def test_compare_precision_trains_each_seed_in_both_precisions_and_resumes(tmp_path):
     kw = dict(image_size=64, n_phantom=12, phantom_seed=3, epochs=1, batch_size=4)
-    with pytest.raises(ValueError, match="two seeds"):
-        compare_precision("dae", seeds=(0,), profile="smoke", out_root=tmp_path, log=lambda *_: None, **kw)
+    for bad in ((0,), (1, 1)):
+        with pytest.raises(ValueError, match="two different seeds"):
+            compare_precision("dae", seeds=bad, profile="smoke", out_root=tmp_path, log=lambda *_: None, **kw)
     table = compare_precision("dae", seeds=(0, 1), profile="smoke", out_root=tmp_path, log=lambda *_: None, **kw)
     runs = tmp_path / "runs" / "smoke" / "phantom-precision"
     amps = {p.name: json.loads((p / "config.json").read_text()) for p in runs.iterdir()}
@@ -50,6 +51,10 @@ def test_compare_precision_trains_each_seed_in_both_precisions_and_resumes(tmp_p
     assert len(table) == 8 and (table["n_seeds"] == 2).all()
     per_run = pd.read_csv(tmp_path / "results" / "precision_runs.csv")
     assert len(per_run) == 4 and per_run["commit"].notna().all() and (per_run["n_test"] > 0).all()
+    # the validation metrics are those of the epoch fit kept, from its log
+    for _, r in per_run.iterrows():
+        log = pd.read_csv(runs / f"dae-{r['precision']}-seed{r['seed']}" / "log.csv").set_index("epoch")
+        assert r["val_psnr"] == pytest.approx(log.loc[r["best_epoch"], "val_psnr"])
     # the two precisions really trained differently (bf16 rounding changes the weights)
     a = per_run.set_index(["precision", "seed"])["test_psnr"]
     assert a[("bf16", 0)] != a[("fp32", 0)]
