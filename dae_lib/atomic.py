@@ -3,6 +3,7 @@ then rename it over the target (atomic on POSIX). On any error the temporary fil
 the target is left as it was."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -33,4 +34,12 @@ def append_csv(path: str | Path, df) -> Path:
         df = pd.concat([pd.read_csv(path), df], ignore_index=True)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+    return path
+
+
+def write_json_atomic(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented JSON, atomically (non-JSON values such as paths as text)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     return path

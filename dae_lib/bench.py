@@ -11,8 +11,8 @@ Training configurations, each the same model, loss and batch on synthetic inputs
 - ``optimized``: and bf16 autocast where the device supports it natively (the path ``fit`` takes).
 
 Inference configurations: ``naive`` (fp32, NCHW, ``torch.no_grad``) and ``optimized``
-(``DAE.suppress``: eval mode without the segmentation branch, ``torch.inference_mode``,
-channels-last, bf16 where supported), batch 1 and batch 8.
+(``inference.predict``: eval mode without the segmentation branch, ``torch.inference_mode``,
+channels-last weights and inputs, bf16 where supported), batch 1 and batch 8.
 
 Each configuration runs in its own subprocess, so the peak resident memory it reports (CPU) is its
 own; on CUDA the peak allocated memory is reported. Ratios are relative to ``naive`` at the same
@@ -39,14 +39,16 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
 
     from . import losses
-    from .config import MS_SSIM_BETAS, VARIANTS
+    from .config import Config
     from .device import autocast, resolve_amp
-    from .model import DAE
+    from .families import build_model
+    from .msssim import BETAS, ms_ssim
 
-    use_msssim, use_seg = VARIANTS[variant]
+    cfg = Config(variant=variant, image_size=size)
+    use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
     cl = config in ("+channels_last", "optimized")
     amp = resolve_amp("auto", device) if config == "optimized" else None
-    model = DAE(seg_branch=use_seg).to(device)
+    model = build_model(cfg).to(device)
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -58,14 +60,14 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
         x = x.contiguous(memory_format=torch.channels_last)
 
     def ms_ssim_naive(p, t):
-        return tm_ms_ssim(p.float(), t.float(), data_range=1.0, betas=MS_SSIM_BETAS, normalize="relu", reduction="none")
+        return tm_ms_ssim(p.float(), t.float(), data_range=1.0, betas=BETAS, normalize="relu", reduction="none")
 
     def step():
         with autocast(device, amp):
             s_hat, logits = model(x)
         loss = losses.mse_loss(s_hat, s)
         if use_msssim:
-            ms = ms_ssim_naive(s_hat, s) if config == "naive" else losses.ms_ssim(s_hat, s)
+            ms = ms_ssim_naive(s_hat, s) if config == "naive" else ms_ssim(s_hat, s)
             loss = loss + 1.0 - ms.mean()
         if use_seg:
             loss = loss + 0.01 * losses.seg_loss(logits, m)
@@ -79,19 +81,22 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     return step, amp
 
 
-def _infer_fn(size: int, batch: int, config: str, device: torch.device):
+def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
+    from .config import Config
     from .device import resolve_amp
-    from .model import DAE
+    from .families import build_model
+    from .inference import predict
 
-    model = DAE(seg_branch=True).to(device).eval()
+    model = build_model(Config(variant=variant, image_size=size)).to(device).eval()
     x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     if config == "naive":
         def run():
             with torch.no_grad():
                 return model(x)[0]
         return run, None
-    def run():  # the library's inference path
-        return model.suppress(x)
+    model = model.to(memory_format=torch.channels_last)
+    def run():  # the library's inference path (inference.predict), channels-last weights
+        return predict(model, x, amp="auto", batch_size=batch)
 
     return run, resolve_amp("auto", device)
 
@@ -111,7 +116,7 @@ def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: 
     if kind == "train":
         fn, amp = _train_step_fn(variant, size, batch, config, device)
     else:
-        fn, amp = _infer_fn(size, batch, config, device)
+        fn, amp = _infer_fn(variant, size, batch, config, device)
     for _ in range(2):
         fn()
     _sync(device)
@@ -122,7 +127,7 @@ def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: 
     dt = (time.perf_counter() - t0) / steps
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {
-        "kind": kind, "config": config, "size": size, "batch": batch, "variant": variant if kind == "train" else "inference",
+        "kind": kind, "config": config, "size": size, "batch": batch, "variant": variant,
         "device": str(device), "autocast": str(amp), "threads": torch.get_num_threads(), "seconds_per_step": dt,
         "images_per_s": batch / dt, "ms_per_image": 1000 * dt / batch,
         "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",

@@ -6,7 +6,8 @@
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
 
 Without --data (or with --data phantom) everything runs on the synthetic chest phantom. Errors in
-the input data end the program with a one-line message naming the file and exit status 2.
+the input (data, settings, run folders, weights: errors.InputError) end the program with a one-line
+message naming the file or setting, and exit status 2; any other error is a bug and shows its traceback.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, VARIANTS, load_config
-from .data import DataError
+from .config import PROFILES, is_phantom, load_config
+from .errors import ConfigError, InputError
+from .families import variants
 from .outputs import outputs
-from .train import RunDirError
 
 
 def _data_arg(value: str | None) -> str | None:
-    if value in (None, "", "phantom"):
+    if is_phantom(value):
         return None
     return str(Path(value).expanduser().resolve())  # relative to where the user typed it
 
@@ -52,7 +53,7 @@ def _parse_sets(items) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
 
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dae_lib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train one variant")
-    p.add_argument("--variant", choices=list(VARIANTS), required=True)
+    p.add_argument("--variant", choices=list(variants()), required=True)
     p.add_argument("--out", default=None, help="run folder (default: runs/<profile>/<data>/<variant>)")
     p.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs in this call (resumable)")
     _common(p)
@@ -157,9 +158,6 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return args.func(args)
-    except (DataError, RunDirError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:  # configuration errors
+    except InputError as e:  # the user's input, named in the message; anything else is a bug: traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

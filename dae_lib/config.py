@@ -4,6 +4,9 @@
 ``paper``) is a small YAML file of overrides in ``dae_lib/profiles/``; ``load_config`` applies a
 profile and then any explicit overrides.
 
+The variants (model family x the paper's four-way ablation) are the table in ``families.py``;
+``variant`` names one of them.
+
 Choices the paper leaves open, decided here (and only here):
 
 - Encoder channels (16, 32, 64, 64): four 3x3 conv layers, channels doubling at each layer but the
@@ -24,31 +27,29 @@ Choices the paper leaves open, decided here (and only here):
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError
+from .families import get_variant
+
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILES = ("smoke", "quick", "paper")
 
-#: The four reproduced variants: name -> (uses the MS-SSIM loss, uses the segmentation branch).
-VARIANTS = {
-    "ae": (False, False),
-    "ae_msssim": (True, False),
-    "dae": (False, True),
-    "dae_msssim": (True, True),
-}
-VARIANT_LABELS = {
-    "ae": "AE",
-    "ae_msssim": "AE + MS-SSIM",
-    "dae": "DAE",
-    "dae_msssim": "DAE + MS-SSIM",
-}
+#: Fields that may differ when a run is resumed: they change how fast it runs or how long, never
+#: what it learns from. Every other field must match the run's config.json (see ``resume_conflicts``).
+MAY_CHANGE_ON_RESUME = ("epochs", "device", "amp", "channels_last", "eval_batch_size", "cache_data")
 
-#: MS-SSIM exponents (Wang, Simoncelli & Bovik 2003). The DAE paper prints 0.0048 for the first
-#: one, a typo for 0.0448.
-MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: What ``data_dir`` says for "no folder: the synthetic chest phantom".
+PHANTOM = "phantom"
+
+
+def is_phantom(data_dir) -> bool:
+    """Whether a data setting means the synthetic phantom (None, "" or "phantom")."""
+    return data_dir in (None, "", PHANTOM)
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Config:
     zoom: tuple[float, float] = (0.9, 1.1)
     hflip_p: float = 0.5
     # --- model ----------------------------------------------------------------------------
-    variant: str = "dae_msssim"
+    variant: str = "dae_msssim"  # a name from families.variants(): family and ablation
     channels: tuple[int, int, int, int] = (16, 32, 64, 64)
     kernel_size: int = 3
     # --- loss (eq. 7): L = L_MS-SSIM + lm * L_MSE + ls * L_seg ---------------------------
@@ -93,27 +94,31 @@ class Config:
     def __post_init__(self):
         self.zoom = tuple(self.zoom)
         self.channels = tuple(self.channels)
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; choose one of {sorted(VARIANTS)}")
+        get_variant(self.variant)  # a ConfigError naming the known variants
         if self.polarity not in ("auto", "clinical", "inverted"):
-            raise ValueError(f"polarity must be auto, clinical or inverted, not {self.polarity!r}")
+            raise ConfigError(f"polarity must be auto, clinical or inverted, not {self.polarity!r}")
         if self.image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 (two 2x poolings), got {self.image_size}")
+            raise ConfigError(f"image_size must be a multiple of 4 (two 2x poolings), got {self.image_size}")
         if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
-            raise ValueError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
-        if self.use_msssim and self.image_size < MS_SSIM_MIN_SIZE:
-            raise ValueError(
-                f"variant {self.variant} uses MS-SSIM, which needs images of at least "
-                f"{MS_SSIM_MIN_SIZE} px (5 scales, 11 px window); image_size is {self.image_size}"
-            )
+            raise ConfigError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
+        if self.use_msssim:
+            from .msssim import MIN_SIZE
+
+            if self.image_size < MIN_SIZE:
+                raise ConfigError(
+                    f"variant {self.variant} uses MS-SSIM, which needs images of at least "
+                    f"{MIN_SIZE} px (5 scales, 11 px window); image_size is {self.image_size}"
+                )
 
     @property
     def use_msssim(self) -> bool:
-        return VARIANTS[self.variant][0]
+        """Whether the loss has the L_MS-SSIM term (see families.ABLATION)."""
+        return get_variant(self.variant).msssim
 
     @property
     def use_seg(self) -> bool:
-        return VARIANTS[self.variant][1]
+        """Whether the model has the segmentation head and the loss its L_seg term."""
+        return get_variant(self.variant).seg_head
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -121,9 +126,6 @@ class Config:
         d["channels"] = list(self.channels)
         return d
 
-
-#: torchmetrics needs (kernel_size - 1) * 16 < size for 5 scales with an 11-px window.
-MS_SSIM_MIN_SIZE = 176
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
@@ -133,7 +135,7 @@ def profile_overrides(profile: str) -> dict:
     """The overrides a profile makes to the paper-protocol defaults."""
     path = PROFILE_DIR / f"{profile}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     return yaml.safe_load(path.read_text()) or {}
 
 
@@ -143,7 +145,7 @@ def load_config(profile: str = "paper", **overrides) -> Config:
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
-        raise ValueError(f"unknown configuration keys: {unknown}")
+        raise ConfigError(f"unknown configuration keys: {unknown}")
     return Config(**{k: _coerce(k, v) for k, v in values.items()})
 
 
@@ -158,5 +160,24 @@ def _coerce(key: str, value):
         if isinstance(default, int) and isinstance(value, str):
             return int(value)
     except ValueError:
-        raise ValueError(f"configuration key {key}: cannot read {value!r} as {type(default).__name__}") from None
+        raise ConfigError(f"configuration key {key}: cannot read {value!r} as {type(default).__name__}") from None
     return value
+
+
+def resume_conflicts(old: dict, new: Config) -> list[str]:
+    """The fields of a run's recorded configuration ``old`` that ``new`` may not change on resume
+    (all but MAY_CHANGE_ON_RESUME; a field the old record lacks counts with its default)."""
+    now = new.to_dict()
+    return [
+        k for k in now
+        if k not in MAY_CHANGE_ON_RESUME and json.dumps(old.get(k, _plain(_DEFAULTS[k]))) != json.dumps(now[k])
+    ]  # fmt: skip
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def config_from_dict(d: dict) -> Config:
+    """A Config from a recorded dict (a run's config.json); fields it lacks take their defaults."""
+    return Config(**{k: v for k, v in d.items() if k in _FIELDS})

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from .atomic import atomic_path
+from .config import is_phantom
+from .errors import ConfigError, DataError
 from .masks import bone_mask
 from .phantom import phantom_set
 
@@ -40,10 +42,6 @@ LAYOUTS = {
     "flat": ("JSRT", "BSE_JSRT"),
     "kaggle": ("JSRT/JSRT", "BSE_JSRT/BSE_JSRT"),
 }
-
-
-class DataError(ValueError):
-    """A problem with the input data; the message names the file and the problem."""
 
 
 @dataclass
@@ -88,6 +86,10 @@ class PairedImages:
     @property
     def size(self) -> int:
         return self.x.shape[-1]
+
+    def to(self, device) -> "PairedImages":
+        """The same cases with X, S and M on ``device``."""
+        return dataclasses.replace(self, x=self.x.to(device), s=self.s.to(device), m=self.m.to(device))
 
     def subset(self, indices) -> "PairedImages":
         idx = list(indices)
@@ -225,7 +227,7 @@ def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mas
     elif polarity in ("clinical", "inverted"):
         decision = PolarityDecision(polarity, "override")
     else:
-        raise ValueError(f"polarity must be auto, clinical or inverted, not {polarity!r}")
+        raise ConfigError(f"polarity must be auto, clinical or inverted, not {polarity!r}")
     if decision.stored == "inverted":
         x, s = 1.0 - x, 1.0 - s
     log.info("%s: %d pairs, %s", root, len(pairs), decision)
@@ -256,7 +258,7 @@ def load_data(cfg, cache: bool | None = None) -> PairedImages:
     """
     mask_kw = dict(threshold=cfg.mask_threshold, min_threshold=cfg.mask_min_threshold)
     cache = cfg.cache_data if cache is None else cache
-    if cfg.data_dir in (None, "", "phantom"):
+    if is_phantom(cfg.data_dir):
         key = ("phantom", cfg.n_phantom, cfg.image_size, cfg.phantom_seed, mask_kw)
         make = lambda: load_phantom(cfg.n_phantom, cfg.image_size, cfg.phantom_seed, **mask_kw)  # noqa: E731
     else:

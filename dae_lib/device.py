@@ -7,6 +7,8 @@ import platform
 
 import torch
 
+from .errors import ConfigError, DeviceError
+
 log = logging.getLogger(__name__)
 
 
@@ -14,9 +16,12 @@ def pick_device(name: str = "auto") -> torch.device:
     """"auto": the first CUDA device if there is one, else the CPU; otherwise the named device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"device {name!r}: {e}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but torch sees no CUDA device")
+        raise DeviceError(f"device {name!r} requested but torch sees no CUDA device")
     return dev
 
 
@@ -42,9 +47,9 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
         return None
     ok = bf16_supported(device)
     if amp == "bf16" and not ok:
-        raise RuntimeError(f"bf16 autocast requested but {device} does not support it natively")
+        raise DeviceError(f"bf16 autocast requested but {device} does not support it natively")
     if amp not in ("auto", "bf16"):
-        raise ValueError(f"amp must be auto, bf16 or off, not {amp!r}")
+        raise ConfigError(f"amp must be auto, bf16 or off, not {amp!r}")
     return torch.bfloat16 if ok else None
 
 

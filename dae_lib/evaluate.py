@@ -1,12 +1,14 @@
 """Evaluation on the held-out test cases: per-image Table 1 metrics, with the identity baseline.
 
 The identity baseline (S_hat = X: suppress nothing) is evaluated on the same cases with the same
-metrics and always reported beside the models: on BSE-JSRT it already scores ~37.8 dB PSNR, so a
-model is only useful where it beats it. Metrics are computed on the images as the model sees them
-(clinical polarity, [0, 1], the configured size), in float32 (no autocast).
+metrics and always reported beside the models: on BSE-JSRT it already scores about 37 dB PSNR
+(results/table1.md), so a model is only useful where it beats it. Metrics are computed on the images
+as the model sees them (clinical polarity, [0, 1], the configured size), with the model in float32
+(no autocast). The test cases are those of the run's own split.csv, written when it started.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +16,12 @@ import torch
 
 from . import metrics
 from .atomic import atomic_path
-from .config import VARIANT_LABELS
 from .data import PairedImages, load_data
 from .device import pick_device
-from .split import make_split, split_indices
-from .train import config_from_run, load_model, predict
+from .errors import DataError, RunDirError
+from .families import get_variant, label_of, variants
+from .inference import config_from_run, load_model, predict
+from .split import read_split_csv
 
 IDENTITY = "Identity (S_hat = X)"
 
@@ -33,15 +36,21 @@ def identity_rows(data: PairedImages) -> pd.DataFrame:
     return metric_rows(IDENTITY, data, data.x)
 
 
-def model_rows(model, data: PairedImages, method: str, device=None, batch_size: int = 8) -> pd.DataFrame:
-    device = device or next(model.parameters()).device
-    pred = predict(model, data.x, device, None, batch_size)
-    return metric_rows(method, data, pred)
+def model_rows(model, data: PairedImages, method: str, batch_size: int = 8) -> pd.DataFrame:
+    return metric_rows(method, data, predict(model, data.x, "off", batch_size))
 
 
-def test_part(data: PairedImages, cfg) -> PairedImages:
-    split = make_split(data.ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
-    return data.subset(split_indices(data.ids, split)["test"])
+def run_part(data: PairedImages, run_dir: str | Path, part: str = "test") -> PairedImages:
+    """The cases of ``part`` ("train", "val", "test") in the run's split.csv, taken from ``data``
+    (in data order). Cases the split lists but the data lack are an error naming them."""
+    path = Path(run_dir) / "split.csv"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: no split.csv (not a finished run folder)")
+    split = read_split_csv(path)
+    absent = sorted(set(c for c, p in split.items() if p == part) - set(data.ids))
+    if absent:
+        raise DataError(f"{path}: {len(absent)} {part} case(s) not in the data {data.source}: {', '.join(absent[:5])}")
+    return data.subset([k for k, cid in enumerate(data.ids) if split.get(cid) == part])
 
 
 def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: str = "best") -> pd.DataFrame:
@@ -49,10 +58,9 @@ def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: s
     run_dir = Path(run_dir)
     cfg = config_from_run(run_dir)
     data = data if data is not None else load_data(cfg)
-    test = test_part(data, cfg)
-    device = pick_device(cfg.device)
-    model = load_model(run_dir, which, device)
-    df = pd.concat([identity_rows(test), model_rows(model, test, VARIANT_LABELS[cfg.variant], device)], ignore_index=True)
+    test = run_part(data, run_dir)
+    model = load_model(run_dir, which, pick_device(cfg.device))
+    df = pd.concat([identity_rows(test), model_rows(model, test, label_of(cfg.variant))], ignore_index=True)
     with atomic_path(run_dir / "test_metrics.csv") as tmp:
         df.to_csv(tmp, index=False)
     return df
@@ -68,28 +76,52 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def format_table(summary: pd.DataFrame) -> str:
     """A plain-text table: mean +- std per metric."""
+    heads = {"bsr": "BSR", "rmae": "RMAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
     rows = []
     for method, r in summary.iterrows():
         cells = [f"{method:<24}"]
-        for k, fmt in (("bsr", "{:.4f}"), ("rmae", "{:.4f}"), ("psnr", "{:.2f}"), ("ssim", "{:.4f}")):
+        for k in metrics.METRICS:
+            fmt = metrics.FORMATS[k]
             cells.append(f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}".rjust(20))
         rows.append("".join(cells))
-    head = f"{'method':<24}" + "".join(h.rjust(20) for h in ("BSR", "RMAE", "PSNR (dB)", "SSIM"))
+    head = f"{'method':<24}" + "".join(heads[k].rjust(20) for k in metrics.METRICS)
     return "\n".join([head, *rows])
 
 
-def test_predictions(runs_dir: str | Path, data: PairedImages) -> tuple[PairedImages, dict]:
-    """The test cases and each finished variant's estimates for them ({label: (N,1,H,W)})."""
-    from .config import VARIANTS
-
+def find_runs(runs_dir: str | Path) -> dict[str, Path]:
+    """The run folders directly under ``runs_dir`` (those with a config.json), by variant, in the
+    order of the variants table (families.variants)."""
     runs_dir = Path(runs_dir)
+    found: dict[str, Path] = {}
+    for d in sorted(p for p in runs_dir.iterdir() if (p / "config.json").is_file()) if runs_dir.is_dir() else []:
+        variant = json.loads((d / "config.json").read_text()).get("variant")
+        if variant in found:
+            raise RunDirError(f"{d} and {found[variant]}: two runs of variant {variant} in one table; move one away")
+        found[variant] = d
+    order = list(variants())
+    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+
+
+def finished_runs(runs_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
+    """({variant: run folder} of the runs with best weights, the variants still missing): missing
+    are the four-way ablation members of each family present (the paper's when none is) that have
+    no weights yet."""
+    runs = find_runs(runs_dir)
+    done = {v: d for v, d in runs.items() if (d / "best.safetensors").is_file()}
+    families = dict.fromkeys(get_variant(v).family for v in runs) or {"paper": None}
+    missing = [v for f in families for v in variants(f) if v not in done]
+    return done, missing
+
+
+def predict_test_cases(runs_dir: str | Path, data: PairedImages) -> tuple[PairedImages | None, dict]:
+    """The test cases and each finished run's estimates for them ({label: (N,1,H,W)})."""
     test, preds = None, {}
-    for variant in VARIANTS:
-        run = runs_dir / variant
-        if not (run / "best.safetensors").exists():
-            continue
+    for variant, run in finished_runs(runs_dir)[0].items():
         cfg = config_from_run(run)
-        test = test if test is not None else test_part(data, cfg)
+        part = run_part(data, run)
+        if test is not None and part.ids != test.ids:
+            raise RunDirError(f"{run}: its test cases differ from those of the other runs in {runs_dir}")
+        test = part
         model = load_model(run, "best", pick_device(cfg.device))
-        preds[VARIANT_LABELS[variant]] = predict(model, test.x, next(model.parameters()).device, None, cfg.eval_batch_size)
+        preds[label_of(variant)] = predict(model, test.x, "off", cfg.eval_batch_size)
     return test, preds

@@ -22,23 +22,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import msssim
-from .config import MS_SSIM_BETAS
-
-
-def ms_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. (2)-(3): MS-SSIM per image, shape (N,), alpha = 1 and Wang's betas, data range 1.
-
-    Computed by ``msssim.ms_ssim`` (separable window; equal to torchmetrics' MS-SSIM with these
-    settings, values and gradients, as the tests check) in float32 whatever the autocast state.
-    Negative terms are clamped at 0 before the powers, so it is never NaN; images need >= 176 px.
-    """
-    with torch.autocast(device_type=pred.device.type, enabled=False):
-        return msssim.ms_ssim(pred.float(), target.float(), data_range=1.0, betas=MS_SSIM_BETAS)
+from .msssim import ms_ssim
 
 
 def msssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. (4): L_MS-SSIM = 1 - MS-SSIM(S_hat, S), averaged over the batch."""
+    """Eq. (4): L_MS-SSIM = 1 - MS-SSIM(S_hat, S), averaged over the batch.
+
+    MS-SSIM, eq. (2)-(3), is ``msssim.ms_ssim``: per image, alpha = 1 and Wang's betas, data range 1,
+    in float32 whatever the autocast state; negative terms are clamped at 0 before the powers, so
+    it is never NaN. It equals torchmetrics' MS-SSIM (values and gradients, as the tests check).
+    """
     return 1.0 - ms_ssim(pred, target).mean()
 
 

@@ -71,6 +71,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16) -> torch.Ten
 
 
 METRICS = ("bsr", "rmae", "psnr", "ssim")
+#: Which direction is better, and how each metric is printed, in every table.
+HIGHER_IS_BETTER = {"bsr": True, "rmae": False, "psnr": True, "ssim": True}
+FORMATS = {"bsr": "{:.4f}", "rmae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}"}
 
 
 def all_metrics(pred, target, radiograph) -> dict[str, torch.Tensor]:

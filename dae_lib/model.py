@@ -13,6 +13,10 @@
   costs the same as the plain AE.
 - AE: the same network without the branch (``seg_branch=False``).
 
+This is the ``paper`` family of ``families.FAMILIES``: everything builds it through
+``families.build_model(cfg)``, which calls ``build`` below. Inference goes through
+``inference.predict``.
+
 Every choice the paper leaves open (kernel size, BatchNorm + ReLU, sigmoid output) comes from
 ``config.Config``; its docstring gives the reasons.
 """
@@ -82,36 +86,17 @@ class DAE(nn.Module):
         self.soft_tissue = Decoder(channels, kernel_size)
         self.bone_seg = Decoder(channels, kernel_size) if seg_branch else None
 
-    @classmethod
-    def from_config(cls, cfg) -> "DAE":
-        return cls(cfg.channels, cfg.kernel_size, seg_branch=cfg.use_seg)
-
     def forward(self, x):
         f = self.encoder(x)
         s_hat = torch.sigmoid(self.soft_tissue(f))
         mask_logits = self.bone_seg(f) if (self.bone_seg is not None and self.training) else None
         return s_hat, mask_logits
 
-    @torch.inference_mode()
-    def suppress(self, x: torch.Tensor, amp: str = "auto") -> torch.Tensor:
-        """Inference: bone-suppressed images for radiographs (N,1,H,W) in clinical polarity, [0, 1].
 
-        The fast path: eval mode (no segmentation branch), ``torch.inference_mode``, channels-last
-        memory and bf16 autocast where the device supports it natively (``amp="off"`` for fp32).
-        Returns float32 on the model's device.
-        """
-        from .device import autocast, resolve_amp
-
-        device = next(self.parameters()).device
-        was_training = self.training
-        self.eval()
-        self.to(memory_format=torch.channels_last)
-        try:
-            xb = x.to(device).contiguous(memory_format=torch.channels_last)
-            with autocast(device, resolve_amp(amp, device)):
-                return self(xb)[0].float().clamp(0, 1)
-        finally:
-            self.train(was_training)
+def build(cfg, seg_head: bool) -> DAE:
+    """The family's builder (see families.py): the paper's network at ``cfg.channels`` and
+    ``cfg.kernel_size``, with the bone-segmentation branch when ``seg_head``."""
+    return DAE(cfg.channels, cfg.kernel_size, seg_branch=seg_head)
 
 
 def n_parameters(model: nn.Module) -> int:

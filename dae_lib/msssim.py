@@ -25,8 +25,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+#: MS-SSIM exponents (Wang, Simoncelli & Bovik 2003). The DAE paper prints 0.0048 for the first
+#: one, a typo for 0.0448.
 BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 WINDOW, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03
+#: The smallest image side for five scales: the coarsest scale (1/16 of the side, floored) must be
+#: at least one window wide. torchmetrics checks the same (side // 16 > 10), so 176 px.
+MIN_SIZE = WINDOW * 2 ** (len(BETAS) - 1)
 
 
 def gaussian_window(size: int = WINDOW, sigma: float = SIGMA, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -60,16 +65,22 @@ def ssim_and_cs(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0):
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, betas=BETAS) -> torch.Tensor:
-    """MS-SSIM per image for (N, 1, H, W) tensors; H, W >= 176 for five scales."""
-    need = (WINDOW - 1) * 2 ** (len(betas) - 1)
-    if min(x.shape[-2:]) <= need:
-        raise ValueError(f"MS-SSIM with {len(betas)} scales and an {WINDOW} px window needs images larger than {need} px, got {tuple(x.shape[-2:])}")
-    terms = []
-    for j in range(len(betas)):
-        sim, cs = ssim_and_cs(x, y, data_range)
-        terms.append(cs if j < len(betas) - 1 else sim)
-        if j < len(betas) - 1:
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    stack = torch.stack(terms).relu()
-    b = torch.tensor(betas, dtype=stack.dtype, device=stack.device).unsqueeze(1)
-    return torch.prod(stack**b, dim=0)
+    """MS-SSIM per image, shape (N,), for (N, 1, H, W) tensors with sides >= MIN_SIZE (176 px).
+
+    Computed in float32 whatever the autocast state (bf16 variances of near-equal images are
+    noise), so it is the same number in a bf16 training step and in an fp32 evaluation.
+    """
+    need = WINDOW * 2 ** (len(betas) - 1)
+    if min(x.shape[-2:]) < need:
+        raise ValueError(f"MS-SSIM with {len(betas)} scales and an {WINDOW} px window needs images of at least {need} px, got {tuple(x.shape[-2:])}")
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = x.float(), y.float()
+        terms = []
+        for j in range(len(betas)):
+            sim, cs = ssim_and_cs(x, y, data_range)
+            terms.append(cs if j < len(betas) - 1 else sim)
+            if j < len(betas) - 1:
+                x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        stack = torch.stack(terms).relu()
+        b = torch.tensor(betas, dtype=stack.dtype, device=stack.device).unsqueeze(1)
+        return torch.prod(stack**b, dim=0)

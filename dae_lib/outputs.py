@@ -15,16 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import PHANTOM, is_phantom
 from .paths import REPO_ROOT, resolve
 
 
 def data_tag(data_dir) -> str:
-    return "phantom" if data_dir in (None, "", "phantom") else Path(data_dir).name
+    return PHANTOM if is_phantom(data_dir) else Path(data_dir).name
 
 
 def normalise_data_dir(data_dir) -> str | None:
     """None for the phantom, else an absolute path (relative paths from the repository root)."""
-    if data_dir in (None, "", "phantom"):
+    if is_phantom(data_dir):
         return None
     return str(resolve(data_dir))
 
@@ -53,7 +54,7 @@ class Outputs:
     @property
     def figures(self) -> Path:
         base = self.root / "figures"
-        return base if self.data == "phantom" else base / self.data
+        return base if self.data == PHANTOM else base / self.data
 
 
 def outputs(profile: str, data_dir=None, out_root=None) -> Outputs:

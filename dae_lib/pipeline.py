@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import VARIANTS
+from .families import variants
 from .outputs import normalise_data_dir, outputs
 from .paths import REPO_ROOT
 
@@ -32,13 +32,13 @@ class Step:
     parameters: dict
 
 
-def plan(profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto") -> list[Step]:
-    """The ordered papermill runs of the pipeline."""
+def plan(profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=("paper",)) -> list[Step]:
+    """The ordered papermill runs of the pipeline: notebook 02 once per variant of ``families``."""
     data_dir = normalise_data_dir(data_dir)
     out = outputs(profile, data_dir, out_root)
     common = dict(profile=profile, data_dir=data_dir or "phantom", seed=seed, device=device, out_root=str(out.root))
     steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
-    for variant in VARIANTS:
+    for variant in (v for f in families for v in variants(f)):
         steps.append(Step(NOTEBOOKS[1], out.executed / f"02_training_{variant}.ipynb", {**common, "variant": variant}))
     steps += [Step(nb, out.executed / nb, common) for nb in NOTEBOOKS[2:]]
     return steps
@@ -137,18 +137,11 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
 
 def record_wall_time(results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto") -> Path:
     """Append the end-to-end wall time of one pipeline run to results/wall_times.csv."""
-    import csv
+    import pandas as pd
 
+    from .atomic import append_csv
     from .device import describe, pick_device
     from .provenance import record
 
-    path = Path(results_dir) / "wall_times.csv"
     row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)))
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
-    return path
+    return append_csv(Path(results_dir) / "wall_times.csv", pd.DataFrame([row]))

@@ -57,7 +57,7 @@ def seed_comparison(per_run: pd.DataFrame) -> pd.DataFrame:
 
     ``per_run`` has one row per (precision, seed) with columns ``test_<metric>`` / ``val_<metric>``.
     """
-    from .table1 import t95
+    from .stats import mean_interval
 
     wide = per_run.pivot(index="seed", columns="precision")
     rows = []
@@ -65,14 +65,12 @@ def seed_comparison(per_run: pd.DataFrame) -> pd.DataFrame:
         for m in METRICS:
             col = f"{part}_{m}"
             b, f = wide[(col, "bf16")].dropna(), wide[(col, "fp32")].dropna()
-            d = (b - f).dropna()
-            n = len(d)
-            half = t95(n - 1) * float(d.std(ddof=1)) / n**0.5 if n > 1 else float("inf")
+            diff, half, n = mean_interval(b - f)
             rows.append({
                 "part": part, "metric": m, "n_seeds": n,
                 "bf16_mean": float(b.mean()), "bf16_seed_sd": float(b.std(ddof=1)) if len(b) > 1 else float("nan"),
                 "fp32_mean": float(f.mean()), "fp32_seed_sd": float(f.std(ddof=1)) if len(f) > 1 else float("nan"),
-                "diff_mean": float(d.mean()), "diff_95": half,
+                "diff_mean": diff, "diff_95": half,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -84,13 +82,14 @@ def compare_precision(
     """Train ``variant`` once per seed and precision, score each run, write and return the comparison."""
     from .config import load_config
     from .data import load_data
+    from .errors import ConfigError
     from .device import describe, pick_device
     from .outputs import outputs
     from .provenance import record
     from .train import fit
 
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
-        raise ValueError(f"compare_precision: give at least two different seeds, not {list(seeds)} (the seed is the unit of comparison)")
+        raise ConfigError(f"compare_precision: give at least two different seeds, not {list(seeds)} (the seed is the unit of comparison)")
     out = outputs(profile, data_dir, out_root)
     runs_root = out.runs.with_name(out.data + "-precision")
     data, rows, t_all = None, [], time.time()
@@ -121,7 +120,13 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--out-root", default=None, help="root for runs/ and results/ (default: the repository)")
     args = p.parse_args(argv)
-    table = compare_precision(args.variant, tuple(args.seeds), args.profile, args.data, args.out_root)
+    from .errors import InputError
+
+    try:
+        table = compare_precision(args.variant, tuple(args.seeds), args.profile, args.data, args.out_root)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
         print(table.to_string(index=False))
     return 0

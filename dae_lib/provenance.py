@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import subprocess
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
 from .paths import REPO_ROOT
 
 
@@ -56,10 +54,3 @@ def record(**fields) -> dict:
         "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
-
-def write_json_atomic(path: str | Path, obj) -> Path:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    return path

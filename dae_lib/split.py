@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -32,7 +33,7 @@ def make_split(ids, test_fraction: float = 0.15, val_fraction: float = 0.10, see
     """Map each case ID to "train", "val" or "test" (see the module docstring for the rule)."""
     ids = sorted(set(ids))
     if len(ids) < 3:
-        raise ValueError(f"need at least 3 cases to split, got {len(ids)}")
+        raise DataError(f"need at least 3 cases to split, got {len(ids)}")
     rng = np.random.default_rng(seed)
     groups: dict[str, list[str]] = {}
     for i in ids:

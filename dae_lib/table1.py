@@ -14,15 +14,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .atomic import atomic_path
-from .config import VARIANT_LABELS, VARIANTS
-from .evaluate import IDENTITY, evaluate_run
-from .metrics import METRICS
-from .provenance import write_json_atomic
+from .atomic import atomic_path, write_json_atomic
+from .errors import RunDirError
+from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs
+from .families import label_of, variants
+from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS
+from .stats import mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
-HIGHER_IS_BETTER = {"bsr": True, "rmae": False, "psnr": True, "ssim": True}
-FORMATS = {"bsr": "{:.4f}", "rmae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}"}
 
 
 def paper_values() -> dict:
@@ -30,17 +29,12 @@ def paper_values() -> dict:
 
 
 def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
-    """Per-image test metrics of every finished variant under ``runs_dir`` (+ identity), and the
+    """Per-image test metrics of every finished run under ``runs_dir`` (+ identity), and the
     variants that are missing. A run's test_metrics.csv is reused when it is newer than its weights."""
-    runs_dir = Path(runs_dir)
-    frames, missing = [], []
-    for variant in VARIANTS:
-        run = runs_dir / variant
-        weights = run / "best.safetensors"
-        if not weights.exists():
-            missing.append(variant)
-            continue
-        cached = run / "test_metrics.csv"
+    frames = []
+    done, missing = finished_runs(runs_dir)
+    for run in done.values():
+        weights, cached = run / "best.safetensors", run / "test_metrics.csv"
         if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime:
             df = pd.read_csv(cached)
         else:
@@ -52,37 +46,24 @@ def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
 
 
 def run_provenance(runs_dir: str | Path) -> dict:
-    """Provenance of the runs in a table: from each run's provenance.json."""
+    """Provenance of the runs in a table, by variant: from each run's provenance.json."""
     out = {}
-    for variant in VARIANTS:
-        p = Path(runs_dir) / variant / "provenance.json"
+    for variant, run in find_runs(runs_dir).items():
+        p = run / "provenance.json"
         if p.exists():
             out[variant] = json.loads(p.read_text())
     return out
 
 
-#: Two-sided 95 % Student t quantiles by degrees of freedom (1.96 beyond the table).
-_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
-        12: 2.18, 15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}  # fmt: skip
-
-
-def t95(dof: int) -> float:
-    if dof < 1:
-        return float("inf")
-    keys = [k for k in _T95 if k <= dof]
-    return _T95[max(keys)] if dof <= 120 else 1.96
-
-
 def paired_difference(df: pd.DataFrame, a: str, b: str, metric: str) -> dict:
     """Per-image difference a - b on the same test images, signed so that > 0 means a is better:
-    mean, 95 % confidence half-width (Student t), images where a wins, n."""
+    mean, 95 % confidence half-width (Student t, stats.mean_interval), images where a wins, n."""
     wide = df.pivot(index="case_id", columns="method", values=metric)
     d = (wide[a] - wide[b]).dropna()
     if not HIGHER_IS_BETTER[metric]:
         d = -d
-    n = len(d)
-    half = t95(n - 1) * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
-    return {"mean": float(d.mean()), "half": half, "wins": int((d > 0).sum()), "n": n}
+    mean, half, n = mean_interval(d)
+    return {"mean": mean, "half": half, "wins": int((d > 0).sum()), "n": n}
 
 
 def _compare(df, a, b, what) -> str:
@@ -107,7 +88,7 @@ def _compare(df, a, b, what) -> str:
 def claims(df: pd.DataFrame) -> list[str]:
     """The paper's claims, checked on paired per-image differences of the test cases."""
     have = set(df["method"])
-    L = VARIANT_LABELS
+    L = {v: label_of(v) for v in variants("paper")}
     out = []
     pairs = [
         (L["ae_msssim"], L["ae"], "The MS-SSIM loss improves the plain AE"),
@@ -140,7 +121,7 @@ def _fmt(v, metric) -> str:
 def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd.DataFrame:
     """The CSV block of one (data, profile): metrics, the paper's values and the provenance."""
     paper = paper_values()["values"]
-    label_to_variant = {v: k for k, v in VARIANT_LABELS.items()}
+    label_to_variant = {v.label: name for name, v in variants().items()}
     rows = []
     for method, r in summary.iterrows():
         variant = label_to_variant.get(method)
@@ -163,7 +144,7 @@ def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd
 def write_table1(summary, results_dir, data: str, profile: str, prov: dict, claim_lines=()) -> tuple[Path, Path]:
     """Replace this (data, profile) block in results/table1.csv and re-render results/table1.md."""
     if len(summary) == 0:
-        raise ValueError(f"no finished runs to tabulate for {data}/{profile}: train the variants (notebook 2) first")
+        raise RunDirError(f"no finished runs to tabulate for {data}/{profile}: train the variants (notebook 2) first")
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = results_dir / "table1.csv", results_dir / "table1.md"

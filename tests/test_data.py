@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_pair_folder
-from dae_lib.data import DataError, detect_polarity, find_pairs, load_folder, read_image
+from dae_lib.data import detect_polarity, find_pairs, load_folder, read_image
+from dae_lib.errors import DataError
 from dae_lib.phantom import chest_phantom
+from helpers import write_pair_folder
 
 
 @pytest.mark.parametrize("layout", ["flat", "kaggle"])

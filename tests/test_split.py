@@ -4,7 +4,7 @@ import hashlib
 
 import torch
 
-from conftest import tiny_config
+from helpers import tiny_config
 from dae_lib.augment import PairedAugment
 from dae_lib.data import load_folder
 from dae_lib.split import make_split, read_split_csv, split_indices, write_split_csv

@@ -5,9 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import tiny_config
+from helpers import tiny_config
 from dae_lib.evaluate import IDENTITY, evaluate_run
-from dae_lib.train import RunDirError, fit, load_model
+from dae_lib.errors import RunDirError
+from dae_lib.inference import load_model
+from dae_lib.train import fit
 
 
 def _weights(path):

@@ -1,0 +1,103 @@
+"""Model families and the paper's four-way ablation: which networks exist, how each is trained.
+
+A **family** is an architecture, written as one module that exposes
+
+    build(cfg, seg_head: bool) -> nn.Module
+
+whose model maps radiographs (N, 1, H, W) in [0, 1] (clinical polarity) to ``(s_hat, mask_logits)``:
+``s_hat`` the soft-tissue estimate in [0, 1], ``mask_logits`` the bone-segmentation head's output in
+training mode, and None in eval mode or without the head (the head never runs at inference).
+
+Every family is trained in the paper's four ways (``ABLATION``): with or without the
+bone-segmentation head on the shared encoder (architecture), with or without the MS-SSIM term of
+the loss. A **variant** is one family in one of those four ways; its name and label carry the
+family's prefix, so the family shows at a glance in every table, figure and folder name.
+
+Adding a family: write its module, add one entry to ``FAMILIES``. Everything else (configuration,
+training, evaluation, Table 1, figures, the benchmark) reaches models through ``build_model``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Family:
+    module: str  # importable module with build(cfg, seg_head)
+    prefix: str  # of its variant names ("" for the paper's, e.g. "r_" for a residual family)
+    label_prefix: str  # of its labels ("" for the paper's, e.g. "R-")
+    description: str
+
+
+#: The model families. The paper's network is the reproduced one and stays exactly the paper's.
+FAMILIES: dict[str, Family] = {
+    "paper": Family("dae_lib.model", "", "", "the paper's DAE: plain conv encoder, deconvolution decoders, sigmoid output"),
+}
+
+
+@dataclass(frozen=True)
+class Ablation:
+    label: str
+    seg_head: bool  # architecture: the bone-segmentation head on the shared encoder (training only)
+    msssim: bool  # loss: the L_MS-SSIM term of eq. (7)
+
+
+#: The paper's four-way ablation (suffix of the variant name -> what it keeps). L_MSE is always in
+#: the loss, and L_seg exactly when there is a segmentation head.
+ABLATION: dict[str, Ablation] = {
+    "ae": Ablation("AE", seg_head=False, msssim=False),
+    "ae_msssim": Ablation("AE + MS-SSIM", seg_head=False, msssim=True),
+    "dae": Ablation("DAE", seg_head=True, msssim=False),
+    "dae_msssim": Ablation("DAE + MS-SSIM", seg_head=True, msssim=True),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # e.g. "dae_msssim": config files, run folders, the command line
+    label: str  # e.g. "DAE + MS-SSIM": tables and figures
+    family: str  # key of FAMILIES: the architecture
+    ablation: str  # key of ABLATION
+    seg_head: bool
+    msssim: bool
+
+    @property
+    def seg(self) -> bool:
+        """Whether the loss has the L_seg term (exactly when the model has the head)."""
+        return self.seg_head
+
+
+def variants(family: str | None = None) -> dict[str, Variant]:
+    """Every variant (of one family, or of all), by name, in table order: family, then ablation."""
+    out = {}
+    for fname, fam in FAMILIES.items():
+        if family not in (None, fname):
+            continue
+        for key, abl in ABLATION.items():
+            name = fam.prefix + key
+            out[name] = Variant(name, fam.label_prefix + abl.label, fname, key, abl.seg_head, abl.msssim)
+    if family is not None and family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; choose one of {sorted(FAMILIES)}")
+    return out
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; a ConfigError listing the known ones otherwise."""
+    table = variants()
+    if name not in table:
+        raise ConfigError(f"unknown variant {name!r}; choose one of {sorted(table)}")
+    return table[name]
+
+
+def label_of(name: str) -> str:
+    return get_variant(name).label
+
+
+def build_model(cfg):
+    """The untrained network of ``cfg.variant``: its family's ``build(cfg, seg_head)``."""
+    v = get_variant(cfg.variant)
+    module = importlib.import_module(FAMILIES[v.family].module)
+    return module.build(cfg, seg_head=v.seg_head)

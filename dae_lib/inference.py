@@ -1,0 +1,121 @@
+"""Inference: trained models out of run folders, and soft-tissue estimates for radiographs.
+
+The one path for everything that uses a trained model: evaluation and Table 1, the figures, the
+benchmark and the command for users' own radiographs. It does not import the training code.
+
+    model = load_model(run_dir)            # the run's architecture and weights, eval mode
+    s_hat = predict(model, x)              # x: (N, 1, H, W) in clinical polarity, [0, 1]
+
+A run folder holds what inference needs, in files code reads:
+
+- ``config.json``: the run's ``Config`` (variant, so family and architecture, image size, ...);
+- ``data.json``: the data the run learnt from, as inference must prepare new images: the image
+  size and how the training files were stored (polarity, and whether that was detected or set);
+- ``best.safetensors`` / ``last.safetensors``: float32 weights (no pickle, so no code in them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from .config import Config, config_from_dict
+from .device import autocast, resolve_amp
+from .errors import RunDirError, WeightsError
+from .families import build_model
+
+RUN_DATA_FILE = "data.json"
+
+
+def config_from_run(run_dir: str | Path) -> Config:
+    """The configuration a run was trained with (its config.json)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: not a run folder (no config.json)")
+    return config_from_dict(json.loads(path.read_text()))
+
+
+def run_data_record(data) -> dict:
+    """What ``data.json`` holds for the training data ``data`` (a ``PairedImages``)."""
+    pol = data.polarity
+    return {
+        "image_size": int(data.size),
+        "stored_polarity": pol.stored if pol else "clinical",
+        "polarity": dataclasses.asdict(pol) if pol else None,
+        "source": data.source,
+        "n_cases": len(data),
+    }
+
+
+def run_data(run_dir: str | Path) -> dict:
+    """A run's ``data.json``: image_size, stored_polarity ("clinical" | "inverted"), polarity (how it
+    was decided), source, n_cases."""
+    path = Path(run_dir) / RUN_DATA_FILE
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: no {RUN_DATA_FILE} (a run from before it was recorded: see its provenance.json)")
+    return json.loads(path.read_text())
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, what: str = "") -> torch.nn.Module:
+    """Load safetensors weights into ``model``; a WeightsError, not a traceback, when the file is
+    missing or damaged or holds weights of another architecture."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot read weights ({e})") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    resized = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or resized:
+        detail = "; ".join(
+            f"{name} {keys[:3]}{' ...' if len(keys) > 3 else ''}"
+            for name, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes", resized))
+            if keys
+        )
+        raise WeightsError(f"{path}: these weights do not fit {what or type(model).__name__} ({detail}); trained for another architecture or variant?")
+    model.load_state_dict(state)
+    return model
+
+
+def load_model(run_dir: str | Path, which: str = "best", device="cpu") -> torch.nn.Module:
+    """The trained model of a run folder, in eval mode on ``device`` (``which``: best or last)."""
+    run_dir = Path(run_dir)
+    cfg = config_from_run(run_dir)
+    model = build_model(cfg)
+    load_weights(model, run_dir / f"{which}.safetensors", what=f"variant {cfg.variant}")
+    return model.to(device).eval()
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_size: int = 8, channels_last: bool = True) -> torch.Tensor:
+    """Soft-tissue estimates for radiographs ``x`` (N, 1, H, W) in clinical polarity, [0, 1].
+
+    Runs the model in eval mode (so no segmentation branch) on its own device, ``batch_size``
+    images at a time, with channels-last inputs and, for ``amp`` "auto" or "bf16", bf16 autocast
+    where the device supports it natively ("off": float32, what evaluation uses). Returns float32
+    on the CPU, clamped to [0, 1]. The model's mode is restored and its memory format left as it is.
+    """
+    device = next(model.parameters()).device
+    amp_dtype = resolve_amp(amp, device)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size].to(device, non_blocking=True)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp_dtype):
+                out.append(model(xb)[0].float().clamp(0, 1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty_like(x)

@@ -1,0 +1,39 @@
+"""Helpers the tests share (imported as ``from helpers import ...``; fixtures live in conftest.py)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from dae_lib.config import load_config
+from dae_lib.paths import SHARED_DATA
+from dae_lib.phantom import chest_phantom
+
+
+def tiny_config(**kw):
+    """The smoke profile at 64 px on 12 phantom cases, 2 epochs of DAE in fp32 (``kw`` overrides)."""
+    base = dict(image_size=64, n_phantom=12, phantom_seed=3, epochs=2, batch_size=4, variant="dae", amp="off")
+    base.update(kw)
+    return load_config("smoke", **base)
+
+
+def write_pair_folder(root, n=5, size=96, layout="flat", inverted=True, bits=8, seed=0):
+    """Write n phantom pairs as PNG files in the flat or Kaggle layout; returns (root, ids)."""
+    sub = {"flat": ("JSRT", "BSE_JSRT"), "kaggle": ("JSRT/JSRT", "BSE_JSRT/BSE_JSRT")}[layout]
+    xd, sd = root / sub[0], root / sub[1]
+    xd.mkdir(parents=True, exist_ok=True)
+    sd.mkdir(parents=True, exist_ok=True)
+    ids = []
+    for i in range(n):
+        x, s, _ = chest_phantom(size, seed=seed + i)
+        if inverted:
+            x, s = 1 - x, 1 - s
+        cid = f"JPC{'LN' if i % 3 == 0 else 'NN'}{i + 1:03d}"
+        ids.append(cid)
+        for img, d in ((x, xd), (s, sd)):
+            if bits == 8:
+                Image.fromarray(np.round(img.numpy() * 255).astype(np.uint8)).save(d / f"{cid}.png")
+            else:
+                Image.fromarray(np.round(img.numpy() * 65535).astype(np.uint16)).save(d / f"{cid}.png")
+    return root, ids
+
+
+real_data = pytest.mark.skipif(not (SHARED_DATA / "JSRT").is_dir(), reason=f"real BSE-JSRT folder not found at {SHARED_DATA}")
