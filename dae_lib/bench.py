@@ -39,12 +39,12 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
 
     from . import losses
-    from .config import Config
+    from .config import load_config
     from .device import autocast, resolve_amp
     from .families import build_model
     from .msssim import BETAS, ms_ssim
 
-    cfg = Config(variant=variant, image_size=size)
+    cfg = load_config("paper", variant=variant, image_size=size)
     use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
     cl = config in ("+channels_last", "optimized")
     amp = resolve_amp("auto", device) if config == "optimized" else None
@@ -82,12 +82,12 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
 
 def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
-    from .config import Config
+    from .config import load_config
     from .device import resolve_amp
     from .families import build_model
     from .inference import predict
 
-    model = build_model(Config(variant=variant, image_size=size)).to(device).eval()
+    model = build_model(load_config("paper", variant=variant, image_size=size)).to(device).eval()
     x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     if config == "naive":
         def run():

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .families import get_variant
+from .families import FAMILIES, get_variant
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILES = ("smoke", "quick", "paper")
@@ -75,15 +75,20 @@ class Config:
     hflip_p: float = 0.5
     # --- model ----------------------------------------------------------------------------
     variant: str = "dae_msssim"  # a name from families.variants(): family and ablation
-    channels: tuple[int, int, int, int] = (16, 32, 64, 64)
+    channels: tuple[int, int, int, int] = (16, 32, 64, 64)  # the paper family (model.py)
     kernel_size: int = 3
+    unet_width: int = 32  # the residual family (residual.py): channels of the first level
+    unet_depth: int = 4  # its 2x poolings
+    init_from: str | None = None  # start from these weights (a .safetensors file or a run folder's best)
     # --- loss (eq. 7): L = L_MS-SSIM + lm * L_MSE + ls * L_seg ---------------------------
     lm: float = 1.0
     ls: float = 0.01
     # --- optimisation ---------------------------------------------------------------------
     epochs: int = 100
     batch_size: int = 8
+    optimizer: str = "adam"  # "adam" | "adamw"
     lr: float = 1e-3
+    schedule: str = "constant"  # "constant" | "cosine" (warm-up, then half a cosine: train.learning_rate)
     weight_decay: float = 0.0
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
@@ -99,6 +104,10 @@ class Config:
             raise ConfigError(f"polarity must be auto, clinical or inverted, not {self.polarity!r}")
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4 (two 2x poolings), got {self.image_size}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"optimizer must be adam or adamw, not {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"schedule must be constant or cosine, not {self.schedule!r}")
         if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
         if self.use_msssim:
@@ -140,9 +149,16 @@ def profile_overrides(profile: str) -> dict:
 
 
 def load_config(profile: str = "paper", **overrides) -> Config:
-    """Defaults, then the profile's YAML, then ``overrides`` (keys equal to None are ignored)."""
-    values = profile_overrides(profile)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    """Defaults, then the variant's family defaults (families.FAMILIES), then the profile's YAML
+    (its common keys, then its section named after the family), then ``overrides`` (keys equal to
+    None are ignored)."""
+    prof = profile_overrides(profile)
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    family = get_variant(explicit.get("variant", prof.get("variant", _DEFAULTS["variant"]))).family
+    values = dict(FAMILIES[family].defaults)
+    values.update({k: v for k, v in prof.items() if k not in FAMILIES})
+    values.update(prof.get(family) or {})
+    values.update(explicit)
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise ConfigError(f"unknown configuration keys: {unknown}")

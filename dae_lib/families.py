@@ -19,7 +19,7 @@ training, evaluation, Table 1, figures, the benchmark) reaches models through ``
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ConfigError
 
@@ -30,11 +30,19 @@ class Family:
     prefix: str  # of its variant names ("" for the paper's, e.g. "r_" for a residual family)
     label_prefix: str  # of its labels ("" for the paper's, e.g. "R-")
     description: str
+    #: Config values of this family that differ from the paper-protocol defaults (config.Config);
+    #: a profile's section named after the family, and explicit settings, still override them.
+    defaults: dict = field(default_factory=dict)
 
 
-#: The model families. The paper's network is the reproduced one and stays exactly the paper's.
+#: The model families. The paper's network is the reproduced one and stays exactly the paper's;
+#: the residual family's settings were chosen on the validation part (evidence: config.py).
 FAMILIES: dict[str, Family] = {
     "paper": Family("dae_lib.model", "", "", "the paper's DAE: plain conv encoder, deconvolution decoders, sigmoid output"),
+    "residual": Family(
+        "dae_lib.residual", "r_", "R-", "improved: residual U-Net, S_hat = X - B_hat, skip connections",
+        defaults=dict(optimizer="adamw", schedule="cosine", lr=2e-3, weight_decay=1e-4, ls=1e-3, lm=1.0),
+    ),
 }
 
 

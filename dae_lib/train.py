@@ -22,8 +22,10 @@ last.safetensors, best.safetensors, provenance.json (what inference reads: see i
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -70,6 +72,43 @@ def seed_everything(seed: int) -> None:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """Adam (the paper's) or AdamW (decoupled weight decay), at ``cfg.lr``."""
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer]
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+#: The "cosine" schedule: a linear warm-up over this share of all steps from START * lr to lr,
+#: then half a cosine down to END * lr (the shape of torch's OneCycleLR with cosine annealing).
+WARMUP_SHARE, START, END = 0.05, 0.04, 1e-3
+
+
+def learning_rate(cfg: Config, step: int, total_steps: int) -> float:
+    """The learning rate of optimisation step ``step`` (0-based) of ``total_steps``. A pure function
+    of the step, so a resumed run follows the same schedule without saving a scheduler."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warm = max(1, round(WARMUP_SHARE * total_steps))
+    if step < warm:
+        return cfg.lr * (START + (1 - START) * step / warm)
+    t = min(1.0, (step - warm) / max(1, total_steps - warm))
+    return cfg.lr * (END + (1 - END) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return -(-n_train // batch_size)
+
+
+def initial_weights_file(cfg: Config) -> Path | None:
+    """The weights ``cfg.init_from`` names: a .safetensors file, or a run folder's best.safetensors."""
+    if not cfg.init_from:
+        return None
+    from .paths import resolve
+
+    p = resolve(cfg.init_from)
+    return p / "best.safetensors" if p.is_dir() else p
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -128,7 +167,11 @@ def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augmen
     order = torch.randperm(len(train)).to(device)
     sums: dict[str, torch.Tensor] = {}  # on the device: no host round trip per step
     n_seen = 0
-    for i in range(0, len(order), cfg.batch_size):
+    per_epoch = steps_per_epoch(len(train), cfg.batch_size)
+    for k, i in enumerate(range(0, len(order), cfg.batch_size)):
+        if cfg.schedule != "constant":
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, epoch * per_epoch + k, cfg.epochs * per_epoch)
         idx = order[i : i + cfg.batch_size]
         xb, sb, mb = train.x[idx], train.s[idx], train.m[idx]
         if augment is not None:
@@ -177,6 +220,20 @@ def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, 
         torch.save(state, tmp)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _relative(path: Path) -> str:
+    """A path relative to the repository when it lies inside it (no machine paths in results)."""
+    from .paths import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def fit(
     cfg: Config,
     out_dir: str | Path,
@@ -205,8 +262,11 @@ def fit(
     model = build_model(cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     history, best_val, best_epoch = [], float("inf"), -1
+    init = initial_weights_file(cfg)
+    if init is not None and ckpt is None:
+        load_weights(model, init, what=f"variant {cfg.variant} (init_from)")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -246,6 +306,7 @@ def fit(
                 seed=cfg.seed,
                 epochs_done=len(history),
                 resumed_at_epoch=start_epoch,
+                init_from=None if init is None else {"file": _relative(init), "sha256": _sha256(init)},
                 best_epoch=best_epoch,
                 wall_seconds_this_call=round(time.time() - t_start, 1),
                 train_seconds_total=round(sum(r["seconds"] for r in history), 1),
