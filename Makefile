@@ -1,6 +1,6 @@
 # Two commands for a new user:  make reproduce   and   make test
 # Each creates the project's virtual environment (.venv) first if it is missing.
-#   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper
+#   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper FAMILY=residual   (FAMILY: all | paper | residual)
 #   make setup TORCH_REQ=my-cuda-torch.txt        (a CUDA build of torch; see requirements-torch.txt)
 
 PYTHON    ?= python3
@@ -9,6 +9,7 @@ PY        := $(VENV)/bin/python
 TORCH_REQ ?= requirements-torch.txt
 PROFILE   ?= quick
 DATA      ?= phantom
+FAMILY    ?= all
 
 .PHONY: setup reproduce test lab phantom-figure clean-runs
 
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) $(if $(KERNEL),--kernel $(KERNEL))
+	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) --family $(FAMILY) $(if $(KERNEL),--kernel $(KERNEL))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

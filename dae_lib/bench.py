@@ -1,6 +1,6 @@
 """Speed benchmark: training images/s and inference ms/image, optimised path versus naive.
 
-    python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--steps 5] [--out results/benchmarks.csv]
+    python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--kinds train infer] [--steps 5] [--out results/benchmarks.csv]
 
 Training configurations, each the same model, loss and batch on synthetic inputs:
 
@@ -144,14 +144,14 @@ def _in_subprocess(**kw) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, device="auto", log=print) -> list[dict]:
+def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, device="auto", log=print, kinds=("train", "infer")) -> list[dict]:
     rows = []
     for size in sizes:
-        for config in TRAIN_CONFIGS:
+        for config in TRAIN_CONFIGS if "train" in kinds else ():
             row = _in_subprocess(kind="train", config=config, size=size, batch=train_batch, steps=steps, variant=variant, device_name=device)
             rows.append(row)
             log(f"train  {size:4d} px  {config:15s} {row['images_per_s']:7.2f} img/s   peak {row['peak_mem_mib']:8.0f} MiB")
-        for batch in (1, 8):
+        for batch in (1, 8) if "infer" in kinds else ():
             for config in INFER_CONFIGS:
                 row = _in_subprocess(kind="infer", config=config, size=size, batch=batch, steps=max(steps, 5), variant=variant, device_name=device)
                 rows.append(row)
@@ -183,13 +183,14 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--batch", type=int, default=4, help="training batch size")
     p.add_argument("--device", default="auto")
+    p.add_argument("--kinds", nargs="+", choices=("train", "infer"), default=["train", "infer"])
     p.add_argument("--out", default=str(RESULTS_DIR / "benchmarks.csv"))
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
         print(json.dumps(measure(**json.loads(args.one))))
         return 0
-    rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device)
+    rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device, kinds=tuple(args.kinds))
     print("\nspeed-up of the optimised path over the naive fp32 eager loop:")
     for r in rows:
         if r["config"] == "optimized":

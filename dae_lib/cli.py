@@ -2,7 +2,7 @@
 
     python -m dae_lib train --variant dae_msssim [--profile quick] [--data DIR] [--out DIR]
     python -m dae_lib evaluate RUN_DIR
-    python -m dae_lib reproduce [--profile quick] [--data DIR] [--kernel NAME]   # notebooks 01-04
+    python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--kernel NAME]   # notebooks 01-04
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
 
 Without --data (or with --data phantom) everything runs on the synthetic chest phantom. Errors in
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import PROFILES, is_phantom, load_config
 from .errors import ConfigError, InputError
-from .families import variants
+from .families import FAMILIES, variants
 from .outputs import outputs
 
 
@@ -103,7 +103,8 @@ def cmd_reproduce(args) -> int:
     t0 = time.time()
     data_dir = normalise_data_dir(_data_arg(args.data))
     try:
-        run(args.profile, data_dir, args.out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto")
+        families = tuple(FAMILIES) if args.family == "all" else (args.family,)
+        run(args.profile, data_dir, args.out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto", families=families)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -139,9 +140,10 @@ def main(argv=None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("reproduce", help="run the notebooks 01-04 with papermill: data, 4 trainings, Table 1, figures")
+    p = sub.add_parser("reproduce", help="run the notebooks 01-04 with papermill: data, 4 trainings per family, Table 1, figures")
     p.add_argument("--profile", choices=PROFILES, default="quick")
     p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")
+    p.add_argument("--family", choices=("all", *FAMILIES), default="all", help="model families to train (default: all)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name for papermill (default: the notebooks' python3)")
     p.add_argument("--out-root", default=None, help="write runs/, results/, figures/ here instead of the repository")
     p.add_argument("--seed", type=int, default=None)

@@ -113,14 +113,37 @@ def finished_runs(runs_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
     return done, missing
 
 
-def predict_test_cases(runs_dir: str | Path, data: PairedImages) -> tuple[PairedImages | None, dict]:
-    """The test cases and each finished run's estimates for them ({label: (N,1,H,W)})."""
+def validation_psnr(run_dir: str | Path) -> float:
+    """Validation PSNR of the epoch a run kept (lowest validation loss, as ``fit`` keeps it): how a
+    variant is picked, never by its test cases."""
+    log = pd.read_csv(Path(run_dir) / "log.csv")
+    if "val_loss" not in log or "val_psnr" not in log:
+        return float("nan")
+    return float(log.loc[log["val_loss"].idxmin(), "val_psnr"])
+
+
+def figure_runs(runs_dir: str | Path) -> dict[str, Path]:
+    """The finished runs the figures show: every variant of the paper's family, and of each other
+    family the one with the best validation PSNR (its best improved variant)."""
+    done = finished_runs(runs_dir)[0]
+    shown = {v: d for v, d in done.items() if get_variant(v).family == "paper"}
+    for family in dict.fromkeys(get_variant(v).family for v in done):
+        if family != "paper":
+            members = {v: d for v, d in done.items() if get_variant(v).family == family}
+            best = max(members, key=lambda v: validation_psnr(members[v]))
+            shown[best] = members[best]
+    return shown
+
+
+def predict_test_cases(runs: dict[str, Path], data: PairedImages) -> tuple[PairedImages | None, dict]:
+    """The test cases and the estimates of each run in ``runs`` ({variant: folder}, e.g.
+    ``finished_runs(...)[0]`` or ``figure_runs(...)``) for them ({label: (N,1,H,W)})."""
     test, preds = None, {}
-    for variant, run in finished_runs(runs_dir)[0].items():
+    for variant, run in runs.items():
         cfg = config_from_run(run)
         part = run_part(data, run)
         if test is not None and part.ids != test.ids:
-            raise RunDirError(f"{run}: its test cases differ from those of the other runs in {runs_dir}")
+            raise RunDirError(f"{run}: its test cases differ from those of the other runs")
         test = part
         model = load_model(run, "best", pick_device(cfg.device))
         preds[label_of(variant)] = predict(model, test.x, "off", cfg.eval_batch_size)

@@ -27,6 +27,11 @@ from .errors import RunDirError, WeightsError
 from .families import build_model
 
 RUN_DATA_FILE = "data.json"
+#: Released models live inside the package (so they install with it), one folder each, laid out as
+#: a run folder plus model_card.md / model_card.json (see release.py).
+RELEASED_DIR = Path(__file__).parent / "released"
+#: The release the suppression command and ``load_released()`` use by default.
+DEFAULT_RELEASE = "r_dae_msssim-bse-jsrt-512"
 
 
 def config_from_run(run_dir: str | Path) -> Config:
@@ -93,6 +98,15 @@ def load_model(run_dir: str | Path, which: str = "best", device="cpu") -> torch.
     model = build_model(cfg)
     load_weights(model, run_dir / f"{which}.safetensors", what=f"variant {cfg.variant}")
     return model.to(device).eval()
+
+
+def load_released(name: str = DEFAULT_RELEASE, device="cpu") -> torch.nn.Module:
+    """A released model (``dae_lib/released/<name>/``, its model card beside the weights), eval mode."""
+    folder = RELEASED_DIR / name
+    if not folder.is_dir():
+        have = sorted(p.name for p in RELEASED_DIR.iterdir() if p.is_dir()) if RELEASED_DIR.is_dir() else []
+        raise WeightsError(f"no released model {name!r} in {RELEASED_DIR} (released: {have or 'none'})")
+    return load_model(folder, "best", device)
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
-"""The notebook pipeline: 01 -> 02 (x4 variants) -> 03 -> 04, executed headless by papermill.
+"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04, headless by papermill.
 
-    python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--kernel NAME] [--out-root DIR]
+    python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--family all|paper|residual] [--kernel NAME] [--out-root DIR]
 
 Executed copies go to results/executed/<data>-<profile>/ (papermill's run metadata is stripped to
 keep them small). When a cell fails, the pipeline stops with a message naming the notebook and
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .families import variants
+from .families import FAMILIES, variants
 from .outputs import normalise_data_dir, outputs
 from .paths import REPO_ROOT
 
@@ -32,7 +32,7 @@ class Step:
     parameters: dict
 
 
-def plan(profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=("paper",)) -> list[Step]:
+def plan(profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=tuple(FAMILIES)) -> list[Step]:
     """The ordered papermill runs of the pipeline: notebook 02 once per variant of ``families``."""
     data_dir = normalise_data_dir(data_dir)
     out = outputs(profile, data_dir, out_root)
@@ -73,12 +73,13 @@ def strip_metadata(path: Path) -> None:
 
 def run(
     profile="quick", data_dir=None, out_root=None, kernel_name=None, seed=0, device="auto", log=print,
-    notebook_dir: Path = NOTEBOOK_DIR,
+    notebook_dir: Path = NOTEBOOK_DIR, families=tuple(FAMILIES),
 ) -> list[Path]:  # fmt: skip
-    """Execute the pipeline; returns the executed notebooks. Raises PipelineError on a failure."""
+    """Execute the pipeline for the variants of ``families``; returns the executed notebooks.
+    Raises PipelineError on a failure."""
     import papermill as pm
 
-    steps = plan(profile, data_dir, out_root, seed, device)
+    steps = plan(profile, data_dir, out_root, seed, device, families)
     done = []
     for step in steps:
         step.output.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import tiny_family
 from dae_lib import cli, table1
 from dae_lib.config import MAY_CHANGE_ON_RESUME, Config, resume_conflicts
 from dae_lib.errors import ConfigError, WeightsError
-from dae_lib.evaluate import IDENTITY, find_runs, predict_test_cases
+from dae_lib.evaluate import IDENTITY, find_runs, finished_runs, predict_test_cases
 from dae_lib.families import ABLATION, FAMILIES, Family, build_model, get_variant, variants
 from dae_lib.inference import load_model, run_data
 from dae_lib.model import DAE
@@ -49,7 +49,7 @@ def test_a_new_family_is_one_module_and_one_table_entry(tiny_family_registered, 
     per_image, missing = table1.collect(runs, tiny_data)
     assert list(dict.fromkeys(per_image["method"])) == [IDENTITY, "T-AE", "T-DAE"]
     assert missing == ["t_ae_msssim", "t_dae_msssim"]
-    test, preds = predict_test_cases(runs, tiny_data)
+    test, preds = predict_test_cases(finished_runs(runs)[0], tiny_data)
     assert list(preds) == ["T-AE", "T-DAE"] and preds["T-DAE"].shape == test.x.shape
     model = load_model(runs / "t_dae")
     assert isinstance(model, tiny_family.Tiny) and model.bone_seg is not None and not model.training

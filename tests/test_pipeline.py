@@ -25,16 +25,21 @@ def test_pipeline_writes_every_output(smoke_run):
     root, executed = smoke_run
     assert [p.name for p in executed] == [
         "01_data_preparation.ipynb", "02_training_ae.ipynb", "02_training_ae_msssim.ipynb",
-        "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "03_table1.ipynb", "04_figures.ipynb",
+        "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "02_training_r_ae.ipynb",
+        "02_training_r_ae_msssim.ipynb", "02_training_r_dae.ipynb", "02_training_r_dae_msssim.ipynb",
+        "03_table1.ipynb", "04_figures.ipynb",
     ]  # fmt: skip
     for name in ("fig2.png", "fig3.png", "training_curves.png"):
         assert (root / "figures" / name).stat().st_size > 10_000
     table = pd.read_csv(root / "results" / "table1.csv")
-    assert list(table["method"]) == [IDENTITY, "AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM"]
+    assert list(table["method"]) == [
+        IDENTITY, "AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM", "R-AE", "R-AE + MS-SSIM", "R-DAE", "R-DAE + MS-SSIM"
+    ]  # both families, each labelled so that its family shows
     assert set(table["profile"]) == {"smoke"} and set(table["data"]) == {"phantom"}
     assert table["commit"].notna().all() and table["device"].notna().all()
     md = (root / "results" / "table1.md").read_text()
     assert "## phantom, profile smoke" in md and "Identity" in md and "claims" in md
+    assert "improves the plain R-AE" in md and "Every R- variant beats doing nothing" in md
 
 
 def test_executed_notebooks_are_small_and_without_papermill_timings(smoke_run):

@@ -51,3 +51,24 @@ def test_masks_cover_ribs_not_the_whole_lung(real512):
 def test_area_resize_to_256():
     d = load_folder(SHARED_DATA, size=256)
     assert d.x.shape == (128, 1, 256, 256)
+
+
+def test_released_weights_reproduce_their_model_card(real512):
+    """The committed release scores on its own test split what its model card says."""
+    import json
+
+    from dae_lib.evaluate import evaluate_run, summarize
+    from dae_lib.inference import DEFAULT_RELEASE, RELEASED_DIR
+
+    folder = RELEASED_DIR / DEFAULT_RELEASE
+    if not folder.is_dir():
+        pytest.skip(f"no release {DEFAULT_RELEASE} committed yet")
+    card = json.loads((folder / "model_card.json").read_text())
+    per_image = evaluate_run(folder, real512)
+    try:
+        summary = summarize(per_image)
+        for label, m in card["test_metrics"].items():
+            for k, v in m.items():
+                assert summary.loc[label, f"{k}_mean"] == pytest.approx(v["mean"], abs=1e-4), (label, k)
+    finally:
+        (folder / "test_metrics.csv").unlink(missing_ok=True)  # evaluate_run's by-product, not part of the release

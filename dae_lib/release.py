@@ -1,0 +1,205 @@
+"""The released model: the best improved variant trained at 512 px on BSE-JSRT, with its model card.
+
+    python -m dae_lib.release --data ../shared/data/bse-jsrt-512 [--variant r_dae_msssim] [--device auto]
+
+Two stages, each an ordinary resumable ``fit`` run under runs/release/ (stop it any time, run the
+same command again to go on; a GPU is used where torch sees one, the CPU otherwise):
+
+1. ``STAGES[0]``: the variant at 256 px from scratch (cheap on a CPU: most of the learning);
+2. ``STAGES[1]``: the same network at 512 px, starting from stage 1's best weights (the network is
+   fully convolutional, so the weights carry over; the fine-tuning adapts them to twice the detail).
+
+Then the test cases of the run's split are scored once (fp32, with the identity row), and the
+release folder ``dae_lib/released/<variant>-<data>/`` is written: best.safetensors, config.json,
+data.json, split.csv (case IDs and file hashes, no paths), model_card.json and model_card.md. It
+lives inside the package, so ``inference.load_released()`` works after a plain ``pip install``.
+The variant and every setting were chosen on the validation part (results/sweep.csv and the
+validation PSNR of the quick-profile runs); the test cases only give the card's numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .atomic import write_json_atomic
+from .inference import RELEASED_DIR
+from .metrics import FORMATS, METRICS
+from .paths import REPO_ROOT
+
+#: The two training stages: overrides of the paper profile (which sets the width) and the family defaults.
+STAGES = (
+    dict(image_size=256, epochs=60, batch_size=4),
+    dict(image_size=512, epochs=20, batch_size=4, lr=5e-4),
+)
+
+INTENDED_USE = (
+    "Research and teaching: removing ribs and clavicles from frontal chest radiographs to study bone "
+    "suppression. Not a medical device and not for diagnosis or any clinical decision."
+)
+LIMITS = (
+    "Trained on 98 JSRT radiographs (one Japanese source, 1990s film digitised, 8-bit 512 px copy) with "
+    "BSE-JSRT soft-tissue targets, which suppress ribs and clavicles inside the lung fields only (the spine "
+    "is left). Other scanners, paediatric images, lateral views, devices and lines, and other polarities or "
+    "bit depths are untested. Metrics are on 19 held-out JSRT cases only."
+)
+
+
+def _portable(path) -> str | None:
+    """A path relative to the repository (as the shared data's ../shared/...): no machine path in
+    committed files. None (the phantom) stays None."""
+    if not path:
+        return None
+    return os.path.relpath(Path(path).resolve(), REPO_ROOT) if Path(path).is_absolute() else str(path)
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def stage_configs(variant: str, data_dir: str, device: str = "auto", stage1_dir: Path | None = None) -> list:
+    from .config import load_config
+
+    cfgs = [load_config("paper", variant=variant, data_dir=data_dir, device=device, **STAGES[0])]
+    cfgs.append(load_config("paper", variant=variant, data_dir=data_dir, device=device, init_from=str(stage1_dir), **STAGES[1]))
+    return cfgs
+
+
+def train_release(variant: str, data_dir: str, device: str = "auto", runs_root: Path | None = None, log=print):
+    """Both stages (resuming where they stopped); returns the stage-2 FitResult."""
+    from .data import load_data
+    from .train import fit
+
+    runs_root = runs_root or REPO_ROOT / "runs" / "release"
+    s1, s2 = runs_root / f"{variant}-256", runs_root / f"{variant}-512"
+    cfg1, cfg2 = stage_configs(variant, data_dir, device, s1)
+    log(f"stage 1: {variant} at 256 px, {cfg1.epochs} epochs -> {s1}")
+    fit(cfg1, s1, data=load_data(cfg1), profile="release-256")
+    log(f"stage 2: {variant} at 512 px, {cfg2.epochs} epochs from stage 1 -> {s2}")
+    return fit(cfg2, s2, data=load_data(cfg2), profile="release-512")
+
+
+def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
+    """Score the run's test cases and write the release folder (weights, records, model card)."""
+    import pandas as pd
+
+    from .evaluate import IDENTITY, evaluate_run, summarize
+    from .families import get_variant
+    from .outputs import data_tag
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    per_image = evaluate_run(run_dir, data)
+    summary = summarize(per_image)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    stage1 = json.loads((Path(cfg["init_from"]) if Path(cfg["init_from"]).is_absolute() else REPO_ROOT / cfg["init_from"]).joinpath("provenance.json").read_text()) if cfg.get("init_from") else {}
+    variant = get_variant(cfg["variant"])
+    split_rows = pd.read_csv(run_dir / "split.csv")[["case_id", "split", "x_sha256", "s_sha256"]]
+    split_text = split_rows.to_csv(index=False)
+    parts = {p: int((split_rows["split"] == p).sum()) for p in ("train", "val", "test")}
+    metrics = {
+        label: {k: {"mean": float(summary.loc[label, f"{k}_mean"]), "sd": float(summary.loc[label, f"{k}_std"])} for k in METRICS}
+        for label in (IDENTITY, variant.label)
+    }
+    card = {
+        "model": variant.label, "variant": variant.name, "family": variant.family,
+        "architecture": f"residual U-Net (dae_lib/residual.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
+        "data": data_tag(cfg["data_dir"]), "split_sha256": hashlib.sha256(split_text.encode()).hexdigest(),
+        "cases": parts, "image_size": cfg["image_size"], "polarity": json.loads((run_dir / "data.json").read_text())["stored_polarity"],
+        "stages": [
+            {"image_size": 256, "epochs": stage1.get("epochs_done"), "best_epoch": stage1.get("best_epoch"), "train_seconds": stage1.get("train_seconds_total"), "device": stage1.get("device")},
+            {"image_size": cfg["image_size"], "epochs": prov["epochs_done"], "best_epoch": prov["best_epoch"], "train_seconds": prov["train_seconds_total"], "device": prov["device"]},
+        ],
+        "seed": cfg["seed"], "commit": prov["commit"], "torch": prov["torch"], "utc": prov["utc"],
+        "test_metrics": metrics, "n_test": int(summary.loc[IDENTITY, "n"]),
+        "weights_sha256": _sha256_file(run_dir / "best.safetensors"),
+        "intended_use": INTENDED_USE, "limits": LIMITS,
+        "load": f"from dae_lib.inference import load_released; model = load_released({out_dir.name!r})",
+    }  # fmt: skip
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy(run_dir / "best.safetensors", tmp / "best.safetensors")
+    write_json_atomic(tmp / "config.json", {**cfg, "data_dir": _portable(cfg["data_dir"]), "init_from": None})
+    data_rec = json.loads((run_dir / "data.json").read_text())
+    write_json_atomic(tmp / "data.json", {**data_rec, "source": data_tag(cfg["data_dir"])})
+    (tmp / "split.csv").write_text(split_text)
+    write_json_atomic(tmp / "model_card.json", card)
+    (tmp / "model_card.md").write_text(model_card_markdown(card))
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    log(f"released: {out_dir}")
+    return out_dir
+
+
+def model_card_markdown(card: dict) -> str:
+    rows = []
+    for label, m in card["test_metrics"].items():
+        rows.append(f"| {label} | " + " | ".join(f"{FORMATS[k].format(m[k]['mean'])} +- {FORMATS[k].format(m[k]['sd'])}" for k in METRICS) + " |")
+    st = card["stages"]
+    lines = [
+        f"# Model card: {card['model']} ({card['data']}, {card['image_size']} px)",
+        "",
+        f"**What**: bone suppression for frontal chest radiographs; {card['architecture']}. Input: a radiograph in "
+        f"clinical polarity (bone bright), [0, 1], {card['image_size']} x {card['image_size']}; output: the soft-tissue "
+        "image S_hat = X - B_hat. The bone-segmentation head was used in training only and is not run.",
+        "",
+        f"**Load**: `{card['load']}`, then `dae_lib.inference.predict(model, x)`.",
+        "",
+        f"**Data**: {card['data']} ({card['cases']['train']} training, {card['cases']['val']} validation, "
+        f"{card['cases']['test']} test cases; split sha256 `{card['split_sha256'][:16]}...`, the split is `split.csv` here), "
+        f"stored polarity {card['polarity']}.",
+        "",
+        f"**Training**: stage 1 at 256 px, {st[0]['epochs']} epochs (best {st[0]['best_epoch']}, {st[0]['train_seconds']} s, "
+        f"{st[0]['device']}); stage 2 at {card['image_size']} px from stage 1, {st[1]['epochs']} epochs (best "
+        f"{st[1]['best_epoch']}, {st[1]['train_seconds']} s, {st[1]['device']}); seed {card['seed']}; commit {card['commit']}; "
+        f"torch {card['torch']}; {card['utc']}. Settings chosen on the validation part only. Regenerate: "
+        "`python -m dae_lib.release --data ../shared/data/bse-jsrt-512`.",
+        "",
+        f"**Test metrics** ({card['n_test']} held-out cases, mean +- sd over images, fp32):",
+        "",
+        "| method | BSR | RMAE | PSNR (dB) | SSIM |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"**Intended use**: {card['intended_use']}",
+        "",
+        f"**Limits**: {card['limits']}",
+        "",
+        f"Weights sha256 `{card['weights_sha256']}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from .errors import InputError
+    from .outputs import data_tag, normalise_data_dir
+
+    p = argparse.ArgumentParser(prog="python -m dae_lib.release", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="BSE-JSRT folder")
+    p.add_argument("--variant", default="r_dae_msssim")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--train-only", action="store_true", help="train (or resume) without writing the release")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    try:
+        data_dir = normalise_data_dir(args.data)
+        result = train_release(args.variant, data_dir, args.device)
+        if not args.train_only:
+            write_release(result.out_dir, RELEASED_DIR / f"{args.variant}-{data_tag(data_dir)}", result.data)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wall time {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
