@@ -26,6 +26,15 @@ CACHE_DIR = Path(os.environ.get("DAE_CACHE", REPO_ROOT / ".cache"))
 SHARED_DATA = Path(os.environ.get("DAE_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "bse-jsrt-512"))
 
 
+def portable(path) -> str | None:
+    """A path as committed results may show it: relative to the repository (the shared data read as
+    ../shared/...), never an absolute path of the machine that made them. Anything that is not an
+    absolute path (None, "phantom(seed=...)", a relative path) is returned as it is."""
+    if path is None or not Path(str(path)).is_absolute():
+        return path
+    return os.path.relpath(Path(path).resolve(), REPO_ROOT)
+
+
 def resolve(path: str | Path | None) -> Path | None:
     """An absolute path: relative paths are taken from the repository root; ~ is expanded."""
     if path is None:

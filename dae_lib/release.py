@@ -1,6 +1,6 @@
 """The released model: the best improved variant trained at 512 px on BSE-JSRT, with its model card.
 
-    python -m dae_lib.release --data ../shared/data/bse-jsrt-512 [--variant r_dae_msssim] [--device auto]
+    python -m dae_lib.release --data ../shared/data/bse-jsrt-512 [--variant r_ae_msssim] [--device auto]
 
 Two stages, each an ordinary resumable ``fit`` run under runs/release/ (stop it any time, run the
 same command again to go on; a GPU is used where torch sees one, the CPU otherwise):
@@ -21,21 +21,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from .atomic import write_json_atomic
-from .inference import RELEASED_DIR
+from .inference import DEFAULT_RELEASE, RELEASED_DIR
 from .metrics import FORMATS, METRICS
-from .paths import REPO_ROOT
+from .paths import REPO_ROOT, portable
 
 #: The two training stages: overrides of the paper profile (which sets the width) and the family defaults.
 STAGES = (
     dict(image_size=256, epochs=60, batch_size=4),
-    dict(image_size=512, epochs=20, batch_size=4, lr=5e-4),
+    dict(image_size=512, epochs=30, batch_size=4, lr=5e-4),
 )
 
 INTENDED_USE = (
@@ -48,14 +47,6 @@ LIMITS = (
     "is left). Other scanners, paediatric images, lateral views, devices and lines, and other polarities or "
     "bit depths are untested. Metrics are on 19 held-out JSRT cases only."
 )
-
-
-def _portable(path) -> str | None:
-    """A path relative to the repository (as the shared data's ../shared/...): no machine path in
-    committed files. None (the phantom) stays None."""
-    if not path:
-        return None
-    return os.path.relpath(Path(path).resolve(), REPO_ROOT) if Path(path).is_absolute() else str(path)
 
 
 def _sha256_file(path: Path) -> str:
@@ -125,7 +116,7 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copy(run_dir / "best.safetensors", tmp / "best.safetensors")
-    write_json_atomic(tmp / "config.json", {**cfg, "data_dir": _portable(cfg["data_dir"]), "init_from": None})
+    write_json_atomic(tmp / "config.json", {**cfg, "data_dir": portable(cfg["data_dir"]), "init_from": None})
     data_rec = json.loads((run_dir / "data.json").read_text())
     write_json_atomic(tmp / "data.json", {**data_rec, "source": data_tag(cfg["data_dir"])})
     (tmp / "split.csv").write_text(split_text)
@@ -184,7 +175,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m dae_lib.release", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="BSE-JSRT folder")
-    p.add_argument("--variant", default="r_dae_msssim")
+    p.add_argument("--variant", default=DEFAULT_RELEASE.split("-")[0], help="default: the released one (inference.DEFAULT_RELEASE)")
     p.add_argument("--device", default="auto")
     p.add_argument("--train-only", action="store_true", help="train (or resume) without writing the release")
     args = p.parse_args(argv)

@@ -19,6 +19,7 @@ from .errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs
 from .families import FAMILIES, variants
 from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS
+from .paths import portable
 from .stats import mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
@@ -139,7 +140,7 @@ def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd
         row.update(
             device=p.get("device"), seed=p.get("seed"), epochs=p.get("epochs_done"),
             train_seconds=p.get("train_seconds_total") if variant else None,
-            commit=p.get("commit"), data_source=p.get("data"), utc=p.get("utc"),
+            commit=p.get("commit"), data_source=portable(p.get("data")), utc=p.get("utc"),
         )  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
@@ -157,6 +158,7 @@ def write_table1(summary, results_dir, data: str, profile: str, prov: dict, clai
         old = pd.read_csv(csv_path)
         old = old[~((old["data"] == data) & (old["profile"] == profile))]
         block = pd.concat([old, block], ignore_index=True)
+    block["data_source"] = block["data_source"].map(portable)  # also blocks written before this rule
     with atomic_path(csv_path) as tmp:
         block.to_csv(tmp, index=False)
     claims_path = results_dir / "table1_claims.json"

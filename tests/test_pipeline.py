@@ -105,3 +105,15 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
     (nb_dir / "01_data_preparation.ipynb").write_text(json.dumps(nb))
     r = _nbval(nb_dir / "01_data_preparation.ipynb")
     assert r.returncode != 0
+
+
+def test_committed_tables_hold_no_absolute_machine_path(tmp_path):
+    summary = pd.DataFrame(
+        {"bsr_mean": [0.0], "rmae_mean": [0.1], "psnr_mean": [30.0], "ssim_mean": [0.9],
+         "bsr_std": [0.0], "rmae_std": [0.0], "psnr_std": [1.0], "ssim_std": [0.01], "n": [3]},
+        index=pd.Index([IDENTITY], name="method"),
+    )  # fmt: skip
+    data = REPO_ROOT.parent / "shared" / "data" / "bse-jsrt-512"
+    write_table1(summary, tmp_path, "bse-jsrt-512", "quick", {"ae": {"data": str(data)}})
+    text = (tmp_path / "table1.csv").read_text() + (tmp_path / "table1.md").read_text()
+    assert str(REPO_ROOT.parent) not in text and "../shared/data/bse-jsrt-512" in text
