@@ -111,7 +111,7 @@ def cmd_reproduce(args) -> int:
     from .pipeline import record_wall_time
 
     out = outputs(args.profile, data_dir, args.out_root)
-    record_wall_time(out.results, args.profile, out.data, time.time() - t0, args.device or "auto")
+    record_wall_time(out.results, args.profile, out.data, time.time() - t0, args.device or "auto", families)
     md = (out.results / "table1.md").read_text()
     block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
     print("\n" + block)

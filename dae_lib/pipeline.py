@@ -136,13 +136,13 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
             src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
 
 
-def record_wall_time(results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto") -> Path:
-    """Append the end-to-end wall time of one pipeline run to results/wall_times.csv."""
+def record_wall_time(results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto", families=tuple(FAMILIES)) -> Path:
+    """Append the end-to-end wall time of one pipeline run (of these model families) to results/wall_times.csv."""
     import pandas as pd
 
     from .atomic import append_csv
     from .device import describe, pick_device
     from .provenance import record
 
-    row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)))
+    row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)), families="+".join(families))
     return append_csv(Path(results_dir) / "wall_times.csv", pd.DataFrame([row]))

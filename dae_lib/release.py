@@ -139,7 +139,8 @@ def model_card_markdown(card: dict) -> str:
         "",
         f"**What**: bone suppression for frontal chest radiographs; {card['architecture']}. Input: a radiograph in "
         f"clinical polarity (bone bright), [0, 1], {card['image_size']} x {card['image_size']}; output: the soft-tissue "
-        "image S_hat = X - B_hat. The bone-segmentation head was used in training only and is not run.",
+        "image S_hat = X - B_hat. "
+        + ("The bone-segmentation head was used in training only and is not run." if card["variant"].split("_", 1)[-1].startswith("dae") else "It has no segmentation head."),
         "",
         f"**Load**: `{card['load']}`, then `dae_lib.inference.predict(model, x)`.",
         "",
