@@ -32,8 +32,8 @@ def test_the_paper_family_is_the_four_reproduced_variants():
     assert [(x.seg_head, x.msssim) for x in v.values()] == [(False, False), (False, True), (True, False), (True, True)]
     assert isinstance(build_model(Config(variant="dae")), DAE)
     assert build_model(Config(variant="ae")).bone_seg is None
-    with pytest.raises(ConfigError, match="unknown variant 'r_dae'.*dae_msssim"):
-        get_variant("r_dae")
+    with pytest.raises(ConfigError, match="unknown variant 'x_dae'.*dae_msssim"):
+        get_variant("x_dae")
 
 
 def test_a_new_family_is_one_module_and_one_table_entry(tiny_family_registered, tiny_data, tmp_path):
