@@ -13,8 +13,10 @@ Then the test cases of the run's split are scored once (fp32, with the identity 
 release folder ``dae_lib/released/<variant>-<data>/`` is written: best.safetensors, config.json,
 data.json, split.csv (case IDs and file hashes, no paths), model_card.json and model_card.md. It
 lives inside the package, so ``inference.load_released()`` works after a plain ``pip install``.
-The variant and every setting were chosen on the validation part (results/sweep.csv and the
-validation PSNR of the quick-profile runs); the test cases only give the card's numbers.
+The variant, the learning rate and the loss weights were chosen on the validation part
+(results/sweep.csv and the validation PSNR of the quick-profile runs); the stage lengths and the
+stage-2 learning rate were set by the CPU budget (about 30 minutes on 2 cores), not tuned, and each
+stage keeps its best epoch by validation loss. The test cases only give the card's numbers.
 """
 from __future__ import annotations
 
@@ -151,7 +153,8 @@ def model_card_markdown(card: dict) -> str:
         f"**Training**: stage 1 at 256 px, {st[0]['epochs']} epochs (best {st[0]['best_epoch']}, {st[0]['train_seconds']} s, "
         f"{st[0]['device']}); stage 2 at {card['image_size']} px from stage 1, {st[1]['epochs']} epochs (best "
         f"{st[1]['best_epoch']}, {st[1]['train_seconds']} s, {st[1]['device']}); seed {card['seed']}; commit {card['commit']}; "
-        f"torch {card['torch']}; {card['utc']}. Settings chosen on the validation part only. Regenerate: "
+        f"torch {card['torch']}; {card['utc']}. Variant, learning rate and loss weights chosen on the validation part; "
+        "stage lengths set by a CPU budget; no setting chosen on the test cases. Regenerate: "
         "`python -m dae_lib.release --data ../shared/data/bse-jsrt-512`.",
         "",
         f"**Test metrics** ({card['n_test']} held-out cases, mean +- sd over images, fp32):",
