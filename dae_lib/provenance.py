@@ -16,8 +16,20 @@ from .paths import REPO_ROOT
 OUTPUT_DIRS = ("results/", "figures/", "runs/")
 
 
+def _own_checkout() -> bool:
+    """Whether the repository root is the top of a git checkout (not a copy of the package lying
+    inside some other repository, whose commit would say nothing about this code)."""
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=REPO_ROOT, capture_output=True, text=True)
+    except OSError:
+        return False
+    return top.returncode == 0 and Path(top.stdout.strip()).resolve() == REPO_ROOT.resolve()
+
+
 def dirty_files() -> list[str]:
     """Tracked files outside the output folders with uncommitted changes (what "-dirty" means)."""
+    if not _own_checkout():
+        return []
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
@@ -29,7 +41,10 @@ def dirty_files() -> list[str]:
 
 
 def git_commit() -> str:
-    """The checked-out commit, with "-dirty" when tracked files have uncommitted changes."""
+    """The checked-out commit, with "-dirty" when tracked files have uncommitted changes; "unknown"
+    when the code is not in its own git checkout."""
+    if not _own_checkout():
+        return "unknown"
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True

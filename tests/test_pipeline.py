@@ -39,6 +39,7 @@ def test_pipeline_writes_every_output(smoke_run):
     assert table["commit"].notna().all() and table["device"].notna().all()
     md = (root / "results" / "table1.md").read_text()
     assert "## phantom, profile smoke" in md and "Identity" in md and "claims" in md
+    assert "implied identity PSNR" in md and "| DAE + MS-SSIM | 0.9100 | 0.0091 | 30.80 | 0.9700 | 20.34 |" in md
     assert "improves the plain R-AE" in md and "Every R- variant beats doing nothing" in md
 
 

@@ -1,0 +1,64 @@
+"""Table 1: the paper's values, the identity PSNR they imply, and claims judged in the right direction."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dae_lib import metrics, table1
+from dae_lib.evaluate import IDENTITY
+
+
+def test_paper_table_is_transcribed_with_ssim_as_a_fraction():
+    paper = table1.paper_values()
+    assert paper["transcribed"]
+    v = paper["values"]
+    assert list(v) == ["AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM"]
+    assert v["DAE + MS-SSIM"] == {"bsr": 0.91, "rmae": 0.0091, "psnr": 30.8, "ssim": 0.970}
+    assert all(0 < r["ssim"] < 1 for r in v.values())  # printed in percent, stored as a fraction
+
+
+def test_implied_identity_psnr_equals_the_measured_one_for_an_image():
+    g = torch.Generator().manual_seed(0)
+    s = torch.rand(1, 1, 64, 64, generator=g) * 0.5
+    x = (s + 0.1 * torch.rand(1, 1, 64, 64, generator=g)).clamp(0, 1)  # "bone" added
+    s_hat = (s + 0.3 * (x - s)).clamp(0, 1)  # removes 70 % of it
+    implied = table1.implied_identity_psnr(float(metrics.psnr(s_hat, s)), float(metrics.bsr(s_hat, s, x)))
+    assert implied == pytest.approx(float(metrics.psnr(x, s)), abs=1e-5)  # (torchmetrics: float32 inside)
+
+
+def _table(a_better_by: float, metric: str, a="B", b="A", n=8):
+    """Per-image values where ``a`` is better than ``b`` by about ``a_better_by`` (in the metric's good direction)."""
+    rng = np.random.default_rng(0)
+    base = 30 + rng.normal(0, 1, n)
+    sign = 1 if metrics.HIGHER_IS_BETTER[metric] else -1
+    rows = []
+    for i in range(n):
+        for method, v in ((IDENTITY, base[i] - 5 * sign), (b, base[i]), (a, base[i] + sign * (a_better_by + rng.normal(0, 0.05)))):
+            rows.append({"case_id": f"C{i}", "method": method, metric: v})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("metric", ["psnr", "rmae"])
+def test_paired_difference_is_signed_so_that_positive_means_better(metric):
+    better = table1.paired_difference(_table(1.0, metric), "B", "A", metric)
+    assert better["mean"] == pytest.approx(1.0, abs=0.1) and better["wins"] == 8 and better["mean"] - better["half"] > 0
+    worse = table1.paired_difference(_table(-1.0, metric), "B", "A", metric)
+    assert worse["mean"] < 0 and worse["wins"] == 0
+
+
+def test_claims_say_holds_or_is_contradicted_in_the_right_direction():
+    def table(dae_minus_ae):
+        rows = []
+        for i in range(8):
+            for method, d in ((IDENTITY, -3.0), ("AE", 0.0), ("DAE", dae_minus_ae)):
+                rows.append({"case_id": f"C{i}", "method": method, "psnr": 30 + 0.1 * i + d + 0.01 * (i % 3), "ssim": 0.9 + 0.001 * d + 0.0001 * (i % 2)})
+        return pd.DataFrame(rows)
+
+    up = [c for c in table1.claims(table(+1.0)) if "improves the AE" in c][0]
+    down = [c for c in table1.claims(table(-1.0)) if "improves the AE" in c][0]
+    assert "improves the AE: holds here (DAE vs AE" in up and "better on 8/8" in up
+    assert "improves the AE: is contradicted here" in down and "better on 0/8" in down
+    best = [c for c in table1.claims(table(+1.0)) if "best variant" in c][0]
+    assert "highest mean PSNR: DAE" in best
+    beat = [c for c in table1.claims(table(-1.0)) if "beats doing nothing" in c][0]
+    assert "holds here" in beat  # both AE and DAE (30.x, 29.x) beat the identity (27.x)
