@@ -27,8 +27,9 @@ IDENTITY = "Identity (S_hat = X)"
 
 
 def metric_rows(method: str, data: PairedImages, pred: torch.Tensor) -> pd.DataFrame:
-    """One row per image: case_id, method and the four metrics of ``pred`` against ``data.s``."""
-    m = metrics.all_metrics(pred, data.s, data.x)
+    """One row per image: case_id, method, the four Table 1 metrics of ``pred`` against ``data.s``
+    and the per-region ones (inside / outside the bone mask ``data.m``)."""
+    m = {**metrics.all_metrics(pred, data.s, data.x), **metrics.region_metrics(pred, data.s, data.m)}
     return pd.DataFrame({"case_id": data.ids, "method": method, **{k: v.numpy() for k, v in m.items()}})
 
 
@@ -69,7 +70,8 @@ def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: s
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation of each metric per method, in the order methods first appear."""
     order = list(dict.fromkeys(df["method"]))
-    g = df.groupby("method", sort=False)[list(metrics.METRICS)]
+    cols = [k for k in (*metrics.METRICS, *metrics.REGION_METRICS) if k in df]
+    g = df.groupby("method", sort=False)[cols]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std")).join(g.size().rename("n"))
     return out.loc[order]
 

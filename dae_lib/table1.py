@@ -18,7 +18,7 @@ from .atomic import atomic_path, write_json_atomic
 from .errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs
 from .families import FAMILIES, variants
-from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS
+from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS, REGION_METRICS
 from .paths import portable
 from .stats import mean_interval
 
@@ -63,9 +63,8 @@ def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
     done, missing = finished_runs(runs_dir)
     for run in done.values():
         weights, cached = run / "best.safetensors", run / "test_metrics.csv"
-        if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime:
-            df = pd.read_csv(cached)
-        else:
+        df = pd.read_csv(cached) if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime else None
+        if df is None or not set(REGION_METRICS) <= set(df.columns):  # absent, stale, or from an older evaluation
             df = evaluate_run(run, data)
         frames.append(df if not frames else df[df["method"] != IDENTITY])
     if not frames:
@@ -164,6 +163,8 @@ def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd
             row[f"{k}_std"] = r[f"{k}_std"]
         for k in METRICS:
             row[f"paper_{k}"] = (paper.get(method) or {}).get(k)
+        for k in REGION_METRICS:
+            row[f"{k}_mean"] = r.get(f"{k}_mean")
         row.update(
             device=p.get("device"), seed=p.get("seed"), epochs=p.get("epochs_done"),
             train_seconds=p.get("train_seconds_total") if variant else None,
@@ -255,6 +256,18 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
             cells += [_fmt(None if pd.isna(r[f"paper_{k}"]) else float(r[f"paper_{k}"]), k) for k in METRICS]
             cells.append("" if pd.isna(r["train_seconds"]) else f"{float(r['train_seconds']):.0f}")
             lines.append("| " + " | ".join(cells) + " |")
+        region = [k for k in REGION_METRICS if f"{k}_mean" in block and block[f"{k}_mean"].notna().any()]
+        if region:
+            lines += [
+                "",
+                "Per region (mean over the test images): inside the bone mask M, where bone is removed, and",
+                "outside it, where the soft tissue should stay as it is.",
+                "",
+                "| method | PSNR in bone mask (dB) | MAE in bone mask | PSNR outside (dB) | MAE outside |",
+                "| --- | --- | --- | --- | --- |",
+            ]
+            for _, r in block.iterrows():
+                lines.append(f"| {r['method']} | " + " | ".join(_fmt(float(r[f'{k}_mean']), k) for k in REGION_METRICS) + " |")
         if all_claims.get(f"{data}/{profile}"):
             lines += ["", "The paper's claims on these numbers (paired per-image differences):", ""]
             lines += all_claims[f"{data}/{profile}"]

@@ -79,3 +79,19 @@ def test_integer_images_are_rejected():
 def test_shape_errors():
     with pytest.raises(ValueError, match="N, 1, H, W"):
         metrics.psnr(torch.rand(32, 32), torch.rand(32, 32))
+
+
+def test_region_metrics_against_a_hand_count():
+    from dae_lib.metrics import region_metrics
+
+    t = torch.zeros(1, 1, 4, 4, dtype=torch.float32)
+    p = t.clone()
+    m = torch.zeros_like(t)
+    m[..., :2, :] = 1  # 8 pixels in the bone mask
+    p[..., 0, 0] = 0.1  # one error inside: MSE 0.01 / 8, MAE 0.1 / 8
+    p[..., 3, :] = 0.2  # four errors outside: MSE 4 * 0.04 / 8, MAE 0.8 / 8
+    r = {k: float(v) for k, v in region_metrics(p, t, m).items()}
+    assert r["mae_bone"] == pytest.approx(0.1 / 8) and r["mae_outside"] == pytest.approx(0.8 / 8)
+    assert r["psnr_bone"] == pytest.approx(10 * np.log10(8 / 0.01)) and r["psnr_outside"] == pytest.approx(10 * np.log10(8 / 0.16))
+    empty = region_metrics(p, t, torch.zeros_like(t))
+    assert torch.isnan(empty["psnr_bone"]).all() and torch.isfinite(empty["psnr_outside"]).all()
