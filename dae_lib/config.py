@@ -80,7 +80,7 @@ class Config:
     unet_width: int = 32  # the residual family (residual.py): channels of the first level
     unet_depth: int = 4  # its 2x poolings
     init_from: str | None = None  # start from these weights (a .safetensors file or a run folder's best)
-    # --- loss (eq. 7): L = L_MS-SSIM + lm * L_MSE + ls * L_seg ---------------------------
+    # --- loss (eq. 1): L = L_MS-SSIM + lm * L_MSE + ls * L_seg ---------------------------
     lm: float = 1.0
     ls: float = 0.01
     # --- optimisation ---------------------------------------------------------------------

@@ -57,7 +57,7 @@ FAMILIES: dict[str, Family] = {
 class Ablation:
     label: str
     seg_head: bool  # architecture: the bone-segmentation head on the shared encoder (training only)
-    msssim: bool  # loss: the L_MS-SSIM term of eq. (7)
+    msssim: bool  # loss: the L_MS-SSIM term of eq. (1)
 
 
 #: The paper's four-way ablation (suffix of the variant name -> what it keeps). L_MSE is always in

@@ -118,7 +118,7 @@ def loss_curves(run_dirs: dict, path=None):
         axes[0].plot(df["epoch"], df["train_loss"], label=label)
         if "val_psnr" in df:
             axes[1].plot(df["epoch"], df["val_psnr"], label=label)
-    axes[0].set(xlabel="epoch", ylabel="training loss (eq. 7 terms of the variant)", yscale="log")
+    axes[0].set(xlabel="epoch", ylabel="training loss (eq. 1 terms of the variant)", yscale="log")
     axes[1].set(xlabel="epoch", ylabel="validation PSNR (dB)")
     for ax in axes:
         ax.legend(fontsize=8)

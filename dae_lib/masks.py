@@ -1,4 +1,4 @@
-"""Bone image and bone mask: eq. (1) X = B + S and the binarised target of the segmentation branch.
+"""Bone image and bone mask: X = B + S (unnumbered in the paper) and the binarised target of the segmentation branch.
 
 Rule for the mask (the paper says only "thresholding X - S"): per image,
 
@@ -17,7 +17,7 @@ import torch
 
 
 def bone_image(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Eq. (1) solved for the bone layer: B = X - S."""
+    """X = B + S solved for the bone layer: B = X - S."""
     return x - s
 
 

@@ -1,6 +1,6 @@
 r"""MS-SSIM with a separable Gaussian window: the same numbers as torchmetrics, ~10x faster to train.
 
-Eq. (2)-(3) of the paper (Wang, Simoncelli & Bovik 2003). With a Gaussian window w (11 x 11,
+Eq. (3)-(5) of the paper, in Wang, Simoncelli & Bovik 2003's per-image form (see losses.py). With a Gaussian window w (11 x 11,
 sigma 1.5), C1 = (K1 L)^2, C2 = (K2 L)^2, K1 = 0.01, K2 = 0.03, data range L = 1, at scale j:
 
     mu_x = w * x,  sigma_x^2 = w * x^2 - mu_x^2,  sigma_xy = w * (x y) - mu_x mu_y

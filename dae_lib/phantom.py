@@ -10,7 +10,7 @@ the fast tests. It is drawn in clinical display polarity (air dark, bone bright)
   fainter anterior rib arcs (running down medially and fading where cartilage takes over),
   both clavicles and the spine with its vertebrae; each bone has a cylinder-like projection
   profile (thickness-weighted, brighter rim);
-- X = S + B exactly (eq. 1), with B limited so that X <= 1.
+- X = S + B exactly, with B limited so that X <= 1.
 
 Coordinates: u in [-1, 1] from image left to right, v in [0, 1] from top to bottom; every
 length is a fraction of the image, so the phantom looks the same at any size.
@@ -184,7 +184,7 @@ def _bones(u, v, a, body):
 def chest_phantom(size: int = 512, seed: int = 0):
     """One phantom case: (X, S, B), each a float32 tensor of shape (size, size) in [0, 1].
 
-    X = S + B holds exactly (eq. 1); B >= 0 is bone in clinical polarity.
+    X = S + B holds exactly; B >= 0 is bone in clinical polarity.
     """
     rng = _Rng(seed)
     a = _anatomy(size, rng)

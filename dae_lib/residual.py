@@ -3,7 +3,7 @@
 Not the paper's network (that is ``model.py``, reproduced as printed). What is changed, and why:
 
 - **Residual output.** The network estimates the bone layer B_hat and returns
-  S_hat = clamp(X - B_hat, 0, 1), eq. (1) solved for S. The paper's decoder must redraw the whole
+  S_hat = clamp(X - B_hat, 0, 1), X = B + S solved for S. The paper's decoder must redraw the whole
   soft-tissue image from 128 x 128 features; here the identity S_hat = X is the starting point
   (B_hat = 0 at initialisation, the last layer starts at zero), so the model begins at the
   do-nothing baseline and only has to learn what the bones add.

@@ -6,7 +6,7 @@
         build the model (families.build_model), Adam; restore the checkpoint when resuming
         for each epoch:
             train_epoch: shuffle the training cases (seeded by seed and epoch), augment each batch on
-                         tensors, forward under bf16 autocast where supported, loss eq. (7), Adam step
+                         tensors, forward under bf16 autocast where supported, loss eq. (1), Adam step
             validate:    the validation cases, no augmentation
             save_epoch:  log.csv, last.safetensors, best.safetensors when the validation loss improves,
                          checkpoint.pt (the resume point)
@@ -193,7 +193,7 @@ def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augmen
 
 
 def validate(model, cfg: Config, val: PairedImages) -> dict:
-    """Validation loss (eq. (7) without L_seg) and Table 1 metrics, on unaugmented cases."""
+    """Validation loss (eq. (1) without L_seg) and Table 1 metrics, on unaugmented cases."""
     if len(val) == 0:
         return {}
     pred = predict(model, val.x, cfg.amp, cfg.eval_batch_size, cfg.channels_last)
