@@ -20,7 +20,7 @@ from .data import PairedImages, load_data
 from .device import pick_device
 from .errors import DataError, RunDirError
 from .families import get_variant, label_of, variants
-from .inference import config_from_run, load_model, predict
+from .inference import config_from_run, load_model, predict, predict_masks
 from .split import read_split_csv
 
 IDENTITY = "Identity (S_hat = X)"
@@ -38,7 +38,13 @@ def identity_rows(data: PairedImages) -> pd.DataFrame:
 
 
 def model_rows(model, data: PairedImages, method: str, batch_size: int = 8) -> pd.DataFrame:
-    return metric_rows(method, data, predict(model, data.x, "off", batch_size))
+    """The metric rows of a model's estimates; for a model with a segmentation head also the head's
+    Dice against the test masks M (the head is run for this only, never at inference)."""
+    df = metric_rows(method, data, predict(model, data.x, "off", batch_size))
+    masks = predict_masks(model, data.x, batch_size)
+    if masks is not None:
+        df["dice"] = metrics.dice(masks, data.m).numpy()
+    return df
 
 
 def run_part(data: PairedImages, run_dir: str | Path, part: str = "test") -> PairedImages:
@@ -70,7 +76,7 @@ def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: s
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation of each metric per method, in the order methods first appear."""
     order = list(dict.fromkeys(df["method"]))
-    cols = [k for k in (*metrics.METRICS, *metrics.REGION_METRICS) if k in df]
+    cols = [k for k in (*metrics.METRICS, *metrics.REGION_METRICS, "dice") if k in df]
     g = df.groupby("method", sort=False)[cols]
     out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std")).join(g.size().rename("n"))
     return out.loc[order]

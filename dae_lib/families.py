@@ -6,7 +6,9 @@ A **family** is an architecture, written as one module that exposes
 
 whose model maps radiographs (N, 1, H, W) in [0, 1] (clinical polarity) to ``(s_hat, mask_logits)``:
 ``s_hat`` the soft-tissue estimate in [0, 1], ``mask_logits`` the bone-segmentation head's output in
-training mode, and None in eval mode or without the head (the head never runs at inference).
+training mode, and None in eval mode or without the head (the head never runs at inference). A model
+with a head also has ``mask_logits(x)``, the head's output in any mode, used only to score the head
+(Dice against the test masks).
 
 Every family is trained in the paper's four ways (``ABLATION``): with or without the
 bone-segmentation head on the shared encoder (architecture), with or without the MS-SSIM term of

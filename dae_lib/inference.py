@@ -112,6 +112,23 @@ def load_released(name: str = DEFAULT_RELEASE, device="cpu") -> torch.nn.Module:
 
 
 @torch.inference_mode()
+def predict_masks(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) -> torch.Tensor | None:
+    """The segmentation head's binary bone masks (logit > 0) for ``x``, float32 on the CPU, in eval
+    mode and float32; None for a model without a head. Only for scoring the head: the suppression
+    itself (``predict``) never runs it."""
+    if getattr(model, "bone_seg", None) is None or not hasattr(model, "mask_logits"):
+        return None
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = [(model.mask_logits(x[i : i + batch_size].to(device)) > 0).float().cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else None
+
+
+@torch.inference_mode()
 def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_size: int = 8, channels_last: bool = True) -> torch.Tensor:
     """Soft-tissue estimates for radiographs ``x`` (N, 1, H, W) in clinical polarity, [0, 1].
 

@@ -95,14 +95,22 @@ def region_metrics(pred, target, mask) -> dict[str, torch.Tensor]:
     return out
 
 
+def dice(pred_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Dice coefficient 2 |P & M| / (|P| + |M|) of binary masks (N,1,H,W), per image; 1 when both are empty."""
+    p, m = _check(pred_mask.float(), mask.float())
+    inter = (p * m).sum(dim=(1, 2, 3))
+    total = p.sum(dim=(1, 2, 3)) + m.sum(dim=(1, 2, 3))
+    return torch.where(total > 0, 2 * inter / total.clamp(min=1e-12), torch.ones_like(total))
+
+
 METRICS = ("bsr", "rmae", "psnr", "ssim")
 #: Per-region metrics (region_metrics), reported beside Table 1's four.
 REGION_METRICS = ("psnr_bone", "mae_bone", "psnr_outside", "mae_outside")
 #: Which direction is better, and how each metric is printed, in every table.
 HIGHER_IS_BETTER = {"bsr": True, "rmae": False, "psnr": True, "ssim": True,
-                    "psnr_bone": True, "mae_bone": False, "psnr_outside": True, "mae_outside": False}  # fmt: skip
+                    "psnr_bone": True, "mae_bone": False, "psnr_outside": True, "mae_outside": False, "dice": True}  # fmt: skip
 FORMATS = {"bsr": "{:.4f}", "rmae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}",
-           "psnr_bone": "{:.2f}", "mae_bone": "{:.4f}", "psnr_outside": "{:.2f}", "mae_outside": "{:.4f}"}  # fmt: skip
+           "psnr_bone": "{:.2f}", "mae_bone": "{:.4f}", "psnr_outside": "{:.2f}", "mae_outside": "{:.4f}", "dice": "{:.3f}"}  # fmt: skip
 
 
 def all_metrics(pred, target, radiograph) -> dict[str, torch.Tensor]:

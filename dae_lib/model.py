@@ -86,6 +86,13 @@ class DAE(nn.Module):
         self.soft_tissue = Decoder(channels, kernel_size)
         self.bone_seg = Decoder(channels, kernel_size) if seg_branch else None
 
+    def mask_logits(self, x):
+        """The bone-segmentation branch's output for ``x`` whatever the mode (for scoring the branch;
+        inference never calls it). Raises for the AE, which has no branch."""
+        if self.bone_seg is None:
+            raise ValueError("this model has no bone-segmentation branch")
+        return self.bone_seg(self.encoder(x))
+
     def forward(self, x):
         f = self.encoder(x)
         s_hat = torch.sigmoid(self.soft_tissue(f))

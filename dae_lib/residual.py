@@ -109,6 +109,14 @@ class ResidualUNet(nn.Module):
         feats, (h, w) = self._features(x)
         return self.bone_decoder(feats)[..., :h, :w]
 
+    def mask_logits(self, x):
+        """The segmentation head's output for ``x`` whatever the mode (for scoring the head; inference
+        never calls it). Raises without a head."""
+        if self.bone_seg is None:
+            raise ValueError("this model has no bone-segmentation head")
+        feats, (h, w) = self._features(x)
+        return self.bone_seg(feats)[..., :h, :w]
+
     def forward(self, x):
         feats, (h, w) = self._features(x)
         b_hat = self.bone_decoder(feats)[..., :h, :w]

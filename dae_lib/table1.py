@@ -17,7 +17,7 @@ import yaml
 from .atomic import atomic_path, write_json_atomic
 from .errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs
-from .families import FAMILIES, variants
+from .families import FAMILIES, get_variant, variants
 from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS, REGION_METRICS
 from .paths import portable
 from .stats import mean_interval
@@ -61,10 +61,11 @@ def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
     variants that are missing. A run's test_metrics.csv is reused when it is newer than its weights."""
     frames = []
     done, missing = finished_runs(runs_dir)
-    for run in done.values():
+    for variant, run in done.items():
         weights, cached = run / "best.safetensors", run / "test_metrics.csv"
         df = pd.read_csv(cached) if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime else None
-        if df is None or not set(REGION_METRICS) <= set(df.columns):  # absent, stale, or from an older evaluation
+        needed = set(REGION_METRICS) | ({"dice"} if get_variant(variant).seg_head else set())
+        if df is None or not needed <= set(df.columns):  # absent, stale, or from an older evaluation
             df = evaluate_run(run, data)
         frames.append(df if not frames else df[df["method"] != IDENTITY])
     if not frames:
@@ -163,7 +164,7 @@ def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd
             row[f"{k}_std"] = r[f"{k}_std"]
         for k in METRICS:
             row[f"paper_{k}"] = (paper.get(method) or {}).get(k)
-        for k in REGION_METRICS:
+        for k in (*REGION_METRICS, "dice"):
             row[f"{k}_mean"] = r.get(f"{k}_mean")
         row.update(
             device=p.get("device"), seed=p.get("seed"), epochs=p.get("epochs_done"),
@@ -261,13 +262,15 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
             lines += [
                 "",
                 "Per region (mean over the test images): inside the bone mask M, where bone is removed, and",
-                "outside it, where the soft tissue should stay as it is.",
+                "outside it, where the soft tissue should stay as it is. For the variants with a segmentation",
+                "head, its Dice against M (the head is run for this only, never at inference).",
                 "",
-                "| method | PSNR in bone mask (dB) | MAE in bone mask | PSNR outside (dB) | MAE outside |",
-                "| --- | --- | --- | --- | --- |",
+                "| method | PSNR in bone mask (dB) | MAE in bone mask | PSNR outside (dB) | MAE outside | Dice of the seg. head |",
+                "| --- | --- | --- | --- | --- | --- |",
             ]
             for _, r in block.iterrows():
-                lines.append(f"| {r['method']} | " + " | ".join(_fmt(float(r[f'{k}_mean']), k) for k in REGION_METRICS) + " |")
+                dice = float(r["dice_mean"]) if "dice_mean" in r and pd.notna(r["dice_mean"]) else None
+                lines.append(f"| {r['method']} | " + " | ".join(_fmt(float(r[f'{k}_mean']), k) for k in REGION_METRICS) + f" | {_fmt(dice, 'dice')} |")
         if all_claims.get(f"{data}/{profile}"):
             lines += ["", "The paper's claims on these numbers (paired per-image differences):", ""]
             lines += all_claims[f"{data}/{profile}"]

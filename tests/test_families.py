@@ -132,3 +132,18 @@ def test_inference_restores_the_mode_and_runs_the_family_model(tiny_family_regis
     x = torch.rand(3, 1, 32, 32)
     out = predict(model, x, batch_size=2)
     assert out.shape == x.shape and model.training
+
+
+def test_evaluation_scores_the_segmentation_head_by_dice_without_using_it_for_the_estimate(tiny_data, tmp_path):
+    from dae_lib.evaluate import evaluate_run
+
+    for name in ("ae", "dae", "r_dae"):
+        fit(tiny_config(variant=name, unet_width=4, epochs=1), tmp_path / name, data=tiny_data, progress=False)
+    ae, dae, r_dae = (evaluate_run(tmp_path / n, tiny_data) for n in ("ae", "dae", "r_dae"))
+    assert "dice" not in ae
+    for df, label in ((dae, "DAE"), (r_dae, "R-DAE")):
+        d = df[df["method"] == label]["dice"]
+        assert d.notna().all() and ((d >= 0) & (d <= 1)).all()
+        assert df[df["method"] == IDENTITY]["dice"].isna().all()
+    per_image, _ = table1.collect(tmp_path, tiny_data)
+    assert per_image.groupby("method")["dice"].count().to_dict() == {IDENTITY: 0, "AE": 0, "DAE": len(ae) // 2, "R-DAE": len(ae) // 2}

@@ -95,3 +95,13 @@ def test_region_metrics_against_a_hand_count():
     assert r["psnr_bone"] == pytest.approx(10 * np.log10(8 / 0.01)) and r["psnr_outside"] == pytest.approx(10 * np.log10(8 / 0.16))
     empty = region_metrics(p, t, torch.zeros_like(t))
     assert torch.isnan(empty["psnr_bone"]).all() and torch.isfinite(empty["psnr_outside"]).all()
+
+
+def test_dice_against_a_hand_count():
+    from dae_lib.metrics import dice
+
+    m = torch.zeros(2, 1, 4, 4)
+    p = torch.zeros(2, 1, 4, 4)
+    m[0, 0, :2] = 1  # 8 pixels
+    p[0, 0, 1:3] = 1  # 8 pixels, 4 shared
+    assert dice(p, m).tolist() == [pytest.approx(2 * 4 / 16), 1.0]  # the second: both empty
