@@ -10,6 +10,7 @@ TORCH_REQ ?= requirements-torch.txt
 PROFILE   ?= quick
 DATA      ?= phantom
 FAMILY    ?= all
+SEEDS     ?= 1
 
 .PHONY: setup reproduce test lab phantom-figure clean-runs
 
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) --family $(FAMILY) $(if $(KERNEL),--kernel $(KERNEL))
+	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) --family $(FAMILY) --seeds $(SEEDS) $(if $(KERNEL),--kernel $(KERNEL))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

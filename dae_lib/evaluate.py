@@ -74,11 +74,22 @@ def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: s
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of each metric per method, in the order methods first appear."""
+    """Mean and standard deviation of each metric per method, in the order methods first appear.
+
+    One seed: over the test images (``n`` images). Several seeds (a ``seed`` column): each seed's
+    mean over the images first, then the mean and standard deviation of those over the seeds
+    (``n_seeds``), so the spread is the seed-to-seed one that every claim is judged against."""
     order = list(dict.fromkeys(df["method"]))
     cols = [k for k in (*metrics.METRICS, *metrics.REGION_METRICS, "dice") if k in df]
-    g = df.groupby("method", sort=False)[cols]
-    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std")).join(g.size().rename("n"))
+    n_seeds = df.groupby("method", sort=False)["seed"].nunique() if "seed" in df else pd.Series(1, index=order)
+    if (n_seeds > 1).any():
+        per_seed = df.groupby(["method", "seed"], sort=False)[cols].mean()
+        g = per_seed.groupby(level="method", sort=False)
+        n = df.groupby("method", sort=False).size() // n_seeds
+    else:
+        g = df.groupby("method", sort=False)[cols]
+        n = g.size()
+    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std")).join(n.rename("n")).join(n_seeds.rename("n_seeds"))
     return out.loc[order]
 
 
@@ -119,6 +130,16 @@ def finished_runs(runs_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
     families = dict.fromkeys(get_variant(v).family for v in runs) or {"paper": None}
     missing = [v for f in families for v in variants(f) if v not in done]
     return done, missing
+
+
+def seed_folders(runs_dir: str | Path) -> dict[int, Path]:
+    """The folders holding one seed's runs each: ``runs_dir`` itself (seed 0) and its seed<k>/."""
+    runs_dir = Path(runs_dir)
+    out = {0: runs_dir}
+    for d in sorted(runs_dir.glob("seed*")) if runs_dir.is_dir() else []:
+        if d.is_dir() and d.name[4:].isdigit():
+            out[int(d.name[4:])] = d
+    return dict(sorted(out.items()))
 
 
 def validation_psnr(run_dir: str | Path) -> float:

@@ -1,6 +1,7 @@
 """Where a pipeline's outputs go, from (profile, data, output root): one rule for notebooks and CLI.
 
-    <root>/runs/<profile>/<data>/<variant>/     training runs (not committed)
+    <root>/runs/<profile>/<data>/<variant>/     training runs, seed 0 (not committed)
+    <root>/runs/<profile>/<data>/seed<k>/<variant>/   the same with seed k (several seeds per claim)
     <root>/results/table1.csv, table1.md         Table 1, one block per (data, profile)
     <root>/results/executed/<data>-<profile>/    executed notebooks (not committed)
     <root>/figures/                               figures of phantom runs (committed)
@@ -40,8 +41,9 @@ class Outputs:
     def runs(self) -> Path:
         return self.root / "runs" / self.profile / self.data
 
-    def run(self, variant: str) -> Path:
-        return self.runs / variant
+    def run(self, variant: str, seed: int = 0) -> Path:
+        """A variant's run folder: runs/<profile>/<data>/<variant> for seed 0, .../seed<k>/<variant> else."""
+        return self.runs / variant if seed == 0 else self.runs / f"seed{seed}" / variant
 
     @property
     def results(self) -> Path:

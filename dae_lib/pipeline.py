@@ -32,14 +32,20 @@ class Step:
     parameters: dict
 
 
-def plan(profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=tuple(FAMILIES)) -> list[Step]:
-    """The ordered papermill runs of the pipeline: notebook 02 once per variant of ``families``."""
+def plan(
+    profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=tuple(FAMILIES),
+    seeds: int = 1,
+) -> list[Step]:  # fmt: skip
+    """The ordered papermill runs of the pipeline: notebook 02 once per variant of ``families`` and
+    training seed (``seed``, ``seed + 1``, ... ``seeds`` of them)."""
     data_dir = normalise_data_dir(data_dir)
     out = outputs(profile, data_dir, out_root)
     common = dict(profile=profile, data_dir=data_dir or "phantom", seed=seed, device=device, out_root=str(out.root))
     steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
-    for variant in (v for f in families for v in variants(f)):
-        steps.append(Step(NOTEBOOKS[1], out.executed / f"02_training_{variant}.ipynb", {**common, "variant": variant}))
+    for s in range(seed, seed + seeds):
+        for variant in (v for f in families for v in variants(f)):
+            name = f"02_training_{variant}.ipynb" if s == 0 else f"02_training_{variant}_seed{s}.ipynb"
+            steps.append(Step(NOTEBOOKS[1], out.executed / name, {**common, "variant": variant, "seed": s}))
     steps += [Step(nb, out.executed / nb, common) for nb in NOTEBOOKS[2:]]
     return steps
 
@@ -73,17 +79,17 @@ def strip_metadata(path: Path) -> None:
 
 def run(
     profile="quick", data_dir=None, out_root=None, kernel_name=None, seed=0, device="auto", log=print,
-    notebook_dir: Path = NOTEBOOK_DIR, families=tuple(FAMILIES),
+    notebook_dir: Path = NOTEBOOK_DIR, families=tuple(FAMILIES), seeds: int = 1,
 ) -> list[Path]:  # fmt: skip
     """Execute the pipeline for the variants of ``families``; returns the executed notebooks.
     Raises PipelineError on a failure."""
     import papermill as pm
 
-    steps = plan(profile, data_dir, out_root, seed, device, families)
+    steps = plan(profile, data_dir, out_root, seed, device, families, seeds)
     done = []
     for step in steps:
         step.output.parent.mkdir(parents=True, exist_ok=True)
-        label = step.notebook + (f" (variant {step.parameters['variant']})" if "variant" in step.parameters else "")
+        label = step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if "variant" in step.parameters else "")
         t0 = time.time()
         log(f"running {label} ...")
         try:

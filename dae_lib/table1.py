@@ -16,7 +16,7 @@ import yaml
 
 from .atomic import atomic_path, write_json_atomic
 from .errors import RunDirError
-from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs
+from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs, seed_folders
 from .families import FAMILIES, get_variant, variants
 from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS, REGION_METRICS
 from .paths import portable
@@ -57,8 +57,22 @@ def paper_regime(table: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
-    """Per-image test metrics of every finished run under ``runs_dir`` (+ identity), and the
-    variants that are missing. A run's test_metrics.csv is reused when it is newer than its weights."""
+    """Per-image test metrics of every finished run under ``runs_dir`` and its seed<k>/ folders
+    (+ identity), with a ``seed`` column, and the variants missing for seed 0. A run's
+    test_metrics.csv is reused when it is newer than its weights."""
+    frames, missing = [], []
+    for seed, folder in seed_folders(runs_dir).items():
+        df, miss = _collect_one_seed(folder, data)
+        if seed == 0:
+            missing = miss
+        if len(df):
+            frames.append(df.assign(seed=seed))
+    if not frames:
+        return pd.DataFrame(columns=["case_id", "method", "seed", *METRICS]), missing
+    return pd.concat(frames, ignore_index=True), missing
+
+
+def _collect_one_seed(runs_dir: Path, data) -> tuple[pd.DataFrame, list[str]]:
     frames = []
     done, missing = finished_runs(runs_dir)
     for variant, run in done.items():
@@ -84,14 +98,20 @@ def run_provenance(runs_dir: str | Path) -> dict:
 
 
 def paired_difference(df: pd.DataFrame, a: str, b: str, metric: str) -> dict:
-    """Per-image difference a - b on the same test images, signed so that > 0 means a is better:
-    mean, 95 % confidence half-width (Student t, stats.mean_interval), images where a wins, n."""
-    wide = df.pivot(index="case_id", columns="method", values=metric)
+    """Difference a - b, signed so that > 0 means a is better, paired on the same test images (and
+    the same seed). With one seed the unit is the image; with several, the seed: each seed's mean
+    per-image difference is one observation. Returns mean, 95 % half-width (Student t,
+    stats.mean_interval), units where a wins, n and the unit ("images" | "seeds")."""
+    seeds = df["seed"] if "seed" in df else pd.Series(0, index=df.index)
+    wide = df.assign(seed=seeds).pivot_table(index=["seed", "case_id"], columns="method", values=metric, aggfunc="first")
     d = (wide[a] - wide[b]).dropna()
     if not HIGHER_IS_BETTER[metric]:
         d = -d
+    unit = "seeds" if d.index.get_level_values("seed").nunique() > 1 else "images"
+    if unit == "seeds":
+        d = d.groupby(level="seed").mean()
     mean, half, n = mean_interval(d)
-    return {"mean": mean, "half": half, "wins": int((d > 0).sum()), "n": n}
+    return {"mean": mean, "half": half, "wins": int((d > 0).sum()), "n": n, "unit": unit}
 
 
 def _compare(df, a, b, what) -> str:
@@ -101,7 +121,7 @@ def _compare(df, a, b, what) -> str:
         better += r["mean"] - r["half"] > 0
         worse += r["mean"] + r["half"] < 0
         unit = " dB" if metric == "psnr" else ""
-        parts.append(f"{metric.upper()} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} images")
+        parts.append(f"{metric.upper()} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} {r['unit']}")
     verdict = {
         (2, 0): "holds",
         (0, 2): "is contradicted",
@@ -158,7 +178,7 @@ def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd
     for method, r in summary.iterrows():
         variant = label_to_variant.get(method)
         p = prov.get(variant) or next(iter(prov.values()), {})
-        row = {"data": data, "profile": profile, "method": method, "n_test": int(r["n"])}
+        row = {"data": data, "profile": profile, "method": method, "n_test": int(r["n"]), "n_seeds": int(r.get("n_seeds", 1))}
         for k in METRICS:
             row[f"{k}_mean"] = r[f"{k}_mean"]
             row[f"{k}_std"] = r[f"{k}_std"]
@@ -242,11 +262,17 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
         lines.append("")
     for (data, profile), block in table.groupby(["data", "profile"], sort=False):
         first = block.iloc[-1]
+        n_seeds = int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
+        seeds = (
+            f"{n_seeds} seeds (mean +- sd over the seeds of each seed's mean over the test images; the claims take the seed as the unit)"
+            if n_seeds > 1 else f"seed {first['seed']} (mean +- sd over the test images)"
+        )
+        epochs = ", ".join(str(int(e)) for e in dict.fromkeys(block["epochs"].dropna()))
         lines += [
             f"## {data}, profile {profile}",
             "",
             f"Data: {first['data_source']}; {int(block['n_test'].iloc[0])} test cases; device: {first['device']}; "
-            f"seed {first['seed']}; epochs {first['epochs']}; commit {first['commit']}; {first['utc']}.",
+            f"{seeds}; epochs {epochs}; commit {first['commit']}; {first['utc']}.",
             "",
             "| method | BSR | RMAE | PSNR (dB) | SSIM | paper BSR | paper RMAE | paper PSNR | paper SSIM | train s |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -11,6 +11,7 @@ import pytest
 from dae_lib import pipeline
 from dae_lib.evaluate import IDENTITY
 from dae_lib.paths import REPO_ROOT
+from dae_lib import table1
 from dae_lib.table1 import write_table1
 
 
@@ -118,3 +119,36 @@ def test_committed_tables_hold_no_absolute_machine_path(tmp_path):
     write_table1(summary, tmp_path, "bse-jsrt-512", "quick", {"ae": {"data": str(data)}})
     text = (tmp_path / "table1.csv").read_text() + (tmp_path / "table1.md").read_text()
     assert str(REPO_ROOT.parent) not in text and "../shared/data/bse-jsrt-512" in text
+
+
+def test_plan_trains_every_variant_once_per_seed(tmp_path):
+    steps = pipeline.plan("smoke", None, tmp_path, seeds=2, families=("paper",))
+    training = [s for s in steps if "variant" in s.parameters]
+    assert [s.output.name for s in training] == [
+        "02_training_ae.ipynb", "02_training_ae_msssim.ipynb", "02_training_dae.ipynb", "02_training_dae_msssim.ipynb",
+        "02_training_ae_seed1.ipynb", "02_training_ae_msssim_seed1.ipynb", "02_training_dae_seed1.ipynb",
+        "02_training_dae_msssim_seed1.ipynb",
+    ]  # fmt: skip
+    assert [s.parameters["seed"] for s in training] == [0] * 4 + [1] * 4
+    assert steps[-2].notebook == "03_table1.ipynb" and steps[-1].notebook == "04_figures.ipynb"
+
+
+def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data, tmp_path):
+    from dae_lib.evaluate import summarize
+    from dae_lib.outputs import outputs
+    from dae_lib.train import fit
+    from helpers import tiny_config
+
+    out = outputs("smoke", None, tmp_path)
+    for seed in (0, 1):
+        for variant in ("ae", "dae"):
+            fit(tiny_config(variant=variant, epochs=1, seed=seed), out.run(variant, seed), data=tiny_data, progress=False)
+    assert out.run("ae", 1) == out.runs / "seed1" / "ae"
+    per_image, missing = table1.collect(out.runs, tiny_data)
+    assert sorted(per_image["seed"].unique()) == [0, 1]
+    s = summarize(per_image)
+    assert (s["n_seeds"] == 2).all() and s.loc["AE", "n"] == (per_image["method"] == "AE").sum() // 2
+    ae = per_image[per_image["method"] == "AE"]
+    assert s.loc["AE", "psnr_mean"] == pytest.approx(ae.groupby("seed")["psnr"].mean().mean())
+    claim = [c for c in table1.claims(per_image) if "improves the AE" in c][0]
+    assert "/2 seeds" in claim

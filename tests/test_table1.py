@@ -6,6 +6,7 @@ import torch
 
 from dae_lib import metrics, table1
 from dae_lib.evaluate import IDENTITY
+from dae_lib.stats import t95
 
 
 def test_paper_table_is_transcribed_with_ssim_as_a_fraction():
@@ -62,3 +63,27 @@ def test_claims_say_holds_or_is_contradicted_in_the_right_direction():
     assert "highest mean PSNR: DAE" in best
     beat = [c for c in table1.claims(table(-1.0)) if "beats doing nothing" in c][0]
     assert "holds here" in beat  # both AE and DAE (30.x, 29.x) beat the identity (27.x)
+
+
+def test_with_several_seeds_the_seed_is_the_unit_of_summary_and_claims():
+    from dae_lib.evaluate import summarize
+
+    rows = []
+    seed_effect = {0: 1.0, 1: 0.2, 2: 0.6}  # DAE - AE per seed: varies by seed, same sign
+    for seed, eff in seed_effect.items():
+        for i in range(6):
+            for method, d in ((IDENTITY, -3.0), ("AE", 0.0), ("DAE", eff + 0.01 * i)):
+                rows.append({"case_id": f"C{i}", "seed": seed, "method": method, "psnr": 30 + i + d, "ssim": 0.9 + 0.01 * d})
+    df = pd.DataFrame(rows)
+    r = table1.paired_difference(df, "DAE", "AE", "psnr")
+    per_seed = pd.Series([eff + 0.025 for eff in seed_effect.values()])  # mean over i of 0.01 * i = 0.025
+    assert r["unit"] == "seeds" and r["n"] == 3 and r["wins"] == 3
+    assert r["mean"] == pytest.approx(per_seed.mean())
+    assert r["half"] == pytest.approx(t95(2) * per_seed.std(ddof=1) / 3**0.5)
+    s = summarize(df)
+    assert s.loc["DAE", "n_seeds"] == 3 and s.loc["DAE", "n"] == 6
+    assert s.loc["DAE", "psnr_std"] == pytest.approx(per_seed.std(ddof=1))  # sd over seeds, not over images
+    claim = [c for c in table1.claims(df) if "improves the AE" in c][0]
+    assert "better on 3/3 seeds" in claim
+    one = df[df["seed"] == 0]
+    assert table1.paired_difference(one, "DAE", "AE", "psnr")["unit"] == "images"
