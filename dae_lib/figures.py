@@ -185,3 +185,36 @@ def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None):
     if path:
         _save(fig, resolve(path))
     return fig
+
+
+def gain_chart(per_image, path=None):
+    """Each variant's gain over doing nothing (PSNR in dB, BSR), with its 95 % interval (over seeds
+    when there are several, else over test images), and the paper's values where it has them: its
+    BSR, and the PSNR gain its BSR implies, -10 log10(1 - BSR) (table1.implied_identity_psnr)."""
+    import math
+
+    from .evaluate import IDENTITY
+    from .table1 import paired_difference, paper_values
+
+    methods = [m for m in dict.fromkeys(per_image["method"]) if m != IDENTITY]
+    paper = paper_values()["values"] if paper_values().get("transcribed") else {}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(methods) + 1.8), squeeze=False)
+    for ax, metric, name in ((axes[0, 0], "psnr", "PSNR gain over doing nothing (dB)"), (axes[0, 1], "bsr", "BSR (doing nothing: 0)")):
+        rows = [paired_difference(per_image, m, IDENTITY, metric) for m in methods]
+        y = list(range(len(methods)))[::-1]
+        ax.errorbar([r["mean"] for r in rows], y, xerr=[r["half"] if math.isfinite(r["half"]) else 0 for r in rows], fmt="o", capsize=3, label="ours (95 % interval)")
+        pv = [(yy, paper[m]["bsr"]) for yy, m in zip(y, methods) if (paper.get(m) or {}).get("bsr") is not None]
+        if pv:
+            xs = [-10 * math.log10(1 - b) if metric == "psnr" else b for _, b in pv]
+            ax.plot(xs, [yy for yy, _ in pv], "x", color="C3", markersize=9, label="paper")
+        ax.axvline(0, color="0.5", lw=1)
+        ax.set_yticks(y, methods)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+        unit = rows[0]["unit"] if rows else "images"
+        ax.set_title(f"interval over {unit}", fontsize=9)
+    axes[0, 1].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig

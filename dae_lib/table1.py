@@ -302,3 +302,16 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
             lines += all_claims[f"{data}/{profile}"]
         lines.append("")
     return "\n".join(lines)
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """A Markdown table of a ``summarize`` result (mean +- sd per metric) beside the paper's values,
+    for display in notebook 03."""
+    paper = paper_values()["values"] if paper_values().get("transcribed") else {}
+    head = "| method | " + " | ".join(k.upper() for k in METRICS) + " | " + " | ".join(f"paper {k.upper()}" for k in METRICS) + " |"
+    lines = [head, "|" + " --- |" * (1 + 2 * len(METRICS))]
+    for method, r in summary.iterrows():
+        ours = [f"{_fmt(r[f'{k}_mean'], k)} +- {_fmt(r[f'{k}_std'], k)}" for k in METRICS]
+        theirs = [_fmt((paper.get(method) or {}).get(k), k) for k in METRICS]
+        lines.append(f"| {method} | " + " | ".join(ours + theirs) + " |")
+    return "\n".join(lines)

@@ -87,3 +87,24 @@ def test_with_several_seeds_the_seed_is_the_unit_of_summary_and_claims():
     assert "better on 3/3 seeds" in claim
     one = df[df["seed"] == 0]
     assert table1.paired_difference(one, "DAE", "AE", "psnr")["unit"] == "images"
+
+
+def test_notebook_table_and_gain_chart_show_ours_beside_the_paper(tmp_path):
+    from dae_lib import figures
+    from dae_lib.evaluate import summarize
+
+    rows = []
+    for i in range(5):
+        for method, d in ((IDENTITY, 0.0), ("AE", 2.0), ("R-AE", 6.0)):
+            rows.append({"case_id": f"C{i}", "method": method, "psnr": 30 + d + 0.1 * i, "bsr": d / 10, "rmae": 0.01, "ssim": 0.9})
+    df = pd.DataFrame(rows)
+    md = table1.summary_markdown(summarize(df))
+    assert "| AE | 0.2000 +- 0.0000 | 0.0100 +- 0.0000 | 32.20 +- 0.16 | 0.9000 +- 0.0000 | 0.7500 | 0.0309 | 25.90 | 0.9350 |" in md
+    assert "| R-AE |" in md and md.count("n/a") >= 8  # no paper values for identity and R-AE
+    fig = figures.gain_chart(df, path=tmp_path / "gains.png")
+    psnr_ax = fig.axes[0]
+    ours = psnr_ax.lines[0].get_xdata() if psnr_ax.lines else None
+    assert (tmp_path / "gains.png").stat().st_size > 5000
+    marks = [l for l in psnr_ax.lines if l.get_marker() == "x"]
+    assert marks and marks[0].get_xdata()[0] == pytest.approx(-10 * np.log10(1 - 0.75))  # the paper's AE: BSR 0.75
+    assert ours is not None
