@@ -33,6 +33,7 @@ from .atomic import atomic_path
 from .config import is_phantom
 from .errors import ConfigError, DataError
 from .masks import bone_mask
+from .provenance import sha256_file
 from .phantom import phantom_set
 
 log = logging.getLogger(__name__)
@@ -206,10 +207,6 @@ def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:
     return ("inverted" if inverted > clinical else "clinical"), inverted, clinical
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mask_kw) -> PairedImages:
     """Read every pair under ``root`` at ``size`` px in clinical polarity, with bone masks."""
     pairs = find_pairs(root)
@@ -302,7 +299,7 @@ def _cached(key, make) -> PairedImages:
 def file_hashes(data: PairedImages) -> list[tuple[str, str]]:
     """sha256 of each case's X and S: of the files, or of the phantom arrays."""
     if data.files:
-        return [(_sha256(Path(a)), _sha256(Path(b))) for a, b in data.files]
+        return [(sha256_file(a), sha256_file(b)) for a, b in data.files]
     return [
         (hashlib.sha256(x.numpy().tobytes()).hexdigest(), hashlib.sha256(s.numpy().tobytes()).hexdigest())
         for x, s in zip(data.x, data.s)

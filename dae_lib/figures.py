@@ -197,7 +197,8 @@ def gain_chart(per_image, path=None):
     from .table1 import paired_difference, paper_values
 
     methods = [m for m in dict.fromkeys(per_image["method"]) if m != IDENTITY]
-    paper = paper_values()["values"] if paper_values().get("transcribed") else {}
+    table = paper_values()
+    paper = table["values"] if table.get("transcribed") else {}
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(methods) + 1.8), squeeze=False)
     for ax, metric, name in ((axes[0, 0], "psnr", "PSNR gain over doing nothing (dB)"), (axes[0, 1], "bsr", "BSR (doing nothing: 0)")):
         rows = [paired_difference(per_image, m, IDENTITY, metric) for m in methods]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -111,6 +112,17 @@ def load_released(name: str = DEFAULT_RELEASE, device="cpu") -> torch.nn.Module:
     return load_model(folder, "best", device)
 
 
+@contextmanager
+def _eval_mode(model: torch.nn.Module):
+    """Eval mode for the block; the model's own mode afterwards (training code may be calling)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def predict_masks(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) -> torch.Tensor | None:
     """The segmentation head's binary bone masks (logit > 0) for ``x``, float32 on the CPU, in eval
@@ -119,12 +131,8 @@ def predict_masks(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) 
     if getattr(model, "bone_seg", None) is None or not hasattr(model, "mask_logits"):
         return None
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with _eval_mode(model):
         out = [(model.mask_logits(x[i : i + batch_size].to(device)) > 0).float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else None
 
 
@@ -139,16 +147,12 @@ def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_siz
     """
     device = next(model.parameters()).device
     amp_dtype = resolve_amp(amp, device)
-    was_training = model.training
-    model.eval()
     out = []
-    try:
+    with _eval_mode(model):
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device, non_blocking=True)
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp_dtype):
                 out.append(model(xb)[0].float().clamp(0, 1).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.empty_like(x)

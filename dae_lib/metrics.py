@@ -70,19 +70,23 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16) -> torch.Ten
     return torch.cat(out)
 
 
+def _region_mean(values: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the pixels where ``region`` is 1, per image; NaN where it is empty."""
+    n = region.sum(dim=(1, 2, 3))
+    return torch.where(n > 0, (values * region).sum(dim=(1, 2, 3)) / n.clamp(min=1), torch.full_like(n, float("nan")))
+
+
 def region_mse(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the pixels where ``region`` (N,1,H,W, 0/1) is 1, per image; NaN
     for an image whose region is empty."""
     p, t, r = _check(pred, target, region.to(pred.dtype))
-    n = r.sum(dim=(1, 2, 3))
-    return torch.where(n > 0, (((p - t) ** 2) * r).sum(dim=(1, 2, 3)) / n.clamp(min=1), torch.full_like(n, float("nan")))
+    return _region_mean((p - t) ** 2, r)
 
 
 def region_mae(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Mean absolute error over the pixels where ``region`` is 1, per image (NaN if empty)."""
     p, t, r = _check(pred, target, region.to(pred.dtype))
-    n = r.sum(dim=(1, 2, 3))
-    return torch.where(n > 0, ((p - t).abs() * r).sum(dim=(1, 2, 3)) / n.clamp(min=1), torch.full_like(n, float("nan")))
+    return _region_mean((p - t).abs(), r)
 
 
 def region_metrics(pred, target, mask) -> dict[str, torch.Tensor]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import platform
 import subprocess
@@ -52,6 +53,11 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty_files() else "")
+
+
+def sha256_file(path) -> str:
+    """The sha256 of a file's bytes (data files, weights, split records)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def machine() -> str:

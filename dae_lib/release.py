@@ -31,7 +31,8 @@ from pathlib import Path
 from .atomic import write_json_atomic
 from .inference import DEFAULT_RELEASE, RELEASED_DIR
 from .metrics import FORMATS, METRICS
-from .paths import REPO_ROOT, portable
+from .paths import REPO_ROOT, portable, resolve
+from .provenance import sha256_file
 
 #: The two training stages: overrides of the paper profile (which sets the width) and the family defaults.
 STAGES = (
@@ -49,10 +50,6 @@ LIMITS = (
     "is left). Other scanners, paediatric images, lateral views, devices and lines, and other polarities or "
     "bit depths are untested. Metrics are on 19 held-out JSRT cases only."
 )
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def stage_configs(variant: str, data_dir: str, device: str = "auto", stage1_dir: Path | None = None) -> list:
@@ -90,7 +87,7 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     summary = summarize(per_image)
     cfg = json.loads((run_dir / "config.json").read_text())
     prov = json.loads((run_dir / "provenance.json").read_text())
-    stage1 = json.loads((Path(cfg["init_from"]) if Path(cfg["init_from"]).is_absolute() else REPO_ROOT / cfg["init_from"]).joinpath("provenance.json").read_text()) if cfg.get("init_from") else {}
+    stage1 = json.loads((resolve(cfg["init_from"]) / "provenance.json").read_text()) if cfg.get("init_from") else {}
     variant = get_variant(cfg["variant"])
     split_rows = pd.read_csv(run_dir / "split.csv")[["case_id", "split", "x_sha256", "s_sha256"]]
     split_text = split_rows.to_csv(index=False)
@@ -110,7 +107,7 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
         ],
         "seed": cfg["seed"], "commit": prov["commit"], "torch": prov["torch"], "utc": prov["utc"],
         "test_metrics": metrics, "n_test": int(summary.loc[IDENTITY, "n"]),
-        "weights_sha256": _sha256_file(run_dir / "best.safetensors"),
+        "weights_sha256": sha256_file(run_dir / "best.safetensors"),
         "intended_use": INTENDED_USE, "limits": LIMITS,
         "load": f"from dae_lib.inference import load_released; model = load_released({out_dir.name!r})",
     }  # fmt: skip

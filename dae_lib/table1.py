@@ -307,7 +307,8 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
 def summary_markdown(summary: pd.DataFrame) -> str:
     """A Markdown table of a ``summarize`` result (mean +- sd per metric) beside the paper's values,
     for display in notebook 03."""
-    paper = paper_values()["values"] if paper_values().get("transcribed") else {}
+    table = paper_values()
+    paper = table["values"] if table.get("transcribed") else {}
     head = "| method | " + " | ".join(k.upper() for k in METRICS) + " | " + " | ".join(f"paper {k.upper()}" for k in METRICS) + " |"
     lines = [head, "|" + " --- |" * (1 + 2 * len(METRICS))]
     for method, r in summary.iterrows():

@@ -22,7 +22,6 @@ last.safetensors, best.safetensors, provenance.json (what inference reads: see i
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -46,7 +45,8 @@ from .errors import RunDirError
 from .families import build_model
 from .inference import RUN_DATA_FILE, load_weights, predict, run_data_record
 from .losses import total_loss
-from .provenance import record
+from .paths import portable, resolve
+from .provenance import record, sha256_file
 from .split import make_split, split_indices, write_split_csv
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,6 @@ def initial_weights_file(cfg: Config) -> Path | None:
     """The weights ``cfg.init_from`` names: a .safetensors file, or a run folder's best.safetensors."""
     if not cfg.init_from:
         return None
-    from .paths import resolve
-
     p = resolve(cfg.init_from)
     return p / "best.safetensors" if p.is_dir() else p
 
@@ -220,20 +218,6 @@ def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, 
         torch.save(state, tmp)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _relative(path: Path) -> str:
-    """A path relative to the repository when it lies inside it (no machine paths in results)."""
-    from .paths import REPO_ROOT
-
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def fit(
     cfg: Config,
     out_dir: str | Path,
@@ -306,7 +290,7 @@ def fit(
                 seed=cfg.seed,
                 epochs_done=len(history),
                 resumed_at_epoch=start_epoch,
-                init_from=None if init is None else {"file": _relative(init), "sha256": _sha256(init)},
+                init_from=None if init is None else {"file": portable(init), "sha256": sha256_file(init)},
                 best_epoch=best_epoch,
                 wall_seconds_this_call=round(time.time() - t_start, 1),
                 train_seconds_total=round(sum(r["seconds"] for r in history), 1),

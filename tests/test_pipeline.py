@@ -53,12 +53,17 @@ def test_executed_notebooks_are_small_and_without_papermill_timings(smoke_run):
         assert path.stat().st_size < 3_000_000
 
 
-def test_table_keeps_other_blocks(tmp_path):
-    summary = pd.DataFrame(
+def _identity_summary():
+    """A one-row ``summarize`` result: the identity on 3 images."""
+    return pd.DataFrame(
         {"bsr_mean": [0.0], "rmae_mean": [0.1], "psnr_mean": [30.0], "ssim_mean": [0.9],
          "bsr_std": [0.0], "rmae_std": [0.0], "psnr_std": [1.0], "ssim_std": [0.01], "n": [3]},
         index=pd.Index([IDENTITY], name="method"),
     )  # fmt: skip
+
+
+def test_table_keeps_other_blocks(tmp_path):
+    summary = _identity_summary()
     write_table1(summary, tmp_path, "phantom", "quick", {})
     write_table1(summary, tmp_path, "bse-jsrt-512", "quick", {})
     write_table1(summary, tmp_path, "phantom", "quick", {})  # replaces its own block only
@@ -110,11 +115,7 @@ def test_nbval_fails_when_a_checked_output_changes(tmp_path):
 
 
 def test_committed_tables_hold_no_absolute_machine_path(tmp_path):
-    summary = pd.DataFrame(
-        {"bsr_mean": [0.0], "rmae_mean": [0.1], "psnr_mean": [30.0], "ssim_mean": [0.9],
-         "bsr_std": [0.0], "rmae_std": [0.0], "psnr_std": [1.0], "ssim_std": [0.01], "n": [3]},
-        index=pd.Index([IDENTITY], name="method"),
-    )  # fmt: skip
+    summary = _identity_summary()
     data = REPO_ROOT.parent / "shared" / "data" / "bse-jsrt-512"
     write_table1(summary, tmp_path, "bse-jsrt-512", "quick", {"ae": {"data": str(data)}})
     text = (tmp_path / "table1.csv").read_text() + (tmp_path / "table1.md").read_text()
