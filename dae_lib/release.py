@@ -75,23 +75,36 @@ def train_release(variant: str, data_dir: str, device: str = "auto", runs_root: 
 
 
 def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
-    """Score the run's test cases and write the release folder (weights, records, model card)."""
+    """Write the release folder of a trained run: its weights in float16 (half the size; the card's
+    numbers are those of these very weights), records, and the model card from scoring the
+    released folder itself on the run's test cases."""
     import pandas as pd
+    from safetensors.torch import load_file, save_file
 
     from .evaluate import IDENTITY, evaluate_run, summarize
     from .families import get_variant
     from .outputs import data_tag
+    from .provenance import git_commit
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    per_image = evaluate_run(run_dir, data)
-    summary = summarize(per_image)
     cfg = json.loads((run_dir / "config.json").read_text())
     prov = json.loads((run_dir / "provenance.json").read_text())
     stage1 = json.loads((resolve(cfg["init_from"]) / "provenance.json").read_text()) if cfg.get("init_from") else {}
     variant = get_variant(cfg["variant"])
     split_rows = pd.read_csv(run_dir / "split.csv")[["case_id", "split", "x_sha256", "s_sha256"]]
     split_text = split_rows.to_csv(index=False)
-    parts = {p: int((split_rows["split"] == p).sum()) for p in ("train", "val", "test")}
+
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = load_file(str(run_dir / "best.safetensors"))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(tmp / "best.safetensors"))
+    write_json_atomic(tmp / "config.json", {**cfg, "data_dir": portable(cfg["data_dir"]), "init_from": None})
+    data_rec = json.loads((run_dir / "data.json").read_text())
+    write_json_atomic(tmp / "data.json", {**data_rec, "source": data_tag(cfg["data_dir"])})
+    (tmp / "split.csv").write_text(split_text)
+    summary = summarize(evaluate_run(tmp, data))
+    (tmp / "test_metrics.csv").unlink()  # evaluate_run's by-product; the card holds the numbers
     metrics = {
         label: {k: {"mean": float(summary.loc[label, f"{k}_mean"]), "sd": float(summary.loc[label, f"{k}_std"])} for k in METRICS}
         for label in (IDENTITY, variant.label)
@@ -100,25 +113,19 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
         "model": variant.label, "variant": variant.name, "family": variant.family,
         "architecture": f"residual U-Net (dae_lib/residual.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
         "data": data_tag(cfg["data_dir"]), "split_sha256": hashlib.sha256(split_text.encode()).hexdigest(),
-        "cases": parts, "image_size": cfg["image_size"], "polarity": json.loads((run_dir / "data.json").read_text())["stored_polarity"],
+        "cases": {p: int((split_rows["split"] == p).sum()) for p in ("train", "val", "test")},
+        "image_size": cfg["image_size"], "polarity": data_rec["stored_polarity"],
         "stages": [
             {"image_size": 256, "epochs": stage1.get("epochs_done"), "best_epoch": stage1.get("best_epoch"), "train_seconds": stage1.get("train_seconds_total"), "device": stage1.get("device")},
             {"image_size": cfg["image_size"], "epochs": prov["epochs_done"], "best_epoch": prov["best_epoch"], "train_seconds": prov["train_seconds_total"], "device": prov["device"]},
         ],
-        "seed": cfg["seed"], "commit": prov["commit"], "torch": prov["torch"], "utc": prov["utc"],
+        "seed": cfg["seed"], "commit": prov["commit"], "evaluated_at_commit": git_commit(), "torch": prov["torch"], "utc": prov["utc"],
         "test_metrics": metrics, "n_test": int(summary.loc[IDENTITY, "n"]),
-        "weights_sha256": sha256_file(run_dir / "best.safetensors"),
+        "weights": "float16 safetensors (trained in float32 with bf16 autocast; loaded into a float32 model)",
+        "weights_sha256": sha256_file(tmp / "best.safetensors"),
         "intended_use": INTENDED_USE, "limits": LIMITS,
         "load": f"from dae_lib.inference import load_released; model = load_released({out_dir.name!r})",
     }  # fmt: skip
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copy(run_dir / "best.safetensors", tmp / "best.safetensors")
-    write_json_atomic(tmp / "config.json", {**cfg, "data_dir": portable(cfg["data_dir"]), "init_from": None})
-    data_rec = json.loads((run_dir / "data.json").read_text())
-    write_json_atomic(tmp / "data.json", {**data_rec, "source": data_tag(cfg["data_dir"])})
-    (tmp / "split.csv").write_text(split_text)
     write_json_atomic(tmp / "model_card.json", card)
     (tmp / "model_card.md").write_text(model_card_markdown(card))
     if out_dir.exists():
@@ -149,7 +156,8 @@ def model_card_markdown(card: dict) -> str:
         "",
         f"**Training**: stage 1 at 256 px, {st[0]['epochs']} epochs (best {st[0]['best_epoch']}, {st[0]['train_seconds']} s, "
         f"{st[0]['device']}); stage 2 at {card['image_size']} px from stage 1, {st[1]['epochs']} epochs (best "
-        f"{st[1]['best_epoch']}, {st[1]['train_seconds']} s, {st[1]['device']}); seed {card['seed']}; commit {card['commit']}; "
+        f"{st[1]['best_epoch']}, {st[1]['train_seconds']} s, {st[1]['device']}); seed {card['seed']}; trained at commit {card['commit']}, "
+        f"scored at {card.get('evaluated_at_commit', card['commit'])}; "
         f"torch {card['torch']}; {card['utc']}. Variant, learning rate and loss weights chosen on the validation part; "
         "stage lengths set by a CPU budget; no setting chosen on the test cases. Regenerate: "
         "`python -m dae_lib.release --data ../shared/data/bse-jsrt-512`.",
@@ -164,7 +172,7 @@ def model_card_markdown(card: dict) -> str:
         "",
         f"**Limits**: {card['limits']}",
         "",
-        f"Weights sha256 `{card['weights_sha256']}`.",
+        f"Weights: {card.get('weights', 'float32 safetensors')}, sha256 `{card['weights_sha256']}`.",
         "",
     ]
     return "\n".join(lines)
