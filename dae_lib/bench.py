@@ -42,7 +42,7 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     from .config import load_config
     from .device import autocast, resolve_amp
     from .families import build_model
-    from .msssim import BETAS, ms_ssim
+    from .msssim import BETAS
 
     cfg = load_config("paper", variant=variant, image_size=size)
     use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
@@ -66,9 +66,8 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
         with autocast(device, amp):
             s_hat, logits = model(x)
         loss = losses.mse_loss(s_hat, s)
-        if use_msssim:
-            ms = ms_ssim_naive(s_hat, s) if config == "naive" else ms_ssim(s_hat, s)
-            loss = loss + 1.0 - ms.mean()
+        if use_msssim:  # naive: torchmetrics' 2-D window (Wang's form); else the configured form, separable
+            loss = loss + (1.0 - ms_ssim_naive(s_hat, s).mean() if config == "naive" else losses.msssim_loss(s_hat, s, cfg.msssim_form))
         if use_seg:
             loss = loss + 0.01 * losses.seg_loss(logits, m)
         opt.zero_grad(set_to_none=True)

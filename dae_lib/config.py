@@ -83,6 +83,7 @@ class Config:
     # --- loss (eq. 1): L = L_MS-SSIM + lm * L_MSE + ls * L_seg ---------------------------
     lm: float = 1.0
     ls: float = 0.01
+    msssim_form: str = "paper"  # "paper" (eq. 5 per pixel) | "wang" (per image, as torchmetrics): msssim.py
     # --- optimisation ---------------------------------------------------------------------
     epochs: int = 100
     batch_size: int = 8
@@ -110,8 +111,11 @@ class Config:
             raise ConfigError(f"schedule must be constant or cosine, not {self.schedule!r}")
         if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
+        from .msssim import FORMS, MIN_SIZE
+
+        if self.msssim_form not in FORMS:
+            raise ConfigError(f"msssim_form must be one of {FORMS}, not {self.msssim_form!r}")
         if self.use_msssim:
-            from .msssim import MIN_SIZE
 
             if self.image_size < MIN_SIZE:
                 raise ConfigError(
@@ -138,6 +142,14 @@ class Config:
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+#: What a recorded configuration (a run's config.json) that lacks a field meant, where that differs
+#: from today's default: runs made before the field existed. msssim_form: every run before it
+#: was trained with Wang's per-image form.
+_RECORDED_BEFORE = {"msssim_form": "wang"}
+
+
+def _recorded_default(key: str):
+    return _RECORDED_BEFORE.get(key, _plain(_DEFAULTS[key]))
 
 
 def profile_overrides(profile: str) -> dict:
@@ -182,11 +194,11 @@ def _coerce(key: str, value):
 
 def resume_conflicts(old: dict, new: Config) -> list[str]:
     """The fields of a run's recorded configuration ``old`` that ``new`` may not change on resume
-    (all but MAY_CHANGE_ON_RESUME; a field the old record lacks counts with its default)."""
+    (all but MAY_CHANGE_ON_RESUME; a field the old record lacks counts with the value it had then)."""
     now = new.to_dict()
     return [
         k for k in now
-        if k not in MAY_CHANGE_ON_RESUME and json.dumps(old.get(k, _plain(_DEFAULTS[k]))) != json.dumps(now[k])
+        if k not in MAY_CHANGE_ON_RESUME and json.dumps(old.get(k, _recorded_default(k))) != json.dumps(now[k])
     ]  # fmt: skip
 
 
@@ -195,5 +207,8 @@ def _plain(value):
 
 
 def config_from_dict(d: dict) -> Config:
-    """A Config from a recorded dict (a run's config.json); fields it lacks take their defaults."""
-    return Config(**{k: v for k, v in d.items() if k in _FIELDS})
+    """A Config from a recorded dict (a run's config.json); fields it lacks take the value they had
+    when it was recorded (``_RECORDED_BEFORE``), else their defaults."""
+    values = {k: v for k, v in _RECORDED_BEFORE.items() if k not in d}
+    values.update({k: v for k, v in d.items() if k in _FIELDS})
+    return Config(**values)

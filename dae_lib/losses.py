@@ -10,13 +10,16 @@ Images are float tensors (N, 1, H, W) in [0, 1], clinical polarity. The decompos
     C1 = (0.01 L)^2, C2 = (0.03 L)^2, data range L = 1):
         l(j) = (2 mu_S mu_S_hat + C1) / (mu_S^2 + mu_S_hat^2 + C1)
         cs(j) = (2 sigma_S,S_hat + C2) / (sigma_S^2 + sigma_S_hat^2 + C2)
-(5) MS-SSIM = l_K^alpha * prod_{k=1..K} cs_k^beta_k, K = 5 dyadic scales, alpha = 1,
+(5) MS-SSIM(j) = l_K(j)^alpha * prod_{k=1..K} cs_k(j)^beta_k, K = 5 dyadic scales, alpha = 1,
     beta = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) (the paper prints 0.0048 for beta_1, a typo for
-    Wang's 0.0448).                                                          ``msssim.ms_ssim``
-    The paper writes it per pixel j; what is computed here is Wang et al. 2003's per-image form, as
-    torchmetrics computes it: each scale's terms averaged over the pixels before the product, the
-    coarsest scale's full SSIM raised to beta_5 (so the luminance exponent is 0.1333, not 1).
-(6) L_MS-SSIM = (1 / N) sum_j (1 - MS-SSIM(j)), here 1 - MS-SSIM per image    ``msssim_loss``
+    Wang's 0.0448).                                                          ``msssim.ms_ssim_map``
+    How scale k is formed (the paper does not say): the image averaged over 2^(k-1) x 2^(k-1)
+    blocks, as in Wang et al. 2003, its maps brought back to pixel j by bilinear interpolation.
+    The option ``msssim_form: wang`` (Config) uses Wang et al. 2003's per-image form instead, as
+    torchmetrics computes it (means per scale before the product, the coarsest scale's SSIM to
+    beta_5, so a luminance exponent of 0.1333, not 1): ``msssim.ms_ssim``. The reproduced four use
+    the paper's form; the improved family was tuned and released with Wang's (families.FAMILIES).
+(6) L_MS-SSIM = (1 / N) sum_j (1 - MS-SSIM(j))                               ``msssim_loss``
 (7) L_seg = -(1 / N) sum_j [M_j ln M_hat_j + (1 - M_j) ln(1 - M_hat_j)], M_hat = sigma(logits)   ``seg_loss``
 """
 from __future__ import annotations
@@ -24,17 +27,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .msssim import ms_ssim
+from .msssim import FORMS, ms_ssim, ms_ssim_map
 
 
-def msssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. (6): L_MS-SSIM = 1 - MS-SSIM(S_hat, S), averaged over the batch.
+def msssim_loss(pred: torch.Tensor, target: torch.Tensor, form: str = "paper") -> torch.Tensor:
+    """Eq. (6): L_MS-SSIM = 1 - MS-SSIM(S_hat, S), averaged over pixels and the batch.
 
-    MS-SSIM, eq. (3)-(5), is ``msssim.ms_ssim``: per image, alpha = 1 and Wang's betas, data range 1,
-    in float32 whatever the autocast state; negative terms are clamped at 0 before the powers, so
-    it is never NaN. It equals torchmetrics' MS-SSIM (values and gradients, as the tests check).
+    ``form="paper"``: MS-SSIM(j) per pixel, eq. (5) with alpha = 1 (``msssim.ms_ssim_map``), and the
+    mean of 1 - MS-SSIM(j) over pixels, as eq. (6) writes it. ``form="wang"``: 1 - MS-SSIM per image
+    in Wang et al. 2003's form (``msssim.ms_ssim``, equal to torchmetrics' in values and gradients).
+    Both in float32 whatever the autocast state, data range 1, never NaN.
     """
-    return 1.0 - ms_ssim(pred, target).mean()
+    if form == "paper":
+        return 1.0 - ms_ssim_map(pred, target).mean()
+    if form == "wang":
+        return 1.0 - ms_ssim(pred, target).mean()
+    raise ValueError(f"MS-SSIM form must be one of {FORMS}, not {form!r}")
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -47,7 +55,7 @@ def seg_loss(mask_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(mask_logits.float(), mask.float())
 
 
-def total_loss(s_hat, s, mask_logits=None, mask=None, *, use_msssim=True, use_seg=True, lm=1.0, ls=0.01):
+def total_loss(s_hat, s, mask_logits=None, mask=None, *, use_msssim=True, use_seg=True, lm=1.0, ls=0.01, msssim_form="paper"):
     """Eq. (1): L = L_MS-SSIM + lm * L_MSE + ls * L_seg, with the terms a variant uses.
 
     Returns (L, dict of the individual terms, detached: they stay on the device, so logging them
@@ -56,7 +64,7 @@ def total_loss(s_hat, s, mask_logits=None, mask=None, *, use_msssim=True, use_se
     terms = {"mse": mse_loss(s_hat, s)}
     loss = lm * terms["mse"]
     if use_msssim:
-        terms["msssim"] = msssim_loss(s_hat, s)
+        terms["msssim"] = msssim_loss(s_hat, s, msssim_form)
         loss = loss + terms["msssim"]
     if use_seg:
         if mask_logits is None or mask is None:

@@ -179,7 +179,8 @@ def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augmen
         with autocast(device, amp_dtype):
             s_hat, mask_logits = model(xb)
         loss, terms = total_loss(
-            s_hat, sb, mask_logits, mb, use_msssim=cfg.use_msssim, use_seg=cfg.use_seg, lm=cfg.lm, ls=cfg.ls
+            s_hat, sb, mask_logits, mb, use_msssim=cfg.use_msssim, use_seg=cfg.use_seg, lm=cfg.lm, ls=cfg.ls,
+            msssim_form=cfg.msssim_form,
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,7 +196,7 @@ def validate(model, cfg: Config, val: PairedImages) -> dict:
     if len(val) == 0:
         return {}
     pred = predict(model, val.x, cfg.amp, cfg.eval_batch_size, cfg.channels_last)
-    loss, _ = total_loss(pred, val.s, use_msssim=cfg.use_msssim, use_seg=False, lm=cfg.lm)
+    loss, _ = total_loss(pred, val.s, use_msssim=cfg.use_msssim, use_seg=False, lm=cfg.lm, msssim_form=cfg.msssim_form)
     m = metrics.all_metrics(pred, val.s, val.x)
     return {"val_loss": float(loss), **{f"val_{k}": float(v.mean()) for k, v in m.items()}}
 
