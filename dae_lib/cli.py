@@ -4,6 +4,7 @@
     python -m dae_lib evaluate RUN_DIR
     python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--kernel NAME]   # notebooks 01-04
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
+    python -m dae_lib suppress INPUT... --out DIR [--weights RUN] [--bone DIR]   # your own radiographs (suppress.py)
 
 Without --data (or with --data phantom) everything runs on the synthetic chest phantom. Errors in
 the input (data, settings, run folders, weights: errors.InputError) end the program with a one-line
@@ -153,6 +154,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser("suppress", help="bone-suppress your own radiographs (PNG, JPEG, TIFF, DICOM files or folders)")
+    from .suppress import add_arguments, cmd as cmd_suppress
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_suppress)
     p = sub.add_parser("store-notebooks", help="(maintainers) refresh the stored notebooks' checked outputs from a smoke run")
     p.set_defaults(func=lambda args: (__import__("dae_lib.pipeline").pipeline.store_notebooks(), 0)[1])
     p = sub.add_parser("phantom-figure", help="draw one phantom case beside its S, B and M")
@@ -162,8 +168,14 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_phantom_figure)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_guarded(args.func, args)
+
+
+def run_guarded(fn, *args) -> int:
+    """``fn(*args)``'s exit status; an error in the user's input (errors.InputError, named in its
+    message) prints one line and gives 2. Anything else is a bug and keeps its traceback."""
     try:
-        return args.func(args)
-    except InputError as e:  # the user's input, named in the message; anything else is a bug: traceback
+        return fn(*args)
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

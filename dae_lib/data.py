@@ -182,11 +182,17 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def resize(img: torch.Tensor, size: int) -> torch.Tensor:
     """Resize (N, 1, H, W) to size x size: area averaging down, antialiased bilinear up."""
-    if img.shape[-2:] == (size, size):
+    return resize_to(img, (size, size)).clamp(0, 1)
+
+
+def resize_to(img: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Resize (N, C, H, W) to ``hw``: area averaging when both sides shrink, else antialiased
+    bilinear (values are not clamped: a bone component may be signed)."""
+    if tuple(img.shape[-2:]) == tuple(hw):
         return img
-    if img.shape[-2] >= size and img.shape[-1] >= size:
-        return F.interpolate(img, size=(size, size), mode="area")
-    return F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    if img.shape[-2] >= hw[0] and img.shape[-1] >= hw[1]:
+        return F.interpolate(img, size=tuple(hw), mode="area")
+    return F.interpolate(img, size=tuple(hw), mode="bilinear", antialias=True, align_corners=False)
 
 
 def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:

@@ -156,3 +156,23 @@ def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_siz
             with autocast(device, amp_dtype):
                 out.append(model(xb)[0].float().clamp(0, 1).cpu())
     return torch.cat(out) if out else torch.empty_like(x)
+
+
+def suppress_full(model: torch.nn.Module, x: torch.Tensor, image_size: int, amp: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft tissue and bone of radiographs ``x`` (N, 1, H, W) in clinical polarity, [0, 1], at their
+    own resolution (float32, CPU).
+
+    The model sees ``x`` at its training size (``image_size``; area averaging down, bilinear up).
+    Its bone estimate there, B_hat = X_small - S_hat_small, is resized back to H x W and removed
+    from the full-resolution radiograph: S = clamp(X - B_hat_up, 0, 1), B = X - S. So detail finer
+    than the model's grid (texture, noise, edges of soft tissue) passes through untouched; only the
+    bone, a smooth component, is estimated at the coarser scale. At ``image_size`` itself this is
+    exactly ``predict``.
+    """
+    from .data import resize_to
+
+    x = x.float().cpu()
+    small = resize_to(x, (image_size, image_size)).clamp(0, 1)
+    bone_small = small - predict(model, small, amp)
+    s = (x - resize_to(bone_small, tuple(x.shape[-2:]))).clamp(0, 1)
+    return s, x - s

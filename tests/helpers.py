@@ -37,3 +37,28 @@ def write_pair_folder(root, n=5, size=96, layout="flat", inverted=True, bits=8, 
 
 
 real_data = pytest.mark.skipif(not (SHARED_DATA / "JSRT").is_dir(), reason=f"real BSE-JSRT folder not found at {SHARED_DATA}")
+
+
+def tiny_run_folder(folder, variant="ae", image_size=64, seed=0):
+    """A run folder as inference reads it (config.json + untrained best.safetensors), no training:
+    for tests of the code around a model, not of what it learnt."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from dae_lib.families import build_model
+
+    cfg = tiny_config(variant=variant, image_size=image_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(cfg.to_dict()))
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "best.safetensors"))
+    return folder
+
+
+def phantom_radiograph(size=256, seed=0, inverted=False):
+    """A phantom radiograph X as a float array in [0, 1] (clinical unless ``inverted``)."""
+    x = chest_phantom(size, seed=seed)[0].numpy().astype(np.float64)
+    return 1 - x if inverted else x

@@ -1,0 +1,232 @@
+"""Bone suppression of your own radiographs: files or folders in, soft-tissue images out.
+
+    python -m dae_lib suppress INPUT... --out DIR [--weights RUN_OR_FILE] [--polarity auto]
+                               [--bone DIR] [--overwrite] [--allow-out-in-input] [--device auto]
+    dae-suppress INPUT... --out DIR                    (the same, as an installed command)
+
+INPUT: files or folders (recursed; hidden files skipped) of PNG, JPEG, TIFF and DICOM
+(radiograph.py says how each is read, and what is refused). Each input gives one output in --out
+at the same relative path: a PNG for an image (same size, bit depth, value range and polarity),
+for a DICOM a derived DICOM plus a PNG preview. ``--bone DIR`` also writes the removed bone
+component (a PNG, bone bright, on the input's scale).
+
+Weights: by default the released improved model (inference.DEFAULT_RELEASE, 512 px). ``--weights``
+takes any run folder, its best.safetensors / last.safetensors, or its checkpoint.pt (read with
+``weights_only=True``: a pickle carrying code is refused), the reproduced four included.
+
+The model works at its training size; the bone it finds there is applied at the input's full
+resolution (inference.suppress_full). Polarity: ``auto`` reads DICOM headers and uses an
+anatomical rule for other images (radiograph.polarity_of); ``clinical`` / ``inverted`` set it.
+
+Safety: an input is never overwritten; --out may not be an input folder or inside one (unless
+--allow-out-in-input, and even then no input is replaced); existing outputs are kept unless
+--overwrite; every file is written under a temporary name and renamed. A bad input is reported in
+one line naming it and skipped; the others go on; the exit status is 2 when any input failed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError, RunDirError, WeightsError
+from .radiograph import is_candidate, polarity_of, read_radiograph, write_dicom, write_png
+
+PREVIEW_SUFFIX = ".png"
+
+
+@dataclass
+class Job:
+    source: Path
+    rel: Path  # relative output path, without suffix
+
+    def outputs(self, out: Path, bone: Path | None, dicom: bool) -> list[Path]:
+        main = out / self.rel.with_suffix(".dcm" if dicom else ".png")
+        files = [main] + ([out / self.rel.with_suffix(PREVIEW_SUFFIX)] if dicom else [])
+        return files + ([bone / self.rel.with_suffix(".png")] if bone else [])
+
+
+@dataclass
+class Report:
+    done: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # outputs that existed: not an error
+    failed: list[str] = field(default_factory=list)  # bad inputs: "file: reason"
+
+    def summary(self) -> str:
+        lines = [f"done {len(self.done)}, kept {len(self.kept)} existing, failed {len(self.failed)}"]
+        lines += [f"  kept (exists; --overwrite replaces): {k}" for k in self.kept]
+        lines += [f"  failed: {f}" for f in self.failed]
+        return "\n".join(lines)
+
+
+def find_inputs(inputs, out: Path) -> tuple[list[Job], list[str]]:
+    """The files to process, with their relative output paths, and the inputs that do not exist.
+    Folders are recursed (the output folder itself never is); relative paths are kept."""
+    jobs, missing = [], []
+    out = out.resolve()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            skip = out if out != p.resolve() else None  # an output folder inside the input is not scanned
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and is_candidate(f) and (skip is None or skip not in f.resolve().parents):
+                    rel = f.relative_to(p)
+                    if not any(part.startswith(".") for part in rel.parts):
+                        jobs.append(Job(f, rel))
+        elif p.is_file():
+            jobs.append(Job(p, Path(p.name)))
+        else:
+            missing.append(f"{p}: no such file or folder")
+    return jobs, missing
+
+
+def check_out_folder(inputs, out: Path, allow_inside: bool) -> None:
+    """Refuse an output folder that is an input folder or lies inside one (unless allowed), and
+    one that is an existing file."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out}: --out names an existing file, not a folder")
+    o = out.resolve()
+    for item in inputs:
+        p = Path(item).resolve()
+        if p.is_dir() and (o == p or p in o.parents) and not allow_inside:
+            raise RunDirError(f"{out}: the output folder is (inside) the input folder {item}; choose another, or pass --allow-out-in-input")
+
+
+def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
+    """(model in eval mode, its image size, a description) for --weights (None: the release)."""
+    from .inference import DEFAULT_RELEASE, RELEASED_DIR, config_from_run, load_weights
+    from .families import build_model
+
+    if weights is None:
+        folder, file = RELEASED_DIR / DEFAULT_RELEASE, RELEASED_DIR / DEFAULT_RELEASE / "best.safetensors"
+    else:
+        p = Path(weights)
+        if not p.exists():
+            raise WeightsError(f"{p}: no such weights file or run folder")
+        folder, file = (p, p / "best.safetensors") if p.is_dir() else (p.parent, p)
+    cfg = config_from_run(folder)
+    model = build_model(cfg)
+    if file.suffix in (".pt", ".pth"):
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as e:  # weights_only refuses any pickle that would run code
+            raise WeightsError(f"{file}: refused: not a plain weights file that loads with weights_only=True ({type(e).__name__})") from None
+        state = state.get("model", state) if isinstance(state, dict) else state
+        from safetensors.torch import save_file
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:  # one loading path with its checks: load_weights
+            save_file({k: v.contiguous() for k, v in state.items()}, f"{tmp}/w.safetensors")
+            load_weights(model, f"{tmp}/w.safetensors", what=f"variant {cfg.variant} ({file})")
+    else:
+        load_weights(model, file, what=f"variant {cfg.variant}")
+    return model.to(device).eval(), cfg.image_size, f"{cfg.variant} from {file}"
+
+
+def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
+                 protected: set[Path], description: str) -> str:  # fmt: skip
+    """Suppress one file; returns "done" or "kept". InputError for a bad input."""
+    from .inference import suppress_full
+
+    r = read_radiograph(job.source)
+    targets = job.outputs(out, bone, r.kind == "dicom")
+    for t in targets:
+        if t.resolve() in protected:
+            raise RunDirError(f"{job.source}: its output {t} would replace an input; skipped")
+    if not overwrite and all(t.exists() for t in targets):
+        return "kept"
+    stored, _how = polarity_of(r, polarity)
+    x = torch.from_numpy(r.pixels.astype(np.float32))
+    x = 1 - x if stored == "inverted" else x
+    s, b = suppress_full(model, x[None, None], image_size, amp)
+    s, b = s[0, 0].numpy().astype(np.float64), b[0, 0].numpy().astype(np.float64)
+    s_stored = 1 - s if stored == "inverted" else s
+    if r.kind == "dicom":
+        write_dicom(targets[0], r, s_stored, description)
+        write_png(targets[1], s, 8)  # preview as displayed: clinical polarity
+    else:
+        write_png(targets[0], s_stored, r.bits, r.png_scale)
+    if bone is not None:
+        write_png(targets[-1], np.clip(b, 0, 1), r.bits, r.png_scale)
+    return "done"
+
+
+def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", amp="auto", overwrite=False,
+        allow_out_in_input=False, progress=True, log=print) -> Report:  # fmt: skip
+    """Process ``inputs`` into ``out``; the report of what was done, kept and failed. An unusable
+    setting (output folder, weights) raises an InputError before anything is written."""
+    from tqdm.auto import tqdm
+
+    from .device import pick_device
+
+    if polarity not in ("auto", "clinical", "inverted"):
+        raise InputError(f"--polarity must be auto, clinical or inverted, not {polarity!r}")
+    out, bone = Path(out), (Path(bone) if bone else None)
+    check_out_folder(inputs, out, allow_out_in_input)
+    if bone is not None:
+        check_out_folder(inputs, bone, allow_out_in_input)
+    model, size, what = load_suppression_model(weights, pick_device(device))
+    jobs, missing = find_inputs(inputs, out)
+    report = Report(failed=list(missing))
+    protected = {j.source.resolve() for j in jobs}
+    seen: dict[Path, Path] = {}
+    description = f"Bone suppressed by dae_lib ({what})"
+    log(f"{len(jobs)} radiograph(s) -> {out} with {what}")
+    for job in tqdm(jobs, desc="suppress", unit="image", disable=not progress or len(jobs) < 2):
+        key = job.rel.with_suffix("")
+        if key in seen:
+            report.failed.append(f"{job.source}: same output name as {seen[key]}; skipped")
+            continue
+        seen[key] = job.source
+        try:
+            what_happened = suppress_one(model, size, job, out, bone, polarity, amp, overwrite, protected, description)
+        except InputError as e:
+            report.failed.append(str(e))
+            continue
+        (report.done if what_happened == "done" else report.kept).append(str(job.source))
+    return report
+
+
+def build_parser(prog: str = "dae-suppress") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Bone suppression of chest radiographs (PNG, JPEG, TIFF, DICOM).")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="radiograph files or folders (recursed)")
+    p.add_argument("--out", required=True, help="output folder (same relative paths as the inputs)")
+    p.add_argument("--weights", default=None, help="a run folder, its best.safetensors or checkpoint.pt (default: the released model)")
+    p.add_argument("--polarity", choices=("auto", "clinical", "inverted"), default="auto", help="how the inputs are stored (default: auto)")
+    p.add_argument("--bone", default=None, metavar="DIR", help="also write the removed bone component here")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto", help="bf16 autocast where supported (auto) or float32 (off)")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs are never replaced)")
+    p.add_argument("--allow-out-in-input", action="store_true", help="allow --out inside an input folder (it is then not scanned)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd(args) -> int:
+    t0 = time.time()
+    report = run(args.inputs, args.out, args.weights, args.bone, args.polarity, args.device, args.amp, args.overwrite,
+                 args.allow_out_in_input, progress=not args.quiet)  # fmt: skip
+    for line in report.failed:
+        print(f"error: {line}", file=sys.stderr)
+    print(report.summary().splitlines()[0] + f" in {time.time() - t0:.1f} s -> {args.out}")
+    return 2 if report.failed else 0
+
+
+def main(argv=None) -> int:
+    from .cli import run_guarded
+
+    args = build_parser().parse_args(argv)
+    return run_guarded(cmd, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
