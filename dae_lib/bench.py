@@ -1,6 +1,6 @@
 """Speed benchmark: training images/s and inference ms/image, optimised path versus naive.
 
-    python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--kinds train infer] [--steps 5] [--out results/benchmarks.csv]
+    python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--kinds train infer suppress] [--steps 5] [--out results/benchmarks.csv]
 
 Training configurations, each the same model, loss and batch on synthetic inputs:
 
@@ -13,6 +13,10 @@ Training configurations, each the same model, loss and batch on synthetic inputs
 Inference configurations: ``naive`` (fp32, NCHW, ``torch.no_grad``) and ``optimized``
 (``inference.predict``: eval mode without the segmentation branch, ``torch.inference_mode``,
 channels-last weights and inputs, bf16 where supported), batch 1 and batch 8.
+
+Suppression (``--kinds suppress``): the released model through the command's whole path for one
+file (suppress.suppress_one: read a PNG of ``size`` px, polarity, model at 512 px, bone applied at
+full size, PNG written atomically), config ``file``, batch 1.
 
 Each configuration runs in its own subprocess, so the peak resident memory it reports (CPU) is its
 own; on CUDA the peak allocated memory is reported. Ratios are relative to ``naive`` at the same
@@ -100,6 +104,27 @@ def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.de
     return run, resolve_amp("auto", device)
 
 
+def _suppress_fn(size: int, device: torch.device):
+    """One radiograph file through the suppression command's path, with the released model."""
+    import tempfile
+
+    import numpy as np
+
+    from .phantom import chest_phantom
+    from .radiograph import write_png
+    from .suppress import Job, load_suppression_model, suppress_one
+
+    tmp = Path(tempfile.mkdtemp(prefix="dae-bench-"))
+    write_png(tmp / "in" / "x.png", chest_phantom(size, seed=0)[0].numpy().astype(np.float64), 8)
+    model, model_size, what = load_suppression_model(None, device)
+    job = Job(tmp / "in" / "x.png", Path("x"))
+
+    def run():
+        return suppress_one(model, model_size, job, tmp / "out", None, "auto", "auto", True, set(), what)
+
+    return run, "auto"
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -114,6 +139,8 @@ def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: 
         torch.cuda.reset_peak_memory_stats()
     if kind == "train":
         fn, amp = _train_step_fn(variant, size, batch, config, device)
+    elif kind == "suppress":
+        fn, amp = _suppress_fn(size, device)
     else:
         fn, amp = _infer_fn(variant, size, batch, config, device)
     for _ in range(2):
@@ -155,11 +182,15 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
                 row = _in_subprocess(kind="infer", config=config, size=size, batch=batch, steps=max(steps, 5), variant=variant, device_name=device)
                 rows.append(row)
                 log(f"infer  {size:4d} px  batch {batch}  {config:9s} {row['ms_per_image']:7.1f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
+        if "suppress" in kinds:
+            row = _in_subprocess(kind="suppress", config="file", size=size, batch=1, steps=max(steps, 5), variant="released", device_name=device)
+            rows.append(row)
+            log(f"suppress {size:4d} px file  {row['ms_per_image']:7.1f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
     # ratios against naive at the same (kind, size, batch)
     base = {(r["kind"], r["size"], r["batch"]): r for r in rows if r["config"] == "naive"}
     for r in rows:
-        b = base[(r["kind"], r["size"], r["batch"])]
-        r["speedup_vs_naive"] = r["images_per_s"] / b["images_per_s"]
+        b = base.get((r["kind"], r["size"], r["batch"]))
+        r["speedup_vs_naive"] = r["images_per_s"] / b["images_per_s"] if b else None
     return rows
 
 
@@ -182,7 +213,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--batch", type=int, default=4, help="training batch size")
     p.add_argument("--device", default="auto")
-    p.add_argument("--kinds", nargs="+", choices=("train", "infer"), default=["train", "infer"])
+    p.add_argument("--kinds", nargs="+", choices=("train", "infer", "suppress"), default=["train", "infer"])
     p.add_argument("--out", default=str(RESULTS_DIR / "benchmarks.csv"))
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -219,3 +219,35 @@ def gain_chart(per_image, path=None):
     if path:
         _save(fig, resolve(path))
     return fig
+
+
+def suppression_panels(res, title: str = "", path=None):
+    """One suppressed radiograph (suppress.Suppressed): input, soft tissue and removed bone side by
+    side, clinical polarity; the bone on its own grey scale (0 to its 99.9th percentile)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
+    _show(axes[0], res.x, "X: radiograph")
+    _show(axes[1], res.s, "S: soft tissue (bones suppressed)")
+    top = max(float(np.percentile(res.b, 99.9)), 1e-6)
+    _show(axes[2], res.b, f"X - S: removed bone (grey scale 0 .. {top:.3f})", vmin=0, vmax=top)
+    fig.suptitle(title or f"{res.x.shape[1]} x {res.x.shape[0]} px, stored {res.polarity} ({res.polarity_rule})", fontsize=10)
+    fig.tight_layout()
+    if path:
+        _save(fig, resolve(path))
+    return fig
+
+
+def before_after(x, s, split: float = 0.5, path=None):
+    """A before/after view: the radiograph left of ``split`` (a fraction of the width), the soft
+    tissue right of it, with a line at the boundary."""
+    import numpy as np
+
+    col = int(round(np.clip(split, 0, 1) * x.shape[1]))
+    view = np.concatenate([x[:, :col], s[:, col:]], axis=1)
+    fig, ax = plt.subplots(figsize=(6.5, 6.5 * x.shape[0] / x.shape[1]))
+    _show(ax, view, f"before (left of the line) | after (right), split at {split:.0%}")
+    ax.axvline(col - 0.5, color="C1", lw=1.5)
+    if path:
+        _save(fig, resolve(path))
+    return fig

@@ -1,4 +1,4 @@
-"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04, headless by papermill.
+"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04 -> 05, headless by papermill.
 
     python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--family all|paper|residual] [--kernel NAME] [--out-root DIR]
 
@@ -18,7 +18,9 @@ from .outputs import normalise_data_dir, outputs
 from .paths import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-NOTEBOOKS = ("01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb")
+NOTEBOOKS = (
+    "01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb", "05_suppress_your_radiograph.ipynb",
+)
 
 
 class PipelineError(RuntimeError):

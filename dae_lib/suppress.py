@@ -128,11 +128,31 @@ def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module
     return model.to(device).eval(), cfg.image_size, f"{cfg.variant} from {file}"
 
 
-def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
-                 protected: set[Path], description: str) -> str:  # fmt: skip
-    """Suppress one file; returns "done" or "kept". InputError for a bad input."""
+@dataclass
+class Suppressed:
+    """One radiograph suppressed: clinical-polarity arrays in [0, 1] at the input's resolution."""
+
+    x: np.ndarray  # the radiograph
+    s: np.ndarray  # soft tissue
+    b: np.ndarray  # removed bone, x - s
+    polarity: str  # how the file stores it: "clinical" | "inverted"
+    polarity_rule: str
+
+
+def suppress_radiograph(model, image_size: int, r, polarity: str = "auto", amp: str = "auto") -> Suppressed:
+    """Suppress the bones of one read radiograph (radiograph.Radiograph) at its full resolution."""
     from .inference import suppress_full
 
+    stored, how = polarity_of(r, polarity)
+    x = torch.from_numpy(r.pixels.astype(np.float32))
+    x = 1 - x if stored == "inverted" else x
+    s, b = suppress_full(model, x[None, None], image_size, amp)
+    return Suppressed(x.numpy().astype(np.float64), s[0, 0].numpy().astype(np.float64), b[0, 0].numpy().astype(np.float64), stored, how)
+
+
+def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
+                 protected: set[Path], description: str) -> str:  # fmt: skip
+    """Suppress one file into its outputs; returns "done" or "kept". InputError for a bad input."""
     r = read_radiograph(job.source)
     targets = job.outputs(out, bone, r.kind == "dicom")
     for t in targets:
@@ -140,20 +160,35 @@ def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None,
             raise RunDirError(f"{job.source}: its output {t} would replace an input; skipped")
     if not overwrite and all(t.exists() for t in targets):
         return "kept"
-    stored, _how = polarity_of(r, polarity)
-    x = torch.from_numpy(r.pixels.astype(np.float32))
-    x = 1 - x if stored == "inverted" else x
-    s, b = suppress_full(model, x[None, None], image_size, amp)
-    s, b = s[0, 0].numpy().astype(np.float64), b[0, 0].numpy().astype(np.float64)
-    s_stored = 1 - s if stored == "inverted" else s
+    res = suppress_radiograph(model, image_size, r, polarity, amp)
+    s_stored = 1 - res.s if res.polarity == "inverted" else res.s
     if r.kind == "dicom":
         write_dicom(targets[0], r, s_stored, description)
-        write_png(targets[1], s, 8)  # preview as displayed: clinical polarity
+        write_png(targets[1], res.s, 8)  # preview as displayed: clinical polarity
     else:
         write_png(targets[0], s_stored, r.bits, r.png_scale)
     if bone is not None:
-        write_png(targets[-1], np.clip(b, 0, 1), r.bits, r.png_scale)
+        write_png(targets[-1], np.clip(res.b, 0, 1), r.bits, r.png_scale)
     return "done"
+
+
+def example_radiograph(data_dir=None, index: int = 0):
+    """A radiograph to try the released model on (notebook 05): with a BSE-JSRT folder, a test
+    case of the released model's own split (never one it trained on), else a phantom case."""
+    from .data import find_pairs
+    from .inference import DEFAULT_RELEASE, RELEASED_DIR
+    from .phantom import chest_phantom
+    from .radiograph import Radiograph
+    from .split import read_split_csv
+
+    if data_dir:
+        test = [c for c, part in read_split_csv(RELEASED_DIR / DEFAULT_RELEASE / "split.csv").items() if part == "test"]
+        pairs = {p.case_id: p for p in find_pairs(data_dir)}
+        have = [c for c in sorted(test) if c in pairs]
+        if have:
+            return read_radiograph(pairs[have[index % len(have)]].x_path)
+    x = chest_phantom(512, seed=index)[0].numpy().astype(np.float64)
+    return Radiograph(Path(f"phantom-{index}"), x, "image", 8, (0.0, 255.0))
 
 
 def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", amp="auto", overwrite=False,

@@ -28,7 +28,7 @@ def test_pipeline_writes_every_output(smoke_run):
         "01_data_preparation.ipynb", "02_training_ae.ipynb", "02_training_ae_msssim.ipynb",
         "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "02_training_r_ae.ipynb",
         "02_training_r_ae_msssim.ipynb", "02_training_r_dae.ipynb", "02_training_r_dae_msssim.ipynb",
-        "03_table1.ipynb", "04_figures.ipynb",
+        "03_table1.ipynb", "04_figures.ipynb", "05_suppress_your_radiograph.ipynb",
     ]  # fmt: skip
     for name in ("fig2.png", "fig3.png", "training_curves.png"):
         assert (root / "figures" / name).stat().st_size > 10_000
@@ -131,7 +131,7 @@ def test_plan_trains_every_variant_once_per_seed(tmp_path):
         "02_training_dae_msssim_seed1.ipynb",
     ]  # fmt: skip
     assert [s.parameters["seed"] for s in training] == [0] * 4 + [1] * 4
-    assert steps[-2].notebook == "03_table1.ipynb" and steps[-1].notebook == "04_figures.ipynb"
+    assert [s.notebook for s in steps[-3:]] == ["03_table1.ipynb", "04_figures.ipynb", "05_suppress_your_radiograph.ipynb"]
 
 
 def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data, tmp_path):

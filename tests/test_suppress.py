@@ -375,3 +375,10 @@ def test_weights_of_another_architecture_are_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "do not fit" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_benchmark_runs_the_command_path_for_one_file():
+    from dae_lib.bench import measure
+
+    row = measure("suppress", "file", 256, 1, 1, "released", "cpu")
+    assert row["kind"] == "suppress" and row["ms_per_image"] > 0 and row["size"] == 256
