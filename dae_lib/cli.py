@@ -93,7 +93,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run, format_table, summarize
 
-    print(format_table(summarize(evaluate_run(Path(args.run_dir).resolve(), which=args.which))))
+    print(format_table(summarize(evaluate_run(Path(args.run_dir).resolve(), which=args.which, device=args.device))))
     return 0
 
 
@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("evaluate", help="test metrics of a trained run, with the identity baseline")
     p.add_argument("run_dir")
     p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--device", default="auto", help='where to run the model: "auto" (default: CUDA if present), "cpu", "cuda", ...')
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("reproduce", help="run the notebooks 01-04 with papermill: data, 4 trainings per family, Table 1, figures")
     p.add_argument("--profile", choices=PROFILES, default="quick")
@@ -173,9 +174,13 @@ def main(argv=None) -> int:
 
 def run_guarded(fn, *args) -> int:
     """``fn(*args)``'s exit status; an error in the user's input (errors.InputError, named in its
-    message) prints one line and gives 2. Anything else is a bug and keeps its traceback."""
+    message) prints one line and gives 2, Ctrl-C one line and 130. Anything else is a bug and
+    keeps its traceback."""
     try:
         return fn(*args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # Ctrl-C: one line (training says where to resume), not a traceback
+        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
+        return 130

@@ -98,13 +98,27 @@ class Config:
     eval_batch_size: int = 8
 
     def __post_init__(self):
+        self._check_types()
         self.zoom = tuple(self.zoom)
         self.channels = tuple(self.channels)
         get_variant(self.variant)  # a ConfigError naming the known variants
         if self.polarity not in ("auto", "clinical", "inverted"):
             raise ConfigError(f"polarity must be auto, clinical or inverted, not {self.polarity!r}")
+        if self.polarity != "auto" and is_phantom(self.data_dir):
+            raise ConfigError(f"polarity {self.polarity!r} applies to a data folder; the phantom is drawn in clinical polarity (no --data given)")
+        for name, ok, rule in _RANGES:
+            if not ok(getattr(self, name)):
+                raise ConfigError(f"{name} must be {rule}, not {getattr(self, name)!r}")
+        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
+            raise ConfigError(f"zoom must be two factors 0 < low <= high, not {list(self.zoom)!r}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ConfigError(f"amp must be auto, bf16 or off, not {self.amp!r}")
+        if not (self.mask_threshold == "otsu" or (isinstance(self.mask_threshold, (int, float)) and 0 < self.mask_threshold < 1)):
+            raise ConfigError(f"mask_threshold must be 'otsu' or a number in (0, 1), not {self.mask_threshold!r}")
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4 (two 2x poolings), got {self.image_size}")
+        if get_variant(self.variant).family == "residual" and self.image_size % 2**self.unet_depth:
+            raise ConfigError(f"image_size must be a multiple of {2**self.unet_depth} for the residual family ({self.unet_depth} poolings), got {self.image_size}")
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer must be adam or adamw, not {self.optimizer!r}")
         if self.schedule not in ("constant", "cosine"):
@@ -123,6 +137,21 @@ class Config:
                     f"{MIN_SIZE} px (5 scales, 11 px window); image_size is {self.image_size}"
                 )
 
+    def _check_types(self) -> None:
+        """Every field holds its type (a bool a bool: "treu" is not silently False)."""
+        for f in dataclasses.fields(self):
+            v, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                if not isinstance(v, bool):
+                    raise ConfigError(f"{f.name} must be true or false, not {v!r}")
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(default, int) and not isinstance(default, float) and not float(v).is_integer()):
+                    raise ConfigError(f"{f.name} must be {'an integer' if isinstance(default, int) else 'a number'}, not {v!r}")
+                if isinstance(default, int):
+                    setattr(self, f.name, int(v))
+            elif isinstance(default, str) and f.name not in ("mask_threshold",) and not isinstance(v, str):
+                raise ConfigError(f"{f.name} must be text, not {v!r}")
+
     @property
     def use_msssim(self) -> bool:
         """Whether the loss has the L_MS-SSIM term (see families.ABLATION)."""
@@ -139,6 +168,29 @@ class Config:
         d["channels"] = list(self.channels)
         return d
 
+
+#: Ranges of the numeric settings, checked when a Config is made (before anything is read or written).
+_RANGES = (
+    ("image_size", lambda v: v >= 32, "at least 32 (px)"),
+    ("n_phantom", lambda v: v >= 3, "at least 3 (cases)"),
+    ("epochs", lambda v: v >= 1, "at least 1"),
+    ("batch_size", lambda v: v >= 1, "at least 1"),
+    ("eval_batch_size", lambda v: v >= 1, "at least 1"),
+    ("lr", lambda v: v > 0, "above 0"),
+    ("weight_decay", lambda v: v >= 0, "0 or more"),
+    ("lm", lambda v: v >= 0, "0 or more"),
+    ("ls", lambda v: v >= 0, "0 or more"),
+    ("rotation_deg", lambda v: 0 <= v <= 180, "in [0, 180]"),
+    ("shift", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("shear_deg", lambda v: 0 <= v < 90, "in [0, 90)"),
+    ("hflip_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("mask_min_threshold", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("kernel_size", lambda v: v >= 1 and v % 2 == 1, "an odd number, at least 1"),
+    ("unet_width", lambda v: v >= 1, "at least 1"),
+    ("unet_depth", lambda v: 1 <= v <= 6, "between 1 and 6"),
+    ("seed", lambda v: v >= 0, "0 or more"),
+    ("split_seed", lambda v: v >= 0, "0 or more"),
+)
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
@@ -177,19 +229,41 @@ def load_config(profile: str = "paper", **overrides) -> Config:
     return Config(**{k: _coerce(k, v) for k, v in values.items()})
 
 
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
 def _coerce(key: str, value):
     """Numbers given as text (YAML reads "1e-3" as a string) become the field's type."""
     default = _DEFAULTS[key]
     try:
         if isinstance(default, bool):
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ConfigError(f"configuration key {key}: {value!r} is not true or false (write true/false, yes/no or 1/0)")
         if isinstance(default, float) and isinstance(value, (str, int)):
             return float(value)
         if isinstance(default, int) and isinstance(value, str):
             return int(value)
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(f"configuration key {key}: cannot read {value!r} as {type(default).__name__}") from None
     return value
+
+
+#: What weights are: the architecture (variant = family + ablation, and the family's size settings)
+#: and the loss they were trained with. Recorded in every weights file (train.save_weights) and
+#: checked against config.json when they are loaded, so editing config.json cannot relabel them.
+FINGERPRINT_FIELDS = ("variant", "channels", "kernel_size", "unet_width", "unet_depth", "lm", "ls", "msssim_form")
+
+
+def fingerprint(cfg: Config) -> dict:
+    """The FINGERPRINT_FIELDS of ``cfg``, as plain JSON values."""
+    d = cfg.to_dict()
+    return {k: d[k] for k in FINGERPRINT_FIELDS}
 
 
 def resume_conflicts(old: dict, new: Config) -> list[str]:

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .config import is_phantom
 from .errors import ConfigError, DataError
 from .masks import bone_mask
 from .provenance import sha256_file
+from .radiograph import read_radiograph
 from .phantom import phantom_set
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,22 @@ class PairedImages:
 # --------------------------------------------------------------------------------------------
 
 
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as e:
+        raise DataError(f"{folder}: cannot read the folder ({e.strerror or e})") from None
+
+
 def _images_in(folder: Path) -> dict[str, Path]:
+    """Image files by case ID. Hidden files (such as macOS's ._<name>.png) are skipped with a note."""
     found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+    files = _listdir(folder)
+    hidden = [p.name for p in files if p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
+    if hidden:
+        log.info("%s: skipped %d hidden file(s): %s", folder, len(hidden), ", ".join(hidden[:5]))
+    for p in files:
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
             key = p.stem.upper()
             if key in found:
                 raise DataError(f"{p}: case ID {key} appears twice in {folder} (also {found[key].name})")
@@ -126,10 +138,17 @@ def detect_layout(root: Path) -> tuple[str, Path, Path]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder does not exist")
+    found = []
     for name in ("kaggle", "flat"):  # kaggle first: its outer folders also exist in the flat test
         xd, sd = (root / p for p in LAYOUTS[name])
-        if xd.is_dir() and sd.is_dir():
-            return name, xd, sd
+        try:
+            if xd.is_dir() and sd.is_dir():
+                found.append((name, xd, sd))
+        except OSError as e:
+            raise DataError(f"{root}: cannot read the data folder ({e.strerror or e})") from None
+    with_images = [f for f in found if _images_in(f[1]) or _images_in(f[2])]
+    if with_images or found:  # a stray empty JSRT/JSRT/ does not hide a flat layout with images
+        return (with_images or found)[0]
     raise DataError(
         f"{root}: expected JSRT/ and BSE_JSRT/ (or the Kaggle layout JSRT/JSRT/ and BSE_JSRT/BSE_JSRT/) inside"
     )
@@ -158,26 +177,24 @@ def find_pairs(root: str | Path) -> list[Pair]:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """A grayscale image as float32 in [0, 1] (8- and 16-bit, grey or colour files)."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.asarray(im, dtype=np.float64)
-                top = 65535.0 if a.max() > 255 or im.mode.startswith("I;16") else 255.0
-                a = a / top
-            elif im.mode == "F":
-                a = np.asarray(im, dtype=np.float64)
-            else:
-                a = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
-    if a.ndim != 2 or min(a.shape) < 8:
-        raise DataError(f"{path}: not a 2-D grayscale image (shape {a.shape})")
-    if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
-        raise DataError(f"{path}: values outside [0, 1] after scaling")
-    return a.astype(np.float32)
+    """A grayscale image as float32 in [0, 1] on its own format's scale (radiograph.read_radiograph:
+    8-bit / 255; 16-bit / the 2^b - 1 of the bits it uses; float TIFF), a DataError naming the file
+    otherwise. ``load_folder`` puts all 16-bit files of a data set on one common scale."""
+    return read_radiograph(path).pixels.astype(np.float32)
+
+
+def _common_scale(rs: list) -> tuple[list[np.ndarray], str | None]:
+    """The pixels of read radiographs, 16-bit ones all on the scale of the largest value among them
+    (X and S of a pair must share one scale); and a note when that is not the full 16 bits."""
+    deep = [r for r in rs if r.bits == 16 and not r.is_float and r.kind == "image"]
+    if not deep:
+        return [r.pixels for r in rs], None
+    top_value = max(float((r.pixels * r.scale[1]).max()) for r in deep)
+    bits = next(b for b in (10, 12, 14, 16) if top_value < 2**b)
+    top = 2.0**bits - 1
+    out = [(r.pixels * r.scale[1] / top) if r in deep else r.pixels for r in rs]
+    note = None if bits == 16 else f"16-bit files using {bits} bits (largest value {top_value:.0f}): scaled by {top:.0f}, not 65535"
+    return out, note
 
 
 def resize(img: torch.Tensor, size: int) -> torch.Tensor:
@@ -216,13 +233,24 @@ def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:
 def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mask_kw) -> PairedImages:
     """Read every pair under ``root`` at ``size`` px in clinical polarity, with bone masks."""
     pairs = find_pairs(root)
-    xs, ss = [], []
-    for p in pairs:
-        x, s = read_image(p.x_path), read_image(p.s_path)
+    read = [(read_radiograph(p.x_path), read_radiograph(p.s_path)) for p in pairs]
+    pixels, note = _common_scale([r for pair in read for r in pair])
+    if note:
+        log.info("%s: %s", root, note)
+    xs, ss, bad = [], [], []
+    for k, p in enumerate(pairs):
+        x, s = pixels[2 * k].astype(np.float32), pixels[2 * k + 1].astype(np.float32)
         if x.shape != s.shape:
             raise DataError(f"{p.s_path}: size {s.shape[1]}x{s.shape[0]} differs from its radiograph {p.x_path} ({x.shape[1]}x{x.shape[0]})")
+        for img, path in ((x, p.x_path), (s, p.s_path)):
+            if img.max() == img.min():
+                bad.append(f"{path}: a constant image (every pixel {img.max():.3g})")
+        if np.array_equal(x, s):
+            bad.append(f"{p.x_path} and {p.s_path}: identical (no bone to learn)")
         xs.append(resize(torch.from_numpy(x)[None, None], size)[0])
         ss.append(resize(torch.from_numpy(s)[None, None], size)[0])
+    if bad:
+        raise DataError(f"{len(bad)} unusable image(s) or pair(s): " + "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
     x, s = torch.stack(xs), torch.stack(ss)
     if polarity == "auto":
         stored, vi, vc = detect_polarity(x, s)
@@ -274,7 +302,7 @@ def load_data(cfg, cache: bool | None = None) -> PairedImages:
 
 def _code_version() -> str:
     here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / n).read_bytes() for n in ("data.py", "masks.py", "phantom.py"))).hexdigest()
+    return hashlib.sha256(b"".join((here / n).read_bytes() for n in ("data.py", "radiograph.py", "masks.py", "phantom.py"))).hexdigest()
 
 
 def _cached(key, make) -> PairedImages:
@@ -302,11 +330,19 @@ def _cached(key, make) -> PairedImages:
     return data
 
 
-def file_hashes(data: PairedImages) -> list[tuple[str, str]]:
-    """sha256 of each case's X and S: of the files, or of the phantom arrays."""
+def file_hashes(data: PairedImages, case_ids=None) -> list[tuple[str, str]]:
+    """sha256 of each case's X and S (of ``case_ids``, default all, in that order): of the files,
+    or of the phantom arrays."""
+    pos = {c: k for k, c in enumerate(data.ids)}
+    idx = range(len(data)) if case_ids is None else [pos[c] for c in case_ids]
     if data.files:
-        return [(sha256_file(a), sha256_file(b)) for a, b in data.files]
+        return [(sha256_file(data.files[k][0]), sha256_file(data.files[k][1])) for k in idx]
     return [
-        (hashlib.sha256(x.numpy().tobytes()).hexdigest(), hashlib.sha256(s.numpy().tobytes()).hexdigest())
-        for x, s in zip(data.x, data.s)
+        (hashlib.sha256(data.x[k].numpy().tobytes()).hexdigest(), hashlib.sha256(data.s[k].numpy().tobytes()).hexdigest())
+        for k in idx
     ]
+
+
+def hashes_by_case(data: PairedImages):
+    """``check_split``'s hashes_of for ``data``: {case_id: (x_sha256, s_sha256)} of the cases asked."""
+    return lambda case_ids: dict(zip(case_ids, file_hashes(data, case_ids)))

@@ -30,3 +30,8 @@ class WeightsError(InputError, RuntimeError):
 
 class DeviceError(InputError, RuntimeError):
     """A device or precision that this machine does not have."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the message says how many epochs are saved and how to resume. Still
+    a KeyboardInterrupt, so code that stops on one still stops."""

@@ -16,12 +16,12 @@ import torch
 
 from . import metrics
 from .atomic import atomic_path
-from .data import PairedImages, load_data
+from .data import PairedImages, hashes_by_case, load_data
 from .device import pick_device
-from .errors import DataError, RunDirError
+from .errors import RunDirError
 from .families import get_variant, label_of, variants
 from .inference import config_from_run, load_model, predict, predict_masks
-from .split import read_split_csv
+from .split import check_split, read_split_csv
 
 IDENTITY = "Identity (S_hat = X)"
 
@@ -53,20 +53,20 @@ def run_part(data: PairedImages, run_dir: str | Path, part: str = "test") -> Pai
     path = Path(run_dir) / "split.csv"
     if not path.is_file():
         raise RunDirError(f"{run_dir}: no split.csv (not a finished run folder)")
+    check_split(path, data.ids, hashes_by_case(data), parts=(part,))  # present and unchanged, else named
     split = read_split_csv(path)
-    absent = sorted(set(c for c, p in split.items() if p == part) - set(data.ids))
-    if absent:
-        raise DataError(f"{path}: {len(absent)} {part} case(s) not in the data {data.source}: {', '.join(absent[:5])}")
     return data.subset([k for k, cid in enumerate(data.ids) if split.get(cid) == part])
 
 
-def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: str = "best") -> pd.DataFrame:
-    """Per-image test metrics of a trained run and of the identity baseline; writes test_metrics.csv."""
+def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: str = "best", device: str = "auto") -> pd.DataFrame:
+    """Per-image test metrics of a trained run and of the identity baseline; writes test_metrics.csv.
+    ``device``: where to run the model ("auto": CUDA if present, else the CPU), whatever the run
+    was trained on."""
     run_dir = Path(run_dir)
     cfg = config_from_run(run_dir)
     data = data if data is not None else load_data(cfg)
     test = run_part(data, run_dir)
-    model = load_model(run_dir, which, pick_device(cfg.device))
+    model = load_model(run_dir, which, pick_device(device))
     df = pd.concat([identity_rows(test), model_rows(model, test, label_of(cfg.variant))], ignore_index=True)
     with atomic_path(run_dir / "test_metrics.csv") as tmp:
         df.to_csv(tmp, index=False)

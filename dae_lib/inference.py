@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, config_from_dict
+from .config import Config, config_from_dict, fingerprint
 from .device import autocast, resolve_amp
 from .errors import RunDirError, WeightsError
 from .families import build_model
@@ -94,12 +94,37 @@ def load_weights(model: torch.nn.Module, path: str | Path, what: str = "") -> to
     return model
 
 
+METADATA_KEY = "dae_lib.fingerprint"
+
+
+def weights_metadata(cfg: Config) -> dict[str, str]:
+    """What a weights file records about itself (safetensors metadata): config.fingerprint."""
+    return {METADATA_KEY: json.dumps(fingerprint(cfg), sort_keys=True)}
+
+
+def check_fingerprint(path: str | Path, cfg: Config) -> None:
+    """A WeightsError when the weights at ``path`` record another architecture or loss than ``cfg``
+    (for example config.json edited from ae to ae_msssim). Files without the record (made before
+    it, or elsewhere) are not checked."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        recorded = (f.metadata() or {}).get(METADATA_KEY)
+    if recorded is None:
+        return
+    was, now = json.loads(recorded), fingerprint(cfg)
+    diff = [f"{k} {was.get(k)!r} (config.json: {now[k]!r})" for k in now if json.dumps(was.get(k)) != json.dumps(now[k])]
+    if diff:
+        raise WeightsError(f"{path}: these weights were trained with other settings than {Path(path).parent / 'config.json'} says: {'; '.join(diff)}")
+
+
 def load_model(run_dir: str | Path, which: str = "best", device="cpu") -> torch.nn.Module:
     """The trained model of a run folder, in eval mode on ``device`` (``which``: best or last)."""
     run_dir = Path(run_dir)
     cfg = config_from_run(run_dir)
     model = build_model(cfg)
     load_weights(model, run_dir / f"{which}.safetensors", what=f"variant {cfg.variant}")
+    check_fingerprint(run_dir / f"{which}.safetensors", cfg)
     return model.to(device).eval()
 
 

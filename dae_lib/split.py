@@ -59,8 +59,8 @@ def make_split(ids, test_fraction: float = 0.15, val_fraction: float = 0.10, see
 
 
 def split_indices(ids, split: dict[str, str]) -> dict[str, list[int]]:
-    """Positions of each part's cases in ``ids``."""
-    return {name: [k for k, i in enumerate(ids) if split[i] == name] for name in SPLITS}
+    """Positions of each part's cases in ``ids`` (cases the split does not list are in no part)."""
+    return {name: [k for k, i in enumerate(ids) if split.get(i) == name] for name in SPLITS}
 
 
 def write_split_csv(path: str | Path, ids, split: dict[str, str], files, hashes) -> Path:
@@ -78,3 +78,31 @@ def write_split_csv(path: str | Path, ids, split: dict[str, str], files, hashes)
 def read_split_csv(path: str | Path) -> dict[str, str]:
     with open(path, newline="") as f:
         return {row["case_id"]: row["split"] for row in csv.DictReader(f)}
+
+
+def read_split_records(path: str | Path) -> list[dict]:
+    """The rows of a run's split.csv: case_id, split, x_file, x_sha256, s_file, s_sha256."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_split(path: str | Path, ids, hashes_of, parts=SPLITS) -> list[str]:
+    """Check the cases of ``parts`` in a run's split.csv against the data now: every one present
+    (``ids``) with the file hashes recorded when the run started (``hashes_of(case_ids)`` gives
+    {case_id: (x_sha256, s_sha256)}). A DataError naming the cases otherwise. Returns the case IDs
+    of the data that the split does not list (new cases: never used by this run)."""
+    rows = [r for r in read_split_records(path) if r["split"] in parts]
+    have = set(ids)
+    missing = sorted(r["case_id"] for r in rows if r["case_id"] not in have)
+    present = [r for r in rows if r["case_id"] in have]
+    now = hashes_of([r["case_id"] for r in present])
+    changed = sorted(r["case_id"] for r in present if tuple(now[r["case_id"]]) != (r["x_sha256"], r["s_sha256"]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} case(s) missing from the data: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    if changed:
+        problems.append(f"{len(changed)} case(s) whose files changed since the run started: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
+    if problems:
+        raise DataError(f"{path}: the data no longer match this run's split ({'; '.join(problems)}); use the data the run was trained on, or start a new run")
+    listed = {r["case_id"] for r in read_split_records(path)}
+    return sorted(have - listed)

@@ -99,7 +99,7 @@ def check_out_folder(inputs, out: Path, allow_inside: bool) -> None:
 
 def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
     """(model in eval mode, its image size, a description) for --weights (None: the release)."""
-    from .inference import DEFAULT_RELEASE, RELEASED_DIR, config_from_run, load_weights
+    from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_weights
     from .families import build_model
 
     if weights is None:
@@ -125,6 +125,7 @@ def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module
             load_weights(model, f"{tmp}/w.safetensors", what=f"variant {cfg.variant} ({file})")
     else:
         load_weights(model, file, what=f"variant {cfg.variant}")
+        check_fingerprint(file, cfg)
     return model.to(device).eval(), cfg.image_size, f"{cfg.variant} from {file}"
 
 

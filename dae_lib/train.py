@@ -27,6 +27,7 @@ import logging
 import math
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,15 +40,15 @@ from . import metrics
 from .atomic import atomic_path, write_json_atomic
 from .augment import PairedAugment
 from .config import Config, resume_conflicts
-from .data import PairedImages, file_hashes, load_data
+from .data import PairedImages, file_hashes, hashes_by_case, load_data
 from .device import autocast, describe, pick_device, resolve_amp
-from .errors import RunDirError
+from .errors import RunDirError, TrainingInterrupted, WeightsError
 from .families import build_model
-from .inference import RUN_DATA_FILE, load_weights, predict, run_data_record
+from .inference import RUN_DATA_FILE, load_weights, predict, run_data_record, weights_metadata
 from .losses import total_loss
 from .paths import portable, resolve
 from .provenance import record, sha256_file
-from .split import make_split, split_indices, write_split_csv
+from .split import check_split, make_split, read_split_csv, split_indices, write_split_csv
 
 log = logging.getLogger(__name__)
 
@@ -109,52 +110,111 @@ def initial_weights_file(cfg: Config) -> Path | None:
     return p / "best.safetensors" if p.is_dir() else p
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
-    """Model weights as safetensors (float32, contiguous), written atomically."""
+def save_weights(model: torch.nn.Module, path: Path, cfg: Config | None = None) -> None:
+    """Model weights as safetensors (float32, contiguous), written atomically; with ``cfg``, its
+    variant and fingerprint (config.fingerprint) in the file's metadata, checked when loading."""
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp))
+        save_file(state, str(tmp), metadata=weights_metadata(cfg) if cfg is not None else None)
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
-    fields = list(history[0].keys()) if history else []
+    fields = list(dict.fromkeys(k for row in history for k in row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(history)
 
 
+#: The file that marks a folder as a run folder of ours (written first when a run starts). Folders
+#: without it are only taken for runs made before it existed: config.json naming a variant, and
+#: split.csv and checkpoint.pt beside it.
+RUN_MARKER = ".dae-run"
+LOCK_FILE = ".lock"
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a run of ours (the marker, or a run from before the marker)."""
+    if (folder / RUN_MARKER).is_file():
+        return True
+    try:
+        recorded = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and "variant" in recorded and (folder / "split.csv").is_file() and (folder / "checkpoint.pt").is_file()
+
+
 def _check_resumable(out_dir: Path, cfg: Config, resume: bool) -> dict | None:
     """The checkpoint to resume from, or None for a fresh run. A RunDirError, before anything is
-    written, for a folder that is not ours, a run with other settings, or a run longer than asked."""
+    written, for a path that is a file, a folder that is not ours, a run with other settings, or a
+    run longer than asked."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir}: the output names an existing file, not a folder")
+    try:
+        empty = not out_dir.exists() or not any(p.name != LOCK_FILE for p in out_dir.iterdir())
+    except OSError as e:
+        raise RunDirError(f"{out_dir}: cannot read the output folder ({e.strerror or e})") from None
+    if empty:
+        return None
+    if not is_run_folder(out_dir):
+        raise RunDirError(f"{out_dir}: folder is not empty and holds no run of ours; nothing was changed: choose another output folder")
     ckpt_path = out_dir / "checkpoint.pt"
     cfg_path = out_dir / "config.json"
-    if not ckpt_path.exists():
-        if out_dir.exists() and any(out_dir.iterdir()) and not cfg_path.exists():
-            raise RunDirError(f"{out_dir}: folder is not empty and holds no run of ours; choose another output folder")
-        return None
-    if not resume:
-        raise RunDirError(f"{out_dir}: holds a run already; pass resume=True or choose another folder")
-    diff = resume_conflicts(json.loads(cfg_path.read_text()) if cfg_path.exists() else {}, cfg)
+    recorded = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    diff = resume_conflicts(recorded, cfg) if recorded else []
     if diff:
         raise RunDirError(
-            f"{out_dir}: holds a run with a different configuration ({', '.join(diff)}); "
+            f"{out_dir}: holds a run with a different configuration ({', '.join(diff)}); nothing was changed: "
             "choose another output folder or remove this one"
         )
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if not ckpt_path.exists():
+        return None  # our run that stopped before its first checkpoint: it starts again
+    if not resume:
+        raise RunDirError(f"{out_dir}: holds a run already; pass resume=True or choose another folder")
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged checkpoint: say so, never a traceback
+        raise RunDirError(f"{ckpt_path}: unreadable checkpoint ({type(e).__name__}); remove the run folder to start again") from None
     if ckpt["epoch"] + 1 > cfg.epochs:  # more epochs may be added to a run, never silently dropped
-        raise RunDirError(f"{out_dir}: holds a run of {ckpt['epoch'] + 1} epochs, more than the {cfg.epochs} asked for")
+        raise RunDirError(f"{out_dir}: holds a run of {ckpt['epoch'] + 1} epochs, more than the {cfg.epochs} asked for; nothing was changed")
     return ckpt
 
 
-def _start_run(cfg: Config, out_dir: Path, data: PairedImages) -> dict[str, str]:
-    """Split the cases and write the run's records (config.json, split.csv, data.json)."""
+@contextmanager
+def run_lock(out_dir: Path):
+    """Hold an exclusive lock on the run folder: a second training into it is refused."""
+    import fcntl
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    f = open(out_dir / LOCK_FILE, "a")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(f"{out_dir}: another training is writing to this run folder (locked); wait for it or choose another folder") from None
+        yield
+    finally:
+        f.close()
+
+
+def _start_run(cfg: Config, out_dir: Path, data: PairedImages) -> dict[str, str]:
+    """Split the cases and write the run's records (marker, config.json, split.csv, data.json)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / RUN_MARKER, {"what": "a dae_lib run folder", "variant": cfg.variant})
     split = make_split(data.ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
     write_split_csv(out_dir / "split.csv", data.ids, split, data.files, file_hashes(data))
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
     write_json_atomic(out_dir / RUN_DATA_FILE, run_data_record(data))
     return split
+
+
+def _resume_split(out_dir: Path, data: PairedImages) -> dict[str, str]:
+    """The split a run started with (its split.csv), checked against the data now: the cases it
+    lists present and unchanged (else a DataError naming them); new cases are left out."""
+    new = check_split(out_dir / "split.csv", data.ids, hashes_by_case(data))
+    if new:
+        log.info("%d case(s) in the data are not in this run's split and are not used: %s", len(new), ", ".join(new[:5]))
+    return read_split_csv(out_dir / "split.csv")
 
 
 def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augment=None, amp_dtype=None) -> dict:
@@ -201,11 +261,11 @@ def validate(model, cfg: Config, val: PairedImages) -> dict:
     return {"val_loss": float(loss), **{f"val_{k}": float(v.mean()) for k, v in m.items()}}
 
 
-def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, best_epoch: int, improved: bool) -> None:
+def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, best_epoch: int, improved: bool, cfg: Config | None = None) -> None:
     """Everything an epoch leaves behind; the checkpoint last, so it never points past the files."""
     if improved:
-        save_weights(model, out_dir / "best.safetensors")
-    save_weights(model, out_dir / "last.safetensors")
+        save_weights(model, out_dir / "best.safetensors", cfg)
+    save_weights(model, out_dir / "last.safetensors", cfg)
     _write_log(out_dir / "log.csv", history)
     state = {
         "model": model.state_dict(),
@@ -234,12 +294,23 @@ def fit(
     """
     t_start = time.time()
     out_dir = Path(out_dir)
+    device = pick_device(cfg.device)  # an unusable device or precision fails before anything is touched
+    amp_dtype = resolve_amp(cfg.amp, device)
+    init = initial_weights_file(cfg)
+    if init is not None and not init.is_file():
+        raise WeightsError(f"{init}: init_from weights not found")
     ckpt = _check_resumable(out_dir, cfg, resume)
     data = data if data is not None else load_data(cfg)  # bad input fails before anything is written
-    split = _start_run(cfg, out_dir, data)
+    with run_lock(out_dir):
+        try:
+            return _fit_locked(cfg, out_dir, data, ckpt, device, amp_dtype, init, progress, profile, max_epochs, t_start)
+        except OSError as e:  # a full disk, a folder made read-only under us: one line, the run resumable
+            raise RunDirError(f"{out_dir}: cannot write ({e.strerror or e}); the epochs saved so far stay; run the same command again to resume") from None
+
+
+def _fit_locked(cfg, out_dir, data, ckpt, device, amp_dtype, init, progress, profile, max_epochs, t_start) -> FitResult:
+    split = _resume_split(out_dir, data) if ckpt is not None else _start_run(cfg, out_dir, data)
     parts = split_indices(data.ids, split)
-    device = pick_device(cfg.device)
-    amp_dtype = resolve_amp(cfg.amp, device)
     train, val = data.subset(parts["train"]).to(device), data.subset(parts["val"])
     log.info("device %s, autocast %s, %d train / %d val cases", describe(device), amp_dtype, len(train), len(val))
 
@@ -249,7 +320,6 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
     history, best_val, best_epoch = [], float("inf"), -1
-    init = initial_weights_file(cfg)
     if init is not None and ckpt is None:
         load_weights(model, init, what=f"variant {cfg.variant} (init_from)")
     if ckpt is not None:
@@ -262,21 +332,28 @@ def fit(
 
     end_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, start_epoch + max_epochs)
     bar = tqdm(range(start_epoch, end_epoch), desc=cfg.variant, disable=not progress, initial=start_epoch, total=cfg.epochs)
-    for epoch in bar:
-        t0 = time.time()
-        row = {"epoch": epoch + 1, **train_epoch(model, opt, train, cfg, epoch, augment, amp_dtype)}
-        train_s = time.time() - t0
-        row.update(validate(model, cfg, val))
-        row["seconds"] = time.time() - t0
-        row["train_images_per_s"] = len(train) / max(train_s, 1e-9)
-        history.append(row)
-        score = row.get("val_loss", row["train_loss"])
-        improved = score < best_val
-        if improved:
-            best_val, best_epoch = score, epoch + 1
-        save_epoch(out_dir, model, opt, history, best_val, best_epoch, improved)
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")
-
+    saved = start_epoch
+    try:
+        for epoch in bar:
+            t0 = time.time()
+            row = {"epoch": epoch + 1, **train_epoch(model, opt, train, cfg, epoch, augment, amp_dtype)}
+            train_s = time.time() - t0
+            row.update(validate(model, cfg, val))
+            row["seconds"] = time.time() - t0
+            row["train_images_per_s"] = len(train) / max(train_s, 1e-9)
+            history.append(row)
+            score = row.get("val_loss", row["train_loss"])
+            improved = score < best_val
+            if improved:
+                best_val, best_epoch = score, epoch + 1
+            save_epoch(out_dir, model, opt, history, best_val, best_epoch, improved, cfg)
+            saved = len(history)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")
+    except KeyboardInterrupt:
+        bar.close()
+        raise TrainingInterrupted(
+            f"{out_dir}: stopped; {saved} of {cfg.epochs} epochs are saved (checkpoint.pt); run the same command again to resume"
+        ) from None
     if len(history) > start_epoch or not (out_dir / "provenance.json").exists():  # a no-op resume keeps the record
         write_json_atomic(
             out_dir / "provenance.json",
