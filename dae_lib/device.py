@@ -37,20 +37,48 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+#: The fastest training / inference configuration per device type, as the benchmark measured it
+#: (``python -m dae_lib.bench``; rows in results/benchmarks.csv). The one place the rule lives:
+#: ``resolve_amp("auto")`` and ``fastest()`` read it, ``--amp`` / ``amp:`` still override it.
+#:
+#: - cpu with native bf16 (AMX / AVX512-BF16): bf16 autocast + channels-last. 2 cores, DAE + MS-SSIM,
+#:   512 px: 5.30 img/s against 3.07 fp32 channels-last and 0.92 naive (x5.7; commit e3fc3c0).
+#: - cpu without native bf16: float32 (emulated bf16 is slower than fp32), channels-last.
+#: - cuda: float32 + channels-last. One H200, torch 2.11 + cu130, DAE + MS-SSIM at 512 px (commit
+#:   652f089, the GPU issue's scratch run): fp32 channels-last 305 img/s, bf16 autocast 270,
+#:   naive 143: bf16 makes this small network slower on a GPU (its convolutions are too narrow for
+#:   tensor cores to pay for the casts). torch.compile is not used: never measured to pay here.
+#:   Re-measure with scripts/device_check.sh where a GPU is at hand; change this table if it says so.
+FASTEST = {
+    "cpu": {"amp": "bf16", "channels_last": True},
+    "cuda": {"amp": "off", "channels_last": True},
+}
+
+
+def fastest(device: torch.device) -> dict:
+    """The configuration FASTEST gives ``device``: {"amp": "bf16" | "off", "channels_last": bool};
+    bf16 only where it runs natively."""
+    conf = dict(FASTEST.get(device.type, {"amp": "off", "channels_last": True}))
+    if conf["amp"] == "bf16" and not bf16_supported(device):
+        conf["amp"] = "off"
+    return conf
+
+
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``amp`` ("auto" | "bf16" | "off"), or None for fp32.
 
-    "auto" takes bf16 only where the hardware supports it natively (emulated bf16 on an old CPU is
-    slower than fp32); "bf16" insists and fails loudly where it is not supported.
+    "auto" takes the device's fastest configuration (``FASTEST``: bf16 on a CPU that runs it
+    natively, fp32 on CUDA); "bf16" insists and fails loudly where it is not supported.
     """
+    if amp not in ("auto", "bf16", "off"):
+        raise ConfigError(f"amp must be auto, bf16 or off, not {amp!r}")
+    if amp == "auto":
+        amp = fastest(device)["amp"]
     if amp == "off":
         return None
-    ok = bf16_supported(device)
-    if amp == "bf16" and not ok:
+    if not bf16_supported(device):
         raise DeviceError(f"bf16 autocast requested but {device} does not support it natively")
-    if amp not in ("auto", "bf16"):
-        raise ConfigError(f"amp must be auto, bf16 or off, not {amp!r}")
-    return torch.bfloat16 if ok else None
+    return torch.bfloat16
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -156,7 +156,7 @@ def main(argv=None) -> int:
             print(f"no paper-form runs of {', '.join(VARIANTS)} in {out.runs}: run the pipeline (make reproduce) first")
             return 1
         path = write(table, out.results, out.data, a.profile)
-        print(markdown(table))
+        print(markdown(table.assign(data=out.data, profile=a.profile)))
         print(f"-> {path}")
         return 0
 

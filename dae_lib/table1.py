@@ -166,6 +166,21 @@ def claims(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def _commits(block: pd.DataFrame) -> str:
+    """The commits of a block's runs, each with the methods trained at it (they may differ when
+    some variants were retrained, e.g. after a change that concerns only them)."""
+    models = block[block["commit"].notna()]
+    by = {c: list(g["method"]) for c, g in models.groupby("commit", sort=False)}
+    if len(by) <= 1:
+        return f"commit {next(iter(by), 'unknown')}"
+    return "commits " + "; ".join(f"{c} ({', '.join(m)})" for c, m in by.items())
+
+
+def _span(utc: pd.Series) -> str:
+    times = sorted(str(t) for t in utc.dropna())
+    return "n/a" if not times else times[0] if times[0] == times[-1] else f"{times[0]} to {times[-1]}"
+
+
 def _fmt(v, metric) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else FORMATS[metric].format(v)
 
@@ -272,7 +287,7 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
             f"## {data}, profile {profile}",
             "",
             f"Data: {first['data_source']}; {int(block['n_test'].iloc[0])} test cases; device: {first['device']}; "
-            f"{seeds}; epochs {epochs}; commit {first['commit']}; {first['utc']}.",
+            f"{seeds}; epochs {epochs}; {_commits(block)}; trained {_span(block['utc'])}.",
             "",
             "| method | BSR | RMAE | PSNR (dB) | SSIM | paper BSR | paper RMAE | paper PSNR | paper SSIM | train s |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
