@@ -59,6 +59,7 @@ def _provenance(runs_dir: Path) -> dict:
     provs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("**/provenance.json"))]
     provs = [p for p in provs if p.get("variant") in VARIANTS] or provs
     return {
+        "train_seconds": round(sum(float(p.get("train_seconds_total") or 0) for p in provs), 1),  # all runs of the form
         "commits": " ".join(sorted({str(p.get("commit")) for p in provs})),
         "device": "; ".join(sorted({str(p.get("device")) for p in provs})),
         "data_source": portable(provs[0].get("data")) if provs else None,
