@@ -8,7 +8,10 @@ Training configurations, each the same model, loss and batch on synthetic inputs
   loss read back to the host every step: what a straightforward loop does;
 - ``+separable``: the same with this project's separable MS-SSIM (same values);
 - ``+channels_last``: and channels-last memory format;
-- ``optimized``: and bf16 autocast where the device supports it natively (the path ``fit`` takes).
+- ``+bf16``: channels-last and bf16 autocast (where the device runs it natively);
+- ``optimized``: what ``fit`` does on this device (device.FASTEST: bf16 + channels-last on a CPU
+  with native bf16, fp32 + channels-last on CUDA);
+- ``+compile`` (CUDA only): ``optimized`` with the model under torch.compile.
 
 Inference configurations: ``naive`` (fp32, NCHW, ``torch.no_grad``) and ``optimized``
 (``inference.predict``: eval mode without the segmentation branch, ``torch.inference_mode``,
@@ -35,7 +38,9 @@ from pathlib import Path
 
 import torch
 
-TRAIN_CONFIGS = ("naive", "+separable", "+channels_last", "optimized")
+TRAIN_CONFIGS = ("naive", "+separable", "+channels_last", "+bf16", "optimized")
+#: Measured on CUDA only: torch.compile of the optimised step (compilation takes minutes on a CPU).
+CUDA_ONLY = ("+compile",)
 INFER_CONFIGS = ("naive", "optimized")
 
 
@@ -48,13 +53,17 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     from .families import build_model
     from .msssim import BETAS
 
+    from .device import fastest
+
     cfg = load_config("paper", variant=variant, image_size=size)
     use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
-    cl = config in ("+channels_last", "optimized")
-    amp = resolve_amp("auto", device) if config == "optimized" else None
+    best = fastest(device)  # "optimized" is what fit does on this device (device.FASTEST)
+    cl = config in ("+channels_last", "+bf16") or (config in ("optimized", "+compile") and best["channels_last"])
+    amp = {"+bf16": resolve_amp("bf16", device), "optimized": resolve_amp("auto", device), "+compile": resolve_amp("auto", device)}.get(config)
     model = build_model(cfg).to(device)
     if cl:
         model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if config == "+compile" else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 1, size, size, generator=g).to(device)
@@ -68,7 +77,7 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
     def step():
         with autocast(device, amp):
-            s_hat, logits = model(x)
+            s_hat, logits = forward(x)
         loss = losses.mse_loss(s_hat, s)
         if use_msssim:  # naive: torchmetrics' 2-D window (Wang's form); else the configured form, separable
             loss = loss + (1.0 - ms_ssim_naive(s_hat, s).mean() if config == "naive" else losses.msssim_loss(s_hat, s, cfg.msssim_form))
@@ -132,7 +141,7 @@ def _sync(device):
 
 def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: str, device_name: str) -> dict:
     """One configuration, in this process: warm-up, then timed steps."""
-    from .device import pick_device
+    from .device import describe, pick_device
 
     device = pick_device(device_name)
     if device.type == "cuda":
@@ -154,7 +163,7 @@ def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: 
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {
         "kind": kind, "config": config, "size": size, "batch": batch, "variant": variant,
-        "device": str(device), "autocast": str(amp), "threads": torch.get_num_threads(), "seconds_per_step": dt,
+        "device": str(device), "device_name": describe(device), "cuda": torch.version.cuda or "", "autocast": str(amp), "threads": torch.get_num_threads(), "seconds_per_step": dt,
         "images_per_s": batch / dt, "ms_per_image": 1000 * dt / batch,
         "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
     }  # fmt: skip
@@ -171,19 +180,27 @@ def _in_subprocess(**kw) -> dict:
 
 
 def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, device="auto", log=print, kinds=("train", "infer")) -> list[dict]:
+    """Every configuration at every size. On a CPU each runs in its own subprocess (so its peak
+    RSS is its own); on CUDA all run in this process (peak allocated memory is reset per
+    configuration), which keeps a size well under a minute."""
+    from .device import bf16_supported, pick_device
+
+    dev = pick_device(device)
+    one = (lambda **kw: measure(**kw)) if dev.type == "cuda" else _in_subprocess
+    train_configs = [c for c in TRAIN_CONFIGS if c != "+bf16" or bf16_supported(dev)] + (list(CUDA_ONLY) if dev.type == "cuda" else [])
     rows = []
     for size in sizes:
-        for config in TRAIN_CONFIGS if "train" in kinds else ():
-            row = _in_subprocess(kind="train", config=config, size=size, batch=train_batch, steps=steps, variant=variant, device_name=device)
+        for config in train_configs if "train" in kinds else ():
+            row = one(kind="train", config=config, size=size, batch=train_batch, steps=steps, variant=variant, device_name=device)
             rows.append(row)
             log(f"train  {size:4d} px  {config:15s} {row['images_per_s']:7.2f} img/s   peak {row['peak_mem_mib']:8.0f} MiB")
         for batch in (1, 8) if "infer" in kinds else ():
             for config in INFER_CONFIGS:
-                row = _in_subprocess(kind="infer", config=config, size=size, batch=batch, steps=max(steps, 5), variant=variant, device_name=device)
+                row = one(kind="infer", config=config, size=size, batch=batch, steps=max(steps, 5), variant=variant, device_name=device)
                 rows.append(row)
                 log(f"infer  {size:4d} px  batch {batch}  {config:9s} {row['ms_per_image']:7.1f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
         if "suppress" in kinds:
-            row = _in_subprocess(kind="suppress", config="file", size=size, batch=1, steps=max(steps, 5), variant="released", device_name=device)
+            row = one(kind="suppress", config="file", size=size, batch=1, steps=max(steps, 5), variant="released", device_name=device)
             rows.append(row)
             log(f"suppress {size:4d} px file  {row['ms_per_image']:7.1f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
     # ratios against naive at the same (kind, size, batch)
@@ -221,7 +238,10 @@ def main(argv=None) -> int:
         print(json.dumps(measure(**json.loads(args.one))))
         return 0
     rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device, kinds=tuple(args.kinds))
-    print("\nspeed-up of the optimised path over the naive fp32 eager loop:")
+    from .device import describe, pick_device
+
+    print(f"\n{describe(pick_device(args.device))}, torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}")
+    print("speed-up of the optimised path over the naive fp32 eager loop:")
     for r in rows:
         if r["config"] == "optimized":
             what = "train" if r["kind"] == "train" else f"infer b{r['batch']}"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one command, on a machine with one (a few minutes on an H100/H200):
+#   1. the CUDA tests (tests/test_cuda.py: fit, resume, inference CUDA vs CPU),
+#   2. the speed benchmark at 256 and 512 px (rows appended to results/benchmarks.csv, with the
+#      device, torch and CUDA versions and peak memory),
+#   3. the paper profile end to end, both model families (python -m dae_lib reproduce, what
+#      `make reproduce PROFILE=paper` runs), its wall time appended to results/wall_times.csv.
+#
+#   scripts/device_check.sh [DATA_DIR]          (default ../shared/data/bse-jsrt-512, else the phantom)
+#   PY=/path/to/python scripts/device_check.sh  (default: python3 on PATH; .venv/bin/python if present)
+#   SKIP_PAPER=1 scripts/device_check.sh        (steps 1 and 2 only)
+#
+# It names what is missing and stops. A GPU machine's image may have torch but not kornia,
+# papermill, nbval or pydicom: bring them as wheels (pip download <pkg> -d wheels/ on a machine
+# with internet) and install with  pip install --no-index --find-links wheels/ kornia papermill nbval pydicom
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+DATA=${1:-../shared/data/bse-jsrt-512}
+[ -d "$DATA" ] || DATA=phantom
+
+missing=()
+for mod in torch torchmetrics kornia papermill nbval pandas matplotlib safetensors yaml pydicom ipykernel; do
+  "$PY" -c "import $mod" 2>/dev/null || missing+=("$mod")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "device_check: missing Python packages for $PY: ${missing[*]}" >&2
+  echo "  install them (or their wheels: pip install --no-index --find-links wheels/ ${missing[*]})" >&2
+  exit 2
+fi
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "device_check: torch ($("$PY" -c 'import torch; print(torch.__version__)')) sees no CUDA device; nothing to check here" >&2
+  exit 3
+fi
+"$PY" -c "import torch; print(f'device_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}')"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+echo "== 1. CUDA tests"
+"$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
+
+echo "== 2. benchmark (256 and 512 px)"
+"$PY" -m dae_lib.bench --sizes 256 512 --device cuda --kinds train infer
+
+if [ -z "${SKIP_PAPER:-}" ]; then
+  echo "== 3. paper profile end to end, both families, data: $DATA"
+  "$PY" -m dae_lib reproduce --profile paper --data "$DATA" --family all --device cuda
+fi
+echo "device_check: done; results/benchmarks.csv, results/wall_times.csv and results/table1.md have the new rows"

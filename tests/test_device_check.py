@@ -1,0 +1,29 @@
+"""scripts/device_check.sh names what is missing and stops (its GPU steps run only on a GPU)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "device_check.sh"
+
+
+def _run(py, tmp_path):
+    env = {**os.environ, "PY": str(py), "SKIP_PAPER": "1"}
+    return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+def test_a_missing_package_is_named_and_stops_the_check(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\ncase "$2" in "import kornia"|"import nbval") exit 1;; esac\nexec {sys.executable} "$@"\n')
+    fake.chmod(0o755)
+    r = _run(fake, tmp_path)
+    assert r.returncode == 2
+    assert "missing Python packages" in r.stderr and "kornia nbval" in r.stderr and "--find-links" in r.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_without_cuda_it_says_so_and_stops(tmp_path):
+    r = _run(sys.executable, tmp_path)
+    assert r.returncode == 3 and "sees no CUDA device" in r.stderr
