@@ -58,7 +58,8 @@ class Report:
     failed: list[str] = field(default_factory=list)  # bad inputs: "file: reason"
 
     def summary(self) -> str:
-        lines = [f"done {len(self.done)}, kept {len(self.kept)} existing, failed {len(self.failed)}"]
+        kept = f"skipped {len(self.kept)} whose outputs exist (--overwrite replaces them)" if self.kept else "skipped 0"
+        lines = [f"done {len(self.done)}, {kept}, failed {len(self.failed)}"]
         lines += [f"  kept (exists; --overwrite replaces): {k}" for k in self.kept]
         lines += [f"  failed: {f}" for f in self.failed]
         return "\n".join(lines)

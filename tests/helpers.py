@@ -62,3 +62,16 @@ def phantom_radiograph(size=256, seed=0, inverted=False):
     """A phantom radiograph X as a float array in [0, 1] (clinical unless ``inverted``)."""
     x = chest_phantom(size, seed=seed)[0].numpy().astype(np.float64)
     return 1 - x if inverted else x
+
+
+def bomb_png(path, w=60000, h=60000):
+    """A valid PNG header that declares a huge image (w x h), with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    return path

@@ -7,8 +7,6 @@ left alone, (3) one-line errors instead of tracebacks, (4) settings checked befo
 import json
 import os
 import shutil
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from dae_lib.evaluate import evaluate_run
 from dae_lib.inference import load_model
 from dae_lib.split import read_split_csv
 from dae_lib.train import fit, run_lock
-from helpers import tiny_config, write_pair_folder
+from helpers import bomb_png, tiny_config, write_pair_folder
 
 TINY = ["--profile", "smoke", "--image-size", "64", "--epochs", "2", "--amp", "off", "--quiet", "--set", "n_phantom=8"]
 
@@ -180,17 +178,9 @@ def test_3_out_naming_an_existing_file(tmp_path, capsys):
     assert f.read_text() == "mine"
 
 
-def _bomb_png(path, w=60000, h=60000):
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))  # fmt: skip
-
-
 def test_3_decompression_bomb_in_the_data(folder8, tmp_path, capsys):
     victim = sorted((folder8 / "JSRT").glob("*.png"))[0]
-    _bomb_png(victim)
+    bomb_png(victim)
     assert _train_cli(tmp_path / "run", data=folder8) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert victim.name in line and "decompression-bomb" in line

@@ -1,7 +1,5 @@
 """The suppression command for users' own radiographs: formats, polarity, full resolution, safety."""
 import os
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ from PIL import Image
 
 from dae_lib import radiograph, suppress
 from dae_lib.cli import main as cli_main
-from helpers import SHARED_DATA, phantom_radiograph, real_data, tiny_run_folder
+from helpers import SHARED_DATA, bomb_png, phantom_radiograph, real_data, tiny_run_folder
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +51,6 @@ def _dicom(path, a, monochrome1=True, bits=12, pixels=True):
     if pixels:
         ds.PixelData = np.rint(a * (2**bits - 1)).astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def _bomb_png(path, w=60000, h=60000):
-    """A valid PNG header that declares a huge image, with almost no data."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
     return path
 
 
@@ -230,7 +218,7 @@ def test_each_bad_input_is_named_skipped_and_the_exit_status_says_so(tmp_path, r
     nan = phantom_radiograph(128).astype(np.float32)
     nan[3, 3] = np.nan
     Image.fromarray(nan, mode="F").save(src / "nan.tif")
-    _bomb_png(src / "bomb.png")
+    bomb_png(src / "bomb.png")
     (src / "._good.png").write_bytes(b"\0\5\26\7 macOS resource fork")  # hidden: not even looked at
     out = tmp_path / "out"
     code = cli_main(["suppress", str(src), "--out", str(out), "--weights", str(run_dir), "--quiet"])
