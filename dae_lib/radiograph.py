@@ -46,6 +46,8 @@ from .errors import DataError
 MAX_PIXELS = 100_000_000
 #: The smallest side accepted: below it no chest anatomy is left to work on.
 MIN_SIDE = 64
+#: zlib level of written PNGs: 3 is 3x faster than PIL's default 6 for files ~10 % larger (lossless either way).
+PNG_COMPRESSION = 3
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
@@ -240,7 +242,7 @@ def write_png(path: str | Path, a: np.ndarray, bits: int, scale=None) -> Path:
         im = Image.fromarray(np.clip(v, 0, 65535).astype(np.uint16))
     path = Path(path)
     with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
+        im.save(tmp, format="PNG", compress_level=PNG_COMPRESSION)
     return path
 
 
