@@ -95,7 +95,7 @@ class Config:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
     amp: str = "auto"  # "auto" (bf16 where supported) | "bf16" | "off"
     channels_last: bool = True
-    eval_batch_size: int = 8
+    eval_batch_size: int = 0  # images per inference batch; 0: the device's fastest (device.FASTEST)
 
     def __post_init__(self):
         self._check_types()
@@ -175,7 +175,7 @@ _RANGES = (
     ("n_phantom", lambda v: v >= 3, "at least 3 (cases)"),
     ("epochs", lambda v: v >= 1, "at least 1"),
     ("batch_size", lambda v: v >= 1, "at least 1"),
-    ("eval_batch_size", lambda v: v >= 1, "at least 1"),
+    ("eval_batch_size", lambda v: v >= 0, "0 (the device's choice) or more"),
     ("lr", lambda v: v > 0, "above 0"),
     ("weight_decay", lambda v: v >= 0, "0 or more"),
     ("lm", lambda v: v >= 0, "0 or more"),

@@ -37,7 +37,7 @@ def identity_rows(data: PairedImages) -> pd.DataFrame:
     return metric_rows(IDENTITY, data, data.x)
 
 
-def model_rows(model, data: PairedImages, method: str, batch_size: int = 8) -> pd.DataFrame:
+def model_rows(model, data: PairedImages, method: str, batch_size: int | None = None) -> pd.DataFrame:
     """The metric rows of a model's estimates; for a model with a segmentation head also the head's
     Dice against the test masks M (the head is run for this only, never at inference)."""
     df = metric_rows(method, data, predict(model, data.x, "off", batch_size))
@@ -175,5 +175,5 @@ def predict_test_cases(runs: dict[str, Path], data: PairedImages) -> tuple[Paire
             raise RunDirError(f"{run}: its test cases differ from those of the other runs")
         test = part
         model = load_model(run, "best", pick_device(cfg.device))
-        preds[label_of(variant)] = predict(model, test.x, "off", cfg.eval_batch_size)
+        preds[label_of(variant)] = predict(model, test.x, "off", cfg.eval_batch_size or None)
     return test, preds

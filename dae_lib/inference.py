@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .config import Config, config_from_dict, fingerprint
-from .device import autocast, resolve_amp
+from .device import autocast, fastest, resolve_amp
 from .errors import RunDirError, WeightsError
 from .families import build_model
 
@@ -149,29 +149,31 @@ def _eval_mode(model: torch.nn.Module):
 
 
 @torch.inference_mode()
-def predict_masks(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) -> torch.Tensor | None:
+def predict_masks(model: torch.nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor | None:
     """The segmentation head's binary bone masks (logit > 0) for ``x``, float32 on the CPU, in eval
     mode and float32; None for a model without a head. Only for scoring the head: the suppression
     itself (``predict``) never runs it."""
     if getattr(model, "bone_seg", None) is None or not hasattr(model, "mask_logits"):
         return None
     device = next(model.parameters()).device
+    batch_size = batch_size or fastest(device)["infer_batch"]
     with _eval_mode(model):
         out = [(model.mask_logits(x[i : i + batch_size].to(device)) > 0).float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else None
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_size: int = 8, channels_last: bool = True) -> torch.Tensor:
+def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_size: int | None = None, channels_last: bool = True) -> torch.Tensor:
     """Soft-tissue estimates for radiographs ``x`` (N, 1, H, W) in clinical polarity, [0, 1].
 
     Runs the model in eval mode (so no segmentation branch) on its own device, ``batch_size``
-    images at a time, with channels-last inputs and, for ``amp`` "auto" or "bf16", bf16 autocast
+    images at a time (None: the device's fastest, device.FASTEST), with channels-last inputs and, for ``amp`` "auto" or "bf16", bf16 autocast
     where the device supports it natively ("off": float32, what evaluation uses). Returns float32
     on the CPU, clamped to [0, 1]. The model's mode is restored and its memory format left as it is.
     """
     device = next(model.parameters()).device
     amp_dtype = resolve_amp(amp, device)
+    batch_size = batch_size or fastest(device)["infer_batch"]
     out = []
     with _eval_mode(model):
         for i in range(0, len(x), batch_size):

@@ -255,7 +255,7 @@ def validate(model, cfg: Config, val: PairedImages) -> dict:
     """Validation loss (eq. (1) without L_seg) and Table 1 metrics, on unaugmented cases."""
     if len(val) == 0:
         return {}
-    pred = predict(model, val.x, cfg.amp, cfg.eval_batch_size, cfg.channels_last)
+    pred = predict(model, val.x, cfg.amp, cfg.eval_batch_size or None, cfg.channels_last)
     loss, _ = total_loss(pred, val.s, use_msssim=cfg.use_msssim, use_seg=False, lm=cfg.lm, msssim_form=cfg.msssim_form)
     m = metrics.all_metrics(pred, val.s, val.x)
     return {"val_loss": float(loss), **{f"val_{k}": float(v.mean()) for k, v in m.items()}}

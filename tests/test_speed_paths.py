@@ -59,3 +59,14 @@ def test_auto_precision_follows_the_device_rule():
     assert resolve_amp("auto", cpu) == (torch.bfloat16 if bf16_supported(cpu) else None)
     assert resolve_amp("off", cpu) is None  # an explicit setting overrides the rule
     assert FASTEST["cuda"]["amp"] == "off"  # measured: bf16 slower than fp32 channels-last on an H200
+
+
+def test_prediction_does_not_depend_on_the_batch_size():
+    """The device's inference batch (device.FASTEST) changes speed, never the numbers beyond rounding."""
+    from dae_lib.families import build_model
+
+    cfg = tiny_config(variant="r_dae")
+    model = build_model(cfg).eval()
+    x = torch.rand(5, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    one, auto, three = (predict(model, x, "off", b) for b in (1, None, 3))
+    assert torch.allclose(one, three, atol=1e-6) and torch.allclose(one, auto, atol=1e-6)
