@@ -119,6 +119,8 @@ def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module
         except Exception as e:  # weights_only refuses any pickle that would run code
             raise WeightsError(f"{file}: refused: not a plain weights file that loads with weights_only=True ({type(e).__name__})") from None
         state = state.get("model", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise WeightsError(f"{file}: holds no model weights (a dict of tensors, or a checkpoint with one under 'model')")
         from safetensors.torch import save_file
         import tempfile
 

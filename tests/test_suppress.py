@@ -370,3 +370,13 @@ def test_benchmark_runs_the_command_path_for_one_file():
 
     row = measure("suppress", "file", 256, 1, 1, "released", "cpu")
     assert row["kind"] == "suppress" and row["ms_per_image"] > 0 and row["size"] == 256
+
+
+def test_a_pt_file_without_weights_is_a_one_line_error(tmp_path, run_dir, capsys):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((run_dir / "config.json").read_bytes())
+    torch.save({"model": {"note": "not tensors"}, "epoch": 3}, folder / "checkpoint.pt")
+    img = _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
+    assert cli_main(["suppress", str(img), "--out", str(tmp_path / "out"), "--weights", str(folder / "checkpoint.pt")]) == 2
+    assert "holds no model weights" in capsys.readouterr().err
