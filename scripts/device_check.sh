@@ -11,8 +11,9 @@
 #   SKIP_PAPER=1 scripts/device_check.sh        (steps 1 and 2 only)
 #
 # It names what is missing and stops. A GPU machine's image may have torch but not kornia,
-# papermill, nbval or pydicom: bring them as wheels (pip download <pkg> -d wheels/ on a machine
-# with internet) and install with  pip install --no-index --find-links wheels/ kornia papermill nbval pydicom
+# papermill or pydicom: bring them as wheels (pip download <pkg> -d wheels/ on a machine with
+# internet) and install with  pip install --no-index --find-links wheels/ kornia papermill pydicom
+# The data folder must be on that machine too (a copy of it, never committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
@@ -20,7 +21,9 @@ DATA=${1:-../shared/data/bse-jsrt-512}
 [ -d "$DATA" ] || DATA=phantom
 
 missing=()
-for mod in torch torchmetrics kornia papermill nbval pandas matplotlib safetensors yaml pydicom ipykernel; do
+needs="torch torchmetrics kornia pandas matplotlib safetensors yaml pydicom tqdm pytest"
+[ -n "${SKIP_PAPER:-}" ] || needs="$needs papermill ipykernel"   # step 3 executes the notebooks
+for mod in $needs; do
   "$PY" -c "import $mod" 2>/dev/null || missing+=("$mod")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,18 +9,20 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "device_check.sh"
 
 
-def _run(py, tmp_path):
-    env = {**os.environ, "PY": str(py), "SKIP_PAPER": "1"}
+def _run(py, tmp_path, skip_paper="1"):
+    env = {**os.environ, "PY": str(py), "SKIP_PAPER": skip_paper}
     return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
 def test_a_missing_package_is_named_and_stops_the_check(tmp_path):
     fake = tmp_path / "python"
-    fake.write_text(f'#!/bin/sh\ncase "$2" in "import kornia"|"import nbval") exit 1;; esac\nexec {sys.executable} "$@"\n')
+    fake.write_text(f'#!/bin/sh\ncase "$2" in "import kornia"|"import papermill") exit 1;; esac\nexec {sys.executable} "$@"\n')
     fake.chmod(0o755)
-    r = _run(fake, tmp_path)
+    r = _run(fake, tmp_path, skip_paper="")
     assert r.returncode == 2
-    assert "missing Python packages" in r.stderr and "kornia nbval" in r.stderr and "--find-links" in r.stderr
+    assert "missing Python packages" in r.stderr and "kornia papermill" in r.stderr and "--find-links" in r.stderr
+    r = _run(fake, tmp_path)  # without the paper profile, papermill is not needed
+    assert "missing Python packages" in r.stderr and "papermill" not in r.stderr
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
