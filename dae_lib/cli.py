@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, is_phantom, load_config
+from .config import AMP_MODES, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, InputError
 from .families import FAMILIES, variants
 from .outputs import outputs
@@ -37,12 +37,12 @@ def default_run_dir(profile: str, data_dir: str | None, variant: str) -> Path:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILES, default="quick", help="parameter profile (default: quick)")
     p.add_argument("--data", default=None, help="BSE-JSRT folder (JSRT/ + BSE_JSRT/, or the Kaggle layout); default: phantom")
-    p.add_argument("--polarity", choices=("auto", "clinical", "inverted"), default=None, help="override polarity detection")
+    p.add_argument("--polarity", choices=POLARITIES, default=None, help="override polarity detection")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help='"auto" (default), "cpu", "cuda", ...')
-    p.add_argument("--amp", choices=("auto", "bf16", "off"), default=None)
+    p.add_argument("--amp", choices=AMP_MODES, default=None)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any Config field, e.g. --set lr=3e-3")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -43,8 +43,18 @@ PROFILES = ("smoke", "quick", "paper")
 #: what it learns from. Every other field must match the run's config.json (see ``resume_conflicts``).
 MAY_CHANGE_ON_RESUME = ("epochs", "device", "amp", "channels_last", "eval_batch_size", "cache_data")
 
+#: How image files may store the radiograph ("auto": detect), and the precision modes (device.py).
+POLARITIES = ("auto", "clinical", "inverted")
+AMP_MODES = ("auto", "bf16", "off")
+
 #: What ``data_dir`` says for "no folder: the synthetic chest phantom".
 PHANTOM = "phantom"
+
+
+def check_choice(name: str, value, choices) -> None:
+    """A ConfigError naming the setting and its choices when ``value`` is not one of them."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def is_phantom(data_dir) -> bool:
@@ -102,8 +112,7 @@ class Config:
         self.zoom = tuple(self.zoom)
         self.channels = tuple(self.channels)
         get_variant(self.variant)  # a ConfigError naming the known variants
-        if self.polarity not in ("auto", "clinical", "inverted"):
-            raise ConfigError(f"polarity must be auto, clinical or inverted, not {self.polarity!r}")
+        check_choice("polarity", self.polarity, POLARITIES)
         if self.polarity != "auto" and is_phantom(self.data_dir):
             raise ConfigError(f"polarity {self.polarity!r} applies to a data folder; the phantom is drawn in clinical polarity (no --data given)")
         for name, ok, rule in _RANGES:
@@ -111,8 +120,7 @@ class Config:
                 raise ConfigError(f"{name} must be {rule}, not {getattr(self, name)!r}")
         if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
             raise ConfigError(f"zoom must be two factors 0 < low <= high, not {list(self.zoom)!r}")
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ConfigError(f"amp must be auto, bf16 or off, not {self.amp!r}")
+        check_choice("amp", self.amp, AMP_MODES)
         if not (self.mask_threshold == "otsu" or (isinstance(self.mask_threshold, (int, float)) and 0 < self.mask_threshold < 1)):
             raise ConfigError(f"mask_threshold must be 'otsu' or a number in (0, 1), not {self.mask_threshold!r}")
         if self.image_size % 4:

@@ -29,16 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
-from .config import is_phantom
-from .errors import ConfigError, DataError
+from .config import POLARITIES, check_choice, is_phantom
+from .errors import DataError
 from .masks import bone_mask
 from .provenance import sha256_file
-from .radiograph import read_radiograph
+from .radiograph import IMAGE_SUFFIXES, bits_used, read_radiograph
 from .phantom import phantom_set
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
 LAYOUTS = {
     "flat": ("JSRT", "BSE_JSRT"),
     "kaggle": ("JSRT/JSRT", "BSE_JSRT/BSE_JSRT"),
@@ -117,6 +116,14 @@ def _listdir(folder: Path) -> list[Path]:
         raise DataError(f"{folder}: cannot read the folder ({e.strerror or e})") from None
 
 
+def _is_image(p: Path) -> bool:
+    return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+
+
+def _has_images(folder: Path) -> bool:
+    return any(_is_image(p) and p.is_file() for p in _listdir(folder))
+
+
 def _images_in(folder: Path) -> dict[str, Path]:
     """Image files by case ID. Hidden files (such as macOS's ._<name>.png) are skipped with a note."""
     found: dict[str, Path] = {}
@@ -125,7 +132,7 @@ def _images_in(folder: Path) -> dict[str, Path]:
     if hidden:
         log.info("%s: skipped %d hidden file(s): %s", folder, len(hidden), ", ".join(hidden[:5]))
     for p in files:
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+        if _is_image(p) and p.is_file():
             key = p.stem.upper()
             if key in found:
                 raise DataError(f"{p}: case ID {key} appears twice in {folder} (also {found[key].name})")
@@ -146,7 +153,7 @@ def detect_layout(root: Path) -> tuple[str, Path, Path]:
                 found.append((name, xd, sd))
         except OSError as e:
             raise DataError(f"{root}: cannot read the data folder ({e.strerror or e})") from None
-    with_images = [f for f in found if _images_in(f[1]) or _images_in(f[2])]
+    with_images = [f for f in found if _has_images(f[1]) or _has_images(f[2])]
     if with_images or found:  # a stray empty JSRT/JSRT/ does not hide a flat layout with images
         return (with_images or found)[0]
     raise DataError(
@@ -186,11 +193,14 @@ def read_image(path: str | Path) -> np.ndarray:
 def _common_scale(rs: list) -> tuple[list[np.ndarray], str | None]:
     """The pixels of read radiographs, 16-bit ones all on the scale of the largest value among them
     (X and S of a pair must share one scale); and a note when that is not the full 16 bits."""
+    stretched = [r.path for r in rs if r.is_float and r.scale != (0.0, 1.0)]
+    if stretched:  # each would be scaled by its own range: X and S no longer comparable
+        raise DataError(f"float images with values outside [0, 1]: {', '.join(map(str, stretched[:5]))}")
     deep = [r for r in rs if r.bits == 16 and not r.is_float and r.kind == "image"]
     if not deep:
         return [r.pixels for r in rs], None
     top_value = max(float((r.pixels * r.scale[1]).max()) for r in deep)
-    bits = next(b for b in (10, 12, 14, 16) if top_value < 2**b)
+    bits = bits_used(top_value)
     top = 2.0**bits - 1
     out = [(r.pixels * r.scale[1] / top) if r in deep else r.pixels for r in rs]
     note = None if bits == 16 else f"16-bit files using {bits} bits (largest value {top_value:.0f}): scaled by {top:.0f}, not 65535"
@@ -258,7 +268,7 @@ def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mas
     elif polarity in ("clinical", "inverted"):
         decision = PolarityDecision(polarity, "override")
     else:
-        raise ConfigError(f"polarity must be auto, clinical or inverted, not {polarity!r}")
+        check_choice("polarity", polarity, POLARITIES)
     if decision.stored == "inverted":
         x, s = 1.0 - x, 1.0 - s
     log.info("%s: %d pairs, %s", root, len(pairs), decision)

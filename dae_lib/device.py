@@ -7,6 +7,7 @@ import platform
 
 import torch
 
+from .config import AMP_MODES, check_choice
 from .errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     "auto" takes the device's fastest configuration (``FASTEST``: bf16 on a CPU that runs it
     natively, fp32 on CUDA); "bf16" insists and fails loudly where it is not supported.
     """
-    if amp not in ("auto", "bf16", "off"):
-        raise ConfigError(f"amp must be auto, bf16 or off, not {amp!r}")
+    check_choice("amp", amp, AMP_MODES)
     if amp == "auto":
         amp = fastest(device)["amp"]
     if amp == "off":

@@ -79,6 +79,12 @@ def load_weights(model: torch.nn.Module, path: str | Path, what: str = "") -> to
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: cannot read weights ({e})") from None
+    return load_state(model, state, path, what)
+
+
+def load_state(model: torch.nn.Module, state: dict, source, what: str = "") -> torch.nn.Module:
+    """Load a state dict read from ``source`` into ``model``; a WeightsError naming the keys when it
+    holds weights of another architecture."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -89,7 +95,7 @@ def load_weights(model: torch.nn.Module, path: str | Path, what: str = "") -> to
             for name, keys in (("missing", missing), ("unexpected", unexpected), ("other shapes", resized))
             if keys
         )
-        raise WeightsError(f"{path}: these weights do not fit {what or type(model).__name__} ({detail}); trained for another architecture or variant?")
+        raise WeightsError(f"{source}: these weights do not fit {what or type(model).__name__} ({detail}); trained for another architecture or variant?")
     model.load_state_dict(state)
     return model
 

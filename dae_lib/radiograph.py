@@ -75,6 +75,12 @@ class Radiograph:
         return v if self.is_float else np.rint(v)
 
 
+def bits_used(largest: float) -> int:
+    """The bit depth 16-bit files are read on: the smallest of 10, 12, 14, 16 bits that holds
+    ``largest`` (the JSRT originals: 12)."""
+    return next(b for b in (10, 12, 14, 16) if largest < 2**b)
+
+
 def is_dicom(path: Path) -> bool:
     """By suffix, or by the 'DICM' marker at byte 128 (DICOM files often have no suffix)."""
     if path.suffix.lower() in DICOM_SUFFIXES:
@@ -159,8 +165,7 @@ def _read_image(path: Path) -> Radiograph:
     if mode.startswith("I"):
         if a.min() < 0 or a.max() > 65535:
             raise DataError(f"{path}: values outside the 16-bit range ({a.min():g} .. {a.max():g})")
-        bits = next(b for b in (10, 12, 14, 16) if a.max() < 2**b)
-        top = 2.0**bits - 1
+        top = 2.0 ** bits_used(a.max()) - 1
         return Radiograph(path, a / top, "image", 16, (0.0, top))
     return Radiograph(path, a / 255.0, "image", 8, (0.0, 255.0))
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import AMP_MODES, POLARITIES, check_choice
 from .errors import InputError, RunDirError, WeightsError
 from .radiograph import is_candidate, polarity_of, read_radiograph, write_dicom, write_png
 
@@ -58,11 +59,9 @@ class Report:
     failed: list[str] = field(default_factory=list)  # bad inputs: "file: reason"
 
     def summary(self) -> str:
+        """One line: how many done, skipped (outputs exist) and failed (each failure is its own line)."""
         kept = f"skipped {len(self.kept)} whose outputs exist (--overwrite replaces them)" if self.kept else "skipped 0"
-        lines = [f"done {len(self.done)}, {kept}, failed {len(self.failed)}"]
-        lines += [f"  kept (exists; --overwrite replaces): {k}" for k in self.kept]
-        lines += [f"  failed: {f}" for f in self.failed]
-        return "\n".join(lines)
+        return f"done {len(self.done)}, {kept}, failed {len(self.failed)}"
 
 
 def find_inputs(inputs, out: Path) -> tuple[list[Job], list[str]]:
@@ -101,7 +100,7 @@ def check_out_folder(inputs, out: Path, allow_inside: bool) -> None:
 def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
     """(model in eval mode, its image size, a description) for --weights (None: the release)."""
     from .device import fastest
-    from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_weights
+    from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_state, load_weights
     from .families import build_model
 
     if weights is None:
@@ -121,12 +120,7 @@ def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module
         state = state.get("model", state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise WeightsError(f"{file}: holds no model weights (a dict of tensors, or a checkpoint with one under 'model')")
-        from safetensors.torch import save_file
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:  # one loading path with its checks: load_weights
-            save_file({k: v.contiguous() for k, v in state.items()}, f"{tmp}/w.safetensors")
-            load_weights(model, f"{tmp}/w.safetensors", what=f"variant {cfg.variant} ({file})")
+        load_state(model, state, file, what=f"variant {cfg.variant}")
     else:
         load_weights(model, file, what=f"variant {cfg.variant}")
         check_fingerprint(file, cfg)
@@ -207,8 +201,7 @@ def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", am
 
     from .device import pick_device
 
-    if polarity not in ("auto", "clinical", "inverted"):
-        raise InputError(f"--polarity must be auto, clinical or inverted, not {polarity!r}")
+    check_choice("polarity", polarity, POLARITIES)
     out, bone = Path(out), (Path(bone) if bone else None)
     check_out_folder(inputs, out, allow_out_in_input)
     if bone is not None:
@@ -245,10 +238,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="radiograph files or folders (recursed)")
     p.add_argument("--out", required=True, help="output folder (same relative paths as the inputs)")
     p.add_argument("--weights", default=None, help="a run folder, its best.safetensors or checkpoint.pt (default: the released model)")
-    p.add_argument("--polarity", choices=("auto", "clinical", "inverted"), default="auto", help="how the inputs are stored (default: auto)")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the inputs are stored (default: auto)")
     p.add_argument("--bone", default=None, metavar="DIR", help="also write the removed bone component here")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto", help="bf16 autocast where supported (auto) or float32 (off)")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast where supported (auto) or float32 (off)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs are never replaced)")
     p.add_argument("--allow-out-in-input", action="store_true", help="allow --out inside an input folder (it is then not scanned)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -260,7 +253,7 @@ def cmd(args) -> int:
                  args.allow_out_in_input, progress=not args.quiet)  # fmt: skip
     for line in report.failed:
         print(f"error: {line}", file=sys.stderr)
-    print(report.summary().splitlines()[0] + f" in {time.time() - t0:.1f} s -> {args.out}")
+    print(report.summary() + f" in {time.time() - t0:.1f} s -> {args.out}")
     return 2 if report.failed else 0
 
 

@@ -349,3 +349,13 @@ def test_6_config_edited_to_another_loss_does_not_relabel_the_weights(finished_r
     (run / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(WeightsError, match="ae_msssim"):
         load_model(run)
+
+
+def test_5_float_images_outside_unit_range_are_refused_not_rescaled_one_by_one(tmp_path):
+    """Each would be stretched by its own range, so X and S of a pair would no longer compare."""
+    root, ids = write_pair_folder(tmp_path / "d", n=4, size=64)
+    a = np.asarray(Image.open(root / "JSRT" / f"{ids[0]}.png"), dtype=np.float32) * 4.0
+    (root / "JSRT" / f"{ids[0]}.png").unlink()
+    Image.fromarray(a, mode="F").save(root / "JSRT" / f"{ids[0]}.tif")
+    with pytest.raises(DataError, match=f"{ids[0]}.tif"):
+        load_folder(root, 64)
