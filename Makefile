@@ -1,6 +1,7 @@
 # Two commands for a new user:  make reproduce   and   make test
 # Each creates the project's virtual environment (.venv) first if it is missing.
 #   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper FAMILY=residual   (FAMILY: all | paper | residual)
+#   make reproduce PROFILE=paper JOBS=4        (4 trainings at once: pays on a GPU, not on a few CPU cores)
 #   make setup TORCH_REQ=my-cuda-torch.txt        (a CUDA build of torch; see requirements-torch.txt)
 
 PYTHON    ?= python3
@@ -11,6 +12,7 @@ PROFILE   ?= quick
 DATA      ?= phantom
 FAMILY    ?= all
 SEEDS     ?= 1
+JOBS      ?= 1
 
 .PHONY: setup reproduce test lab phantom-figure clean-runs
 
@@ -24,7 +26,7 @@ $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) --family $(FAMILY) --seeds $(SEEDS) $(if $(KERNEL),--kernel $(KERNEL))
+	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) --family $(FAMILY) --seeds $(SEEDS) --jobs $(JOBS) $(if $(KERNEL),--kernel $(KERNEL))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

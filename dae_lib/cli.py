@@ -2,7 +2,7 @@
 
     python -m dae_lib train --variant dae_msssim [--profile quick] [--data DIR] [--out DIR]
     python -m dae_lib evaluate RUN_DIR
-    python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--kernel NAME]   # notebooks 01-04
+    python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--jobs 1] [--kernel NAME]   # notebooks 01-05
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
     python -m dae_lib suppress INPUT... --out DIR [--weights RUN] [--bone DIR]   # your own radiographs (suppress.py)
 
@@ -104,18 +104,20 @@ def cmd_reproduce(args) -> int:
     t0 = time.time()
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
     data_dir = normalise_data_dir(_data_arg(args.data))
     try:
         families = tuple(FAMILIES) if args.family == "all" else (args.family,)
         run(args.profile, data_dir, args.out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto",
-            families=families, seeds=args.seeds)  # fmt: skip
+            families=families, seeds=args.seeds, jobs=args.jobs)  # fmt: skip
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     from .pipeline import record_wall_time
 
     out = outputs(args.profile, data_dir, args.out_root)
-    record_wall_time(out.results, args.profile, out.data, time.time() - t0, args.device or "auto", families)
+    record_wall_time(out.results, args.profile, out.data, time.time() - t0, args.device or "auto", families, args.jobs)
     md = (out.results / "table1.md").read_text()
     block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
     print("\n" + block)
@@ -150,6 +152,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")
     p.add_argument("--family", choices=("all", *FAMILIES), default="all", help="model families to train (default: all)")
     p.add_argument("--seeds", type=int, default=1, help="train every variant with this many seeds (--seed, --seed + 1, ...); Table 1 then reports mean +- sd over seeds")
+    p.add_argument("--jobs", type=int, default=1, help="trainings at once, each its own process (default 1; on a GPU several share it well)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name for papermill (default: the notebooks' python3)")
     p.add_argument("--out-root", default=None, help="write runs/, results/, figures/ here instead of the repository")
     p.add_argument("--seed", type=int, default=None)

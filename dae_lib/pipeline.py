@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConfigError
 from .families import FAMILIES, variants
 from .outputs import normalise_data_dir, outputs
 from .paths import REPO_ROOT
@@ -79,38 +80,96 @@ def strip_metadata(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def run(
-    profile="quick", data_dir=None, out_root=None, kernel_name=None, seed=0, device="auto", log=print,
-    notebook_dir: Path = NOTEBOOK_DIR, families=tuple(FAMILIES), seeds: int = 1,
-) -> list[Path]:  # fmt: skip
-    """Execute the pipeline for the variants of ``families``; returns the executed notebooks.
-    Raises PipelineError on a failure."""
+def _label(step: Step) -> str:
+    return step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if "variant" in step.parameters else "")
+
+
+def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int | None = None) -> str | None:
+    """Execute one step with papermill (in this process, or in a worker of ``run``'s pool); returns
+    None, or the one-line message of its failure naming the notebook and the cell. ``threads``
+    caps the CPU threads of the notebook's kernel (OMP_NUM_THREADS, which the kernel inherits),
+    so that parallel trainings do not fight over the cores; a value the user set is kept."""
+    import os
+
     import papermill as pm
 
-    steps = plan(profile, data_dir, out_root, seed, device, families, seeds)
-    done = []
-    for step in steps:
-        step.output.parent.mkdir(parents=True, exist_ok=True)
-        label = step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if "variant" in step.parameters else "")
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    step.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(Path(notebook_dir) / step.notebook),
+            str(step.output),
+            parameters=step.parameters,
+            kernel_name=kernel_name,
+            cwd=str(notebook_dir),
+            progress_bar=False,
+        )
+    except pm.PapermillExecutionError as e:
+        return f"{_label(step)} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
+    strip_metadata(step.output)
+    return None
+
+
+def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name, log) -> None:
+    """The training steps, ``jobs`` at a time, each notebook in its own worker process (and
+    kernel). The first failure stops the steps not yet started and is raised once the running
+    ones have ended."""
+    import multiprocessing
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    failure = None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         t0 = time.time()
-        log(f"running {label} ...")
-        try:
-            pm.execute_notebook(
-                str(Path(notebook_dir) / step.notebook),
-                str(step.output),
-                parameters=step.parameters,
-                kernel_name=kernel_name,
-                cwd=str(notebook_dir),
-                progress_bar=False,
-            )
-        except pm.PapermillExecutionError as e:
-            raise PipelineError(
-                f"{label} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
-            ) from None
-        strip_metadata(step.output)
+        log(f"running {len(steps)} trainings, {jobs} at a time ({threads} CPU threads each) ...")
+        started = {pool.submit(execute_step, step, notebook_dir, kernel_name, threads): step for step in steps}
+        pending = set(started)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                step = started[fut]
+                if fut.cancelled():
+                    continue
+                crash = fut.exception()  # the worker itself broke (not a cell: that is execute_step's message)
+                error = f"{_label(step)} failed: {crash!r}" if crash else fut.result()
+                if not error:
+                    log(f"  {_label(step)} done {time.time() - t0:.0f} s after the trainings began -> {step.output}")
+                elif failure is None:
+                    failure = error
+                    for other in pending:
+                        other.cancel()
+    if failure:
+        raise PipelineError(failure)
+
+
+def run(
+    profile="quick", data_dir=None, out_root=None, kernel_name=None, seed=0, device="auto", log=print,
+    notebook_dir: Path = NOTEBOOK_DIR, families=tuple(FAMILIES), seeds: int = 1, jobs: int = 1,
+) -> list[Path]:  # fmt: skip
+    """Execute the pipeline for the variants of ``families``; returns the executed notebooks.
+
+    ``jobs`` > 1 runs that many trainings (notebook 02) at once, each in its own process: on a GPU
+    one small model leaves most of the device idle, so several runs share it well; on a CPU with
+    few cores it gains nothing. The other notebooks run one after another. Raises PipelineError
+    on a failure."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    steps = plan(profile, data_dir, out_root, seed, device, families, seeds)
+    training = [s for s in steps if "variant" in s.parameters]
+    for step in steps:
+        if jobs > 1 and "variant" in step.parameters:
+            if step is training[0]:
+                _run_parallel(training, jobs, notebook_dir, kernel_name, log)
+            continue
+        t0 = time.time()
+        log(f"running {_label(step)} ...")
+        error = execute_step(step, notebook_dir, kernel_name)
+        if error:
+            raise PipelineError(error)
         log(f"  done in {time.time() - t0:.0f} s -> {step.output}")
-        done.append(step.output)
-    return done
+    return [s.output for s in steps]
 
 
 def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
@@ -144,13 +203,16 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
             src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
 
 
-def record_wall_time(results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto", families=tuple(FAMILIES)) -> Path:
-    """Append the end-to-end wall time of one pipeline run (of these model families) to results/wall_times.csv."""
+def record_wall_time(
+    results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto", families=tuple(FAMILIES), jobs: int = 1,
+) -> Path:  # fmt: skip
+    """Append the end-to-end wall time of one pipeline run (of these model families, ``jobs``
+    trainings at a time) to results/wall_times.csv."""
     import pandas as pd
 
     from .atomic import append_csv
     from .device import describe, pick_device
     from .provenance import record
 
-    row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)), families="+".join(families))
+    row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)), families="+".join(families), jobs=jobs)
     return append_csv(Path(results_dir) / "wall_times.csv", pd.DataFrame([row]))

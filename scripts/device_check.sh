@@ -9,6 +9,10 @@
 #   scripts/device_check.sh [DATA_DIR]          (default ../shared/data/bse-jsrt-512, else the phantom)
 #   PY=/path/to/python scripts/device_check.sh  (default: python3 on PATH; .venv/bin/python if present)
 #   SKIP_PAPER=1 scripts/device_check.sh        (steps 1 and 2 only)
+#   JOBS=1 scripts/device_check.sh              (trainings of step 3 one at a time; default 4 at once)
+#
+# A failing step does not hide the others: each runs, and the script ends with the list of the
+# failed ones (exit 1).
 #
 # It names what is missing and stops. A GPU machine's image may have torch but not kornia,
 # papermill or pydicom: bring them as wheels (pip download <pkg> -d wheels/ on a machine with
@@ -38,14 +42,22 @@ fi
 "$PY" -c "import torch; print(f'device_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}')"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-echo "== 1. CUDA tests"
-"$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
+failed=()
+step() {  # step NAME COMMAND...: run it, note a failure, go on
+  local name=$1; shift
+  echo "== $name"
+  local t0=$SECONDS
+  if "$@"; then echo "== $name: ok in $((SECONDS - t0)) s"; else echo "== $name: FAILED (exit $?)"; failed+=("$name"); fi
+}
 
-echo "== 2. benchmark (256 and 512 px)"
-"$PY" -m dae_lib.bench --sizes 256 512 --device cuda --kinds train infer
-
+step "1. CUDA tests" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
+step "2. benchmark (256 and 512 px)" "$PY" -m dae_lib.bench --sizes 256 512 --device cuda --kinds train infer
 if [ -z "${SKIP_PAPER:-}" ]; then
-  echo "== 3. paper profile end to end, both families, data: $DATA"
-  "$PY" -m dae_lib reproduce --profile paper --data "$DATA" --family all --device cuda
+  step "3. paper profile end to end, both families, data: $DATA, ${JOBS:-4} trainings at once" \
+    "$PY" -m dae_lib reproduce --profile paper --data "$DATA" --family all --device cuda --jobs "${JOBS:-4}"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "device_check: failed: ${failed[*]}" >&2
+  exit 1
 fi
 echo "device_check: done; results/benchmarks.csv, results/wall_times.csv and results/table1.md have the new rows"

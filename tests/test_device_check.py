@@ -29,3 +29,14 @@ def test_a_missing_package_is_named_and_stops_the_check(tmp_path):
 def test_without_cuda_it_says_so_and_stops(tmp_path):
     r = _run(sys.executable, tmp_path)
     assert r.returncode == 3 and "sees no CUDA device" in r.stderr
+
+
+def test_a_failing_step_does_not_hide_the_others(tmp_path):
+    fake = tmp_path / "python"  # a "GPU" python: the CUDA tests fail, the benchmark and the pipeline pass
+    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") exit 1;;\n "-m dae_lib.bench") echo bench ran;;\n'
+                    ' "-m dae_lib") echo "pipeline ran: $*";;\nesac\nexit 0\n')
+    fake.chmod(0o755)
+    r = _run(fake, tmp_path, skip_paper="")
+    assert r.returncode == 1
+    assert "1. CUDA tests: FAILED" in r.stdout and "bench ran" in r.stdout and "2. benchmark (256 and 512 px): ok" in r.stdout
+    assert "--profile paper" in r.stdout and "--jobs 4" in r.stdout and "failed: 1. CUDA tests" in r.stderr

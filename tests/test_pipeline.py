@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dae_lib import pipeline
+from dae_lib.errors import ConfigError
 from dae_lib.evaluate import IDENTITY
 from dae_lib.paths import REPO_ROOT
 from dae_lib import table1
@@ -18,12 +19,15 @@ from dae_lib.table1 import write_table1
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    executed = pipeline.run("smoke", None, root, log=lambda *a: None)
-    return root, executed
+    log = []
+    executed = pipeline.run("smoke", None, root, log=log.append, jobs=2)  # the parallel trainings; one at a time is the plain loop
+    return root, executed, log
 
 
 def test_pipeline_writes_every_output(smoke_run):
-    root, executed = smoke_run
+    root, executed, log = smoke_run
+    assert "running 8 trainings, 2 at a time" in "\n".join(log)
+    assert sum("done" in line and "variant" in line for line in log) == 8
     assert [p.name for p in executed] == [
         "01_data_preparation.ipynb", "02_training_ae.ipynb", "02_training_ae_msssim.ipynb",
         "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "02_training_r_ae.ipynb",
@@ -45,7 +49,7 @@ def test_pipeline_writes_every_output(smoke_run):
 
 
 def test_executed_notebooks_are_small_and_without_papermill_timings(smoke_run):
-    _, executed = smoke_run
+    _, executed, _ = smoke_run
     for path in executed:
         nb = json.loads(path.read_text())
         assert "papermill" not in nb["metadata"]
@@ -86,6 +90,18 @@ def test_pipeline_names_the_failing_notebook_and_cell(tmp_path):
     nb_dir = _broken_copy(tmp_path, "01_data_preparation.ipynb", 'raise RuntimeError("deliberately broken")')
     with pytest.raises(pipeline.PipelineError, match=r"01_data_preparation.ipynb failed in code cell 3 .*deliberately broken"):
         pipeline.run("smoke", None, tmp_path / "out", notebook_dir=nb_dir, log=lambda *a: None)
+
+
+def test_a_failing_parallel_training_is_named_and_stops_the_pipeline(tmp_path):
+    nb_dir = _broken_copy(tmp_path, "02_training.ipynb", 'raise RuntimeError("deliberately broken")')
+    with pytest.raises(pipeline.PipelineError, match=r"02_training.ipynb \(variant \w+, seed 0\) failed in code cell \d+ .*deliberately broken"):
+        pipeline.run("smoke", None, tmp_path / "out", notebook_dir=nb_dir, log=lambda *a: None, jobs=2)
+    assert not (tmp_path / "out" / "results" / "table1.md").exists()  # nothing after the trainings ran
+
+
+def test_jobs_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="jobs must be at least 1"):
+        pipeline.run("smoke", None, tmp_path, jobs=0)
 
 
 def _nbval(path):
