@@ -11,18 +11,22 @@ Training configurations, each the same model, loss and batch on synthetic inputs
 - ``+bf16``: channels-last and bf16 autocast (where the device runs it natively);
 - ``optimized``: what ``fit`` does on this device (device.FASTEST: bf16 + channels-last on a CPU
   with native bf16, fp32 + channels-last on CUDA);
-- ``+compile`` (CUDA only): ``optimized`` with the model under torch.compile.
+- ``+fused_adam``, ``+compile`` (CUDA only): ``optimized`` with Adam's fused kernel, or with the
+  model under torch.compile.
 
-Inference configurations: ``naive`` (fp32, NCHW, ``torch.no_grad``) and ``optimized``
-(``inference.predict``: eval mode without the segmentation branch, ``torch.inference_mode``,
-channels-last weights and inputs, bf16 where supported), batch 1 and batch 8.
+Inference configurations, batch 1 and batch 8, each taking inputs from the host and returning
+float32 results there (what ``inference.predict`` promises): ``naive`` (fp32, NCHW,
+``torch.no_grad``), ``+channels_last`` and ``+bf16`` (``inference.predict``: eval mode without the
+segmentation branch, ``torch.inference_mode``, channels-last weights and inputs, fp32 or bf16
+autocast) and ``optimized`` (``inference.predict`` as device.FASTEST sets it for this device).
 
 Suppression (``--kinds suppress``): the released model through the command's whole path for one
 file (suppress.suppress_one: read a PNG of ``size`` px, polarity, model at 512 px, bone applied at
 full size, PNG written atomically), config ``file``, batch 1.
 
-Each configuration runs in its own subprocess, so the peak resident memory it reports (CPU) is its
-own; on CUDA the peak allocated memory is reported. Ratios are relative to ``naive`` at the same
+On a CPU each configuration runs in its own subprocess, so the peak resident memory it reports is
+its own; on CUDA all run in one process (peak allocated memory reset per configuration), each for
+at least MIN_SECONDS_CUDA. Ratios are relative to ``naive`` at the same
 size. Results are appended to results/benchmarks.csv with the machine, torch version and commit.
 Benchmarks measure speed; no test asserts a time.
 """
@@ -39,9 +43,13 @@ from pathlib import Path
 import torch
 
 TRAIN_CONFIGS = ("naive", "+separable", "+channels_last", "+bf16", "optimized")
-#: Measured on CUDA only: torch.compile of the optimised step (compilation takes minutes on a CPU).
-CUDA_ONLY = ("+compile",)
-INFER_CONFIGS = ("naive", "optimized")
+#: Measured on CUDA only: Adam's fused kernel, torch.compile of the optimised step (compilation
+#: takes minutes on a CPU).
+CUDA_ONLY = ("+fused_adam", "+compile")
+#: On CUDA a step takes milliseconds: each configuration runs for at least this long (and at
+#: least ``steps`` steps), so that one slow step or clock change does not decide a row.
+MIN_SECONDS_CUDA = 1.0
+INFER_CONFIGS = ("naive", "+channels_last", "+bf16", "optimized")
 
 
 def _train_step_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
@@ -58,13 +66,14 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     cfg = load_config("paper", variant=variant, image_size=size)
     use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
     best = fastest(device)  # "optimized" is what fit does on this device (device.FASTEST)
-    cl = config in ("+channels_last", "+bf16") or (config in ("optimized", "+compile") and best["channels_last"])
-    amp = {"+bf16": resolve_amp("bf16", device), "optimized": resolve_amp("auto", device), "+compile": resolve_amp("auto", device)}.get(config)
+    on_top = config in ("optimized", "+fused_adam", "+compile")  # the CUDA-only ones build on optimized
+    cl = config in ("+channels_last", "+bf16") or (on_top and best["channels_last"])
+    amp = resolve_amp("bf16", device) if config == "+bf16" else resolve_amp("auto", device) if on_top else None
     model = build_model(cfg).to(device)
     if cl:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if config == "+compile" else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if config == "+fused_adam" else {}))
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 1, size, size, generator=g).to(device)
     s = (0.9 * x).contiguous()
@@ -95,22 +104,26 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
 def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
     from .config import load_config
-    from .device import resolve_amp
+    from .device import fastest, resolve_amp
     from .families import build_model
     from .inference import predict
 
     model = build_model(load_config("paper", variant=variant, image_size=size)).to(device).eval()
-    x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0))  # on the host, as predict's callers hold it
     if config == "naive":
-        def run():
+        def run():  # the same contract as predict: inputs from the host, float32 results back on the host
             with torch.no_grad():
-                return model(x)[0]
+                return model(x.to(device))[0].float().clamp(0, 1).cpu()
         return run, None
-    model = model.to(memory_format=torch.channels_last)
-    def run():  # the library's inference path (inference.predict), channels-last weights
-        return predict(model, x, amp="auto", batch_size=batch)
+    cl = config in ("+channels_last", "+bf16") or fastest(device)["channels_last"]
+    amp = {"+channels_last": "off", "+bf16": "bf16", "optimized": "auto"}[config]
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
 
-    return run, resolve_amp("auto", device)
+    def run():  # the library's inference path (inference.predict)
+        return predict(model, x, amp=amp, batch_size=batch, channels_last=cl)
+
+    return run, resolve_amp(amp, device)
 
 
 def _suppress_fn(size: int, device: torch.device):
@@ -152,18 +165,20 @@ def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: 
         fn, amp = _suppress_fn(size, device)
     else:
         fn, amp = _infer_fn(variant, size, batch, config, device)
-    for _ in range(2):
+    for _ in range(3):
         fn()
     _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
+    min_seconds = MIN_SECONDS_CUDA if device.type == "cuda" else 0.0
+    t0, done = time.perf_counter(), 0
+    while done < steps or time.perf_counter() - t0 < min_seconds:
         fn()
-    _sync(device)
-    dt = (time.perf_counter() - t0) / steps
+        done += 1
+    _sync(device)  # the queued steps have all run: the time is theirs
+    dt = (time.perf_counter() - t0) / done
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {
         "kind": kind, "config": config, "size": size, "batch": batch, "variant": variant,
-        "device": str(device), "device_name": describe(device), "cuda": torch.version.cuda or "", "autocast": str(amp), "threads": torch.get_num_threads(), "seconds_per_step": dt,
+        "device": str(device), "device_name": describe(device), "cuda": torch.version.cuda or "", "autocast": str(amp), "threads": torch.get_num_threads(), "seconds_per_step": dt, "steps": done,
         "images_per_s": batch / dt, "ms_per_image": 1000 * dt / batch,
         "peak_mem_mib": round(peak, 1), "peak_mem_kind": "cuda max allocated" if device.type == "cuda" else "process max RSS",
     }  # fmt: skip
@@ -195,10 +210,10 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
             rows.append(row)
             log(f"train  {size:4d} px  {config:15s} {row['images_per_s']:7.2f} img/s   peak {row['peak_mem_mib']:8.0f} MiB")
         for batch in (1, 8) if "infer" in kinds else ():
-            for config in INFER_CONFIGS:
+            for config in (c for c in INFER_CONFIGS if c != "+bf16" or bf16_supported(dev)):
                 row = one(kind="infer", config=config, size=size, batch=batch, steps=max(steps, 5), variant=variant, device_name=device)
                 rows.append(row)
-                log(f"infer  {size:4d} px  batch {batch}  {config:9s} {row['ms_per_image']:7.1f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
+                log(f"infer  {size:4d} px  batch {batch}  {config:15s} {row['ms_per_image']:7.2f} ms/image peak {row['peak_mem_mib']:8.0f} MiB")
         if "suppress" in kinds:
             row = one(kind="suppress", config="file", size=size, batch=1, steps=max(steps, 5), variant="released", device_name=device)
             rows.append(row)
