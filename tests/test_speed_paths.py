@@ -1,5 +1,6 @@
 """The fast paths give the same answers as the plain ones (speed itself is measured by
 ``python -m dae_lib.bench``, never asserted here)."""
+import pytest
 import torch
 
 from helpers import tiny_config
@@ -70,3 +71,31 @@ def test_prediction_does_not_depend_on_the_batch_size():
     x = torch.rand(5, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     one, auto, three = (predict(model, x, "off", b) for b in (1, None, 3))
     assert torch.allclose(one, three, atol=1e-6) and torch.allclose(one, auto, atol=1e-6)
+
+
+def _fake_cuda_bench(monkeypatch, failing):
+    import dae_lib.device as dev
+
+    monkeypatch.setattr(dev, "pick_device", lambda name="auto": torch.device("cuda"))  # no GPU used: measure is faked
+    monkeypatch.setattr(dev, "bf16_supported", lambda d: True)
+
+    def fake_measure(kind, config, size, batch, **kw):
+        if config == failing:
+            raise RuntimeError("inductor says no\nsecond line")
+        return {"kind": kind, "config": config, "size": size, "batch": batch, "images_per_s": 1.0, "ms_per_image": 1.0, "peak_mem_mib": 1.0}
+
+    monkeypatch.setattr(bench, "measure", fake_measure)
+
+
+def test_a_failing_cuda_only_configuration_is_reported_and_skipped(monkeypatch):
+    _fake_cuda_bench(monkeypatch, failing="+compile_step")
+    log = []
+    rows = bench.run_all(sizes=(192,), kinds=("train",), log=log.append)
+    assert [r["config"] for r in rows] == [*bench.TRAIN_CONFIGS, "+fused_adam", "+compile"]
+    assert any("+compile_step" in line and "failed, skipped: RuntimeError: inductor says no" in line for line in log)
+
+
+def test_a_failing_core_configuration_stops_the_benchmark(monkeypatch):
+    _fake_cuda_bench(monkeypatch, failing="optimized")
+    with pytest.raises(RuntimeError, match="inductor says no"):
+        bench.run_all(sizes=(192,), kinds=("train",), log=lambda *a: None)
