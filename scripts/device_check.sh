@@ -8,15 +8,19 @@
 #
 #   scripts/device_check.sh [DATA_DIR]          (default ../shared/data/bse-jsrt-512, else the phantom)
 #   PY=/path/to/python scripts/device_check.sh  (default: python3 on PATH; .venv/bin/python if present)
-#   SKIP_PAPER=1 scripts/device_check.sh        (steps 1 and 2 only)
-#   JOBS=1 scripts/device_check.sh              (trainings of step 3 one at a time; default 4 at once)
+#   SKIP_PAPER=1 scripts/device_check.sh        (steps 1 and 2 only; the same as STEPS="1 2")
+#   STEPS=3 scripts/device_check.sh             (only the steps named: any of 1 2 3)
+#   JOBS=1 scripts/device_check.sh              (trainings of step 3 one at a time; default 8 at once)
 #
 # A failing step does not hide the others: each runs, and the script ends with the list of the
 # failed ones (exit 1).
 #
 # It names what is missing and stops. A GPU machine's image may have torch but not kornia,
-# papermill or pydicom: bring them as wheels (pip download <pkg> -d wheels/ on a machine with
-# internet) and install with  pip install --no-index --find-links wheels/ kornia papermill pydicom
+# papermill or pydicom: bring them as wheels. scripts/gpu-wheels.txt pins them and everything they
+# need beyond such an image; on a machine with internet (for the GPU machine's Python, e.g. 3.12):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#       --platform manylinux_2_28_x86_64 -d wheels/ -r scripts/gpu-wheels.txt
+# and there:  pip install --no-index --no-deps wheels/*.whl   (or --target DIR, then PYTHONPATH=DIR)
 # The data folder must be on that machine too (a copy of it, never committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +30,8 @@ DATA=${1:-../shared/data/bse-jsrt-512}
 
 missing=()
 needs="torch torchmetrics kornia pandas matplotlib safetensors yaml pydicom tqdm pytest"
-[ -n "${SKIP_PAPER:-}" ] || needs="$needs papermill ipykernel"   # step 3 executes the notebooks
+STEPS=${STEPS:-$([ -n "${SKIP_PAPER:-}" ] && echo "1 2" || echo "1 2 3")}
+case " $STEPS " in *" 3 "*) needs="$needs papermill ipykernel";; esac   # step 3 executes the notebooks
 for mod in $needs; do
   "$PY" -c "import $mod" 2>/dev/null || missing+=("$mod")
 done
@@ -50,11 +55,16 @@ step() {  # step NAME COMMAND...: run it, note a failure, go on
   if "$@"; then echo "== $name: ok in $((SECONDS - t0)) s"; else echo "== $name: FAILED (exit $?)"; failed+=("$name"); fi
 }
 
-step "1. CUDA tests" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
-step "2. benchmark (256 and 512 px)" "$PY" -m dae_lib.bench --sizes 256 512 --device cuda --kinds train infer
-if [ -z "${SKIP_PAPER:-}" ]; then
-  step "3. paper profile end to end, both families, data: $DATA, ${JOBS:-4} trainings at once" \
-    "$PY" -m dae_lib reproduce --profile paper --data "$DATA" --family all --device cuda --jobs "${JOBS:-4}"
+wanted() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
+if wanted 1; then
+  step "1. CUDA tests" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
+fi
+if wanted 2; then
+  step "2. benchmark (256 and 512 px)" "$PY" -m dae_lib.bench --sizes 256 512 --device cuda --kinds train infer
+fi
+if wanted 3; then
+  step "3. paper profile end to end, both families, data: $DATA, ${JOBS:-8} trainings at once" \
+    "$PY" -m dae_lib reproduce --profile paper --data "$DATA" --family all --device cuda --jobs "${JOBS:-8}"
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "device_check: failed: ${failed[*]}" >&2

@@ -39,4 +39,16 @@ def test_a_failing_step_does_not_hide_the_others(tmp_path):
     r = _run(fake, tmp_path, skip_paper="")
     assert r.returncode == 1
     assert "1. CUDA tests: FAILED" in r.stdout and "bench ran" in r.stdout and "2. benchmark (256 and 512 px): ok" in r.stdout
-    assert "--profile paper" in r.stdout and "--jobs 4" in r.stdout and "failed: 1. CUDA tests" in r.stderr
+    assert "--profile paper" in r.stdout and "--jobs 8" in r.stdout and "failed: 1. CUDA tests" in r.stderr
+
+
+def test_steps_names_the_steps_to_run(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") echo tests ran;;\n "-m dae_lib.bench") echo bench ran;;\n'
+                    ' "-m dae_lib") echo "pipeline ran: $*";;\nesac\nexit 0\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PY": str(fake), "STEPS": "3", "JOBS": "2"}
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "pipeline ran" in r.stdout and "--jobs 2" in r.stdout
+    assert "tests ran" not in r.stdout and "bench ran" not in r.stdout
