@@ -169,20 +169,25 @@ def predict_masks(model: torch.nn.Module, x: torch.Tensor, batch_size: int | Non
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_size: int | None = None, channels_last: bool = True) -> torch.Tensor:
+def predict(
+    model: torch.nn.Module, x: torch.Tensor, amp: str = "off", batch_size: int | None = None, channels_last: bool = True,
+    on_device: bool = False,
+) -> torch.Tensor:  # fmt: skip
     """Soft-tissue estimates for radiographs ``x`` (N, 1, H, W) in clinical polarity, [0, 1].
 
     Runs the model in eval mode (so no segmentation branch) on its own device, ``batch_size``
     images at a time (None: the device's fastest, device.FASTEST), with channels-last inputs and, for ``amp`` "auto" or "bf16", bf16 autocast
     where the device supports it natively ("off": float32, what evaluation uses). Returns float32
-    on the CPU, clamped to [0, 1]. The model's mode is restored and its memory format left as it is.
+    on the CPU (``on_device``: on the model's device, for work that goes on there, such as the
+    validation of each epoch), clamped to [0, 1]. The model's mode is restored and its memory
+    format left as it is.
     """
     device = next(model.parameters()).device
     amp_dtype = resolve_amp(amp, device)
     batch_size = batch_size or fastest(device)["infer_batch"]
     # One host tensor, each batch's result copied straight into it: no per-batch host copies to
     # concatenate (on the H200 the extra host copy and allocation cost more than the model itself).
-    out = torch.empty(x.shape, dtype=torch.float32)
+    out = torch.empty(x.shape, dtype=torch.float32, device=device if on_device else "cpu")
     with _eval_mode(model):
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(device, non_blocking=True)

@@ -32,3 +32,15 @@ def test_inference_on_cuda_equals_cpu(tmp_path):
     cpu = predict(load_model(tmp_path / "run", device="cpu"), x, amp="off")
     gpu = predict(load_model(tmp_path / "run", device="cuda"), x, amp="off")
     assert (cpu - gpu).abs().max() < 1e-3  # fp32 on both; convolution algorithms differ
+
+
+def test_validation_on_cuda_equals_cpu(tmp_path):
+    from dae_lib.split import split_indices
+    from dae_lib.train import validate
+
+    cfg = tiny_config(variant="dae_msssim", image_size=192, epochs=1, device="cpu")
+    res = fit(cfg, tmp_path / "run", progress=False)
+    val = res.data.subset(split_indices(res.data.ids, res.split)["val"])
+    cpu = validate(load_model(tmp_path / "run", device="cpu"), cfg, val)
+    gpu = validate(load_model(tmp_path / "run", device="cuda"), cfg, val.to("cuda"))  # as fit does: scored on the GPU
+    assert cpu.keys() == gpu.keys() and all(abs(cpu[k] - gpu[k]) < 1e-3 * max(1.0, abs(cpu[k])) for k in cpu)
