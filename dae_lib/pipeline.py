@@ -84,6 +84,16 @@ def _label(step: Step) -> str:
     return step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if "variant" in step.parameters else "")
 
 
+#: In a worker of ``run``'s pool: set once Ctrl-C reached it, so that it starts no further notebook
+#: (the pool would otherwise hand it the next queued training while the pipeline is stopping).
+_worker_interrupted = None
+
+
+def _init_worker() -> None:
+    global _worker_interrupted
+    _worker_interrupted = False
+
+
 def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int | None = None) -> str | None:
     """Execute one step with papermill (in this process, or in a worker of ``run``'s pool); returns
     None, or the one-line message of its failure naming the notebook and the cell. ``threads``
@@ -93,6 +103,9 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
 
     import papermill as pm
 
+    global _worker_interrupted
+    if _worker_interrupted:
+        return f"{_label(step)}: not started (interrupted)"
     if threads and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     step.output.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +118,10 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
             cwd=str(notebook_dir),
             progress_bar=False,
         )
+    except KeyboardInterrupt:
+        if _worker_interrupted is not None:
+            _worker_interrupted = True
+        raise
     except pm.PapermillExecutionError as e:
         return f"{_label(step)} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
     strip_metadata(step.output)
@@ -121,25 +138,30 @@ def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name,
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     failure = None
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
         t0 = time.time()
         log(f"running {len(steps)} trainings, {jobs} at a time ({threads} CPU threads each) ...")
         started = {pool.submit(execute_step, step, notebook_dir, kernel_name, threads): step for step in steps}
         pending = set(started)
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                step = started[fut]
-                if fut.cancelled():
-                    continue
-                crash = fut.exception()  # the worker itself broke (not a cell: that is execute_step's message)
-                error = f"{_label(step)} failed: {crash!r}" if crash else fut.result()
-                if not error:
-                    log(f"  {_label(step)} done {time.time() - t0:.0f} s after the trainings began -> {step.output}")
-                elif failure is None:
-                    failure = error
-                    for other in pending:
-                        other.cancel()
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    step = started[fut]
+                    if fut.cancelled():
+                        continue
+                    crash = fut.exception()  # the worker itself broke (not a cell: that is execute_step's message)
+                    error = f"{_label(step)} failed: {crash!r}" if crash else fut.result()
+                    if not error:
+                        log(f"  {_label(step)} done {time.time() - t0:.0f} s after the trainings began -> {step.output}")
+                    elif failure is None:
+                        failure = error
+                        for other in pending:
+                            other.cancel()
+        except BaseException:  # Ctrl-C (or a failing log): the queued trainings never start
+            for other in pending:
+                other.cancel()
+            raise
     if failure:
         raise PipelineError(failure)
 

@@ -99,6 +99,33 @@ def test_a_failing_parallel_training_is_named_and_stops_the_pipeline(tmp_path):
     assert not (tmp_path / "out" / "results" / "table1.md").exists()  # nothing after the trainings ran
 
 
+def test_an_interrupt_leaves_the_queued_trainings_unstarted(tmp_path):
+    def log(line):
+        if "after the trainings began" in line:
+            raise KeyboardInterrupt  # as Ctrl-C arriving once the first training is done
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("smoke", None, tmp_path / "out", log=log, jobs=2)
+    started = list((tmp_path / "out" / "results" / "executed" / "phantom-smoke").glob("02_training_*.ipynb"))
+    # at most: two done, two running, one already handed to a worker (the pool's queue); not all eight
+    assert 1 <= len(started) <= 5
+
+
+def test_a_worker_reached_by_ctrl_c_starts_no_further_notebook(tmp_path, monkeypatch):
+    import papermill
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    monkeypatch.setattr(pipeline, "_worker_interrupted", False)  # as _init_worker leaves a pool's worker
+    first, second = pipeline.plan("smoke", None, tmp_path)[1:3]
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.execute_step(first, pipeline.NOTEBOOK_DIR)
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: pytest.fail("a notebook was started"))
+    assert "not started (interrupted)" in pipeline.execute_step(second, pipeline.NOTEBOOK_DIR)
+
+
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="jobs must be at least 1"):
         pipeline.run("smoke", None, tmp_path, jobs=0)
