@@ -84,16 +84,6 @@ def _label(step: Step) -> str:
     return step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if "variant" in step.parameters else "")
 
 
-#: In a worker of ``run``'s pool: set once Ctrl-C reached it, so that it starts no further notebook
-#: (the pool would otherwise hand it the next queued training while the pipeline is stopping).
-_worker_interrupted = None
-
-
-def _init_worker() -> None:
-    global _worker_interrupted
-    _worker_interrupted = False
-
-
 def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int | None = None) -> str | None:
     """Execute one step with papermill (in this process, or in a worker of ``run``'s pool); returns
     None, or the one-line message of its failure naming the notebook and the cell. ``threads``
@@ -103,9 +93,6 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
 
     import papermill as pm
 
-    global _worker_interrupted
-    if _worker_interrupted:
-        return f"{_label(step)}: not started (interrupted)"
     if threads and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     step.output.parent.mkdir(parents=True, exist_ok=True)
@@ -118,10 +105,6 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
             cwd=str(notebook_dir),
             progress_bar=False,
         )
-    except KeyboardInterrupt:
-        if _worker_interrupted is not None:
-            _worker_interrupted = True
-        raise
     except pm.PapermillExecutionError as e:
         return f"{_label(step)} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
     strip_metadata(step.output)
@@ -130,38 +113,34 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
 
 def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name, log) -> None:
     """The training steps, ``jobs`` at a time, each notebook in its own worker process (and
-    kernel). The first failure stops the steps not yet started and is raised once the running
-    ones have ended."""
+    kernel). A step is handed to the pool only when a worker is free, so nothing waits in the
+    pool's queue: after the first failure, or Ctrl-C, no further training starts; the failure is
+    raised once the running ones have ended."""
     import multiprocessing
     import os
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    failure = None
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+    queue, failure = list(steps), None
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         t0 = time.time()
         log(f"running {len(steps)} trainings, {jobs} at a time ({threads} CPU threads each) ...")
-        started = {pool.submit(execute_step, step, notebook_dir, kernel_name, threads): step for step in steps}
-        pending = set(started)
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    step = started[fut]
-                    if fut.cancelled():
-                        continue
-                    crash = fut.exception()  # the worker itself broke (not a cell: that is execute_step's message)
-                    error = f"{_label(step)} failed: {crash!r}" if crash else fut.result()
-                    if not error:
-                        log(f"  {_label(step)} done {time.time() - t0:.0f} s after the trainings began -> {step.output}")
-                    elif failure is None:
-                        failure = error
-                        for other in pending:
-                            other.cancel()
-        except BaseException:  # Ctrl-C (or a failing log): the queued trainings never start
-            for other in pending:
-                other.cancel()
-            raise
+        running = {}
+        while queue or running:
+            while queue and failure is None and len(running) < jobs:
+                step = queue.pop(0)
+                running[pool.submit(execute_step, step, notebook_dir, kernel_name, threads)] = step
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                step = running.pop(fut)
+                crash = fut.exception()  # the worker itself broke (not a cell: that is execute_step's message)
+                error = f"{_label(step)} failed: {crash!r}" if crash else fut.result()
+                if not error:
+                    log(f"  {_label(step)} done {time.time() - t0:.0f} s after the trainings began -> {step.output}")
+                elif failure is None:
+                    failure = error
     if failure:
         raise PipelineError(failure)
 

@@ -107,23 +107,7 @@ def test_an_interrupt_leaves_the_queued_trainings_unstarted(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         pipeline.run("smoke", None, tmp_path / "out", log=log, jobs=2)
     started = list((tmp_path / "out" / "results" / "executed" / "phantom-smoke").glob("02_training_*.ipynb"))
-    # at most: two done, two running, one already handed to a worker (the pool's queue); not all eight
-    assert 1 <= len(started) <= 5
-
-
-def test_a_worker_reached_by_ctrl_c_starts_no_further_notebook(tmp_path, monkeypatch):
-    import papermill
-
-    def interrupted(*a, **kw):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
-    monkeypatch.setattr(pipeline, "_worker_interrupted", False)  # as _init_worker leaves a pool's worker
-    first, second = pipeline.plan("smoke", None, tmp_path)[1:3]
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.execute_step(first, pipeline.NOTEBOOK_DIR)
-    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: pytest.fail("a notebook was started"))
-    assert "not started (interrupted)" in pipeline.execute_step(second, pipeline.NOTEBOOK_DIR)
+    assert len(started) == 2  # the first two (one done, one running), none of the six queued
 
 
 def test_jobs_must_be_positive(tmp_path):
