@@ -59,11 +59,9 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
     from . import losses
     from .config import load_config
-    from .device import autocast, resolve_amp
+    from .device import autocast, fastest, resolve_amp
     from .families import build_model
     from .msssim import BETAS
-
-    from .device import fastest
 
     cfg = load_config("paper", variant=variant, image_size=size)
     use_msssim, use_seg = cfg.use_msssim, cfg.use_seg

@@ -104,8 +104,6 @@ def cmd_reproduce(args) -> int:
     t0 = time.time()
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
     data_dir = normalise_data_dir(_data_arg(args.data))
     try:
         families = tuple(FAMILIES) if args.family == "all" else (args.family,)

@@ -34,6 +34,11 @@ class Step:
     output: Path
     parameters: dict
 
+    @property
+    def trains(self) -> bool:
+        """Whether this step is a training (notebook 02 for one variant and seed)."""
+        return "variant" in self.parameters
+
 
 def plan(
     profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=tuple(FAMILIES),
@@ -81,7 +86,7 @@ def strip_metadata(path: Path) -> None:
 
 
 def _label(step: Step) -> str:
-    return step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if "variant" in step.parameters else "")
+    return step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if step.trains else "")
 
 
 def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int | None = None) -> str | None:
@@ -158,9 +163,9 @@ def run(
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
     steps = plan(profile, data_dir, out_root, seed, device, families, seeds)
-    training = [s for s in steps if "variant" in s.parameters]
+    training = [s for s in steps if s.trains]
     for step in steps:
-        if jobs > 1 and "variant" in step.parameters:
+        if jobs > 1 and step.trains:
             if step is training[0]:
                 _run_parallel(training, jobs, notebook_dir, kernel_name, log)
             continue

@@ -31,7 +31,8 @@ DATA=${1:-../shared/data/bse-jsrt-512}
 missing=()
 needs="torch torchmetrics kornia pandas matplotlib safetensors yaml pydicom tqdm pytest"
 STEPS=${STEPS:-$([ -n "${SKIP_PAPER:-}" ] && echo "1 2" || echo "1 2 3")}
-case " $STEPS " in *" 3 "*) needs="$needs papermill ipykernel";; esac   # step 3 executes the notebooks
+wanted() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
+if wanted 3; then needs="$needs papermill ipykernel"; fi   # step 3 executes the notebooks
 for mod in $needs; do
   "$PY" -c "import $mod" 2>/dev/null || missing+=("$mod")
 done
@@ -55,7 +56,6 @@ step() {  # step NAME COMMAND...: run it, note a failure, go on
   if "$@"; then echo "== $name: ok in $((SECONDS - t0)) s"; else echo "== $name: FAILED (exit $?)"; failed+=("$name"); fi
 }
 
-wanted() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
 if wanted 1; then
   step "1. CUDA tests" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
 fi
