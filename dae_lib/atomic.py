@@ -3,6 +3,7 @@ then rename it over the target (atomic on POSIX). On any error the temporary fil
 the target is left as it was."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -17,8 +18,14 @@ def _umask() -> int:
 
 
 @contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path in the target's folder; on success it replaces ``path``."""
+def atomic_path(path: str | Path, replace: bool = True):
+    """Yield a temporary path in the target's folder; on success it becomes ``path``.
+
+    ``replace=True``: it replaces whatever is at ``path``. ``replace=False``: it is put in place
+    only if nothing is at ``path`` at that moment (a hard link, which fails when the name exists:
+    a file that another writer made meanwhile, or a symbolic link, is never replaced); otherwise
+    FileExistsError and the temporary file is removed. On file systems without hard links the
+    check and the rename are two steps."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"tmp-{path.stem}-", suffix=path.suffix)
@@ -26,10 +33,26 @@ def atomic_path(path: str | Path):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    """Give the file ``tmp`` the name ``path`` only if that name is free (FileExistsError if not)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "exists already; not replaced", str(path)) from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(path):  # no hard links here: check, then rename
+            raise FileExistsError(errno.EEXIST, "exists already; not replaced", str(path)) from None
+        os.replace(tmp, path)
 
 
 def append_csv(path: str | Path, df) -> Path:

@@ -146,10 +146,10 @@ def _suppress_fn(size: int, device: torch.device):
     tmp = Path(tempfile.mkdtemp(prefix="dae-bench-"))
     write_png(tmp / "in" / "x.png", chest_phantom(size, seed=0)[0].numpy().astype(np.float64), 8)
     model, model_size, what = load_suppression_model(None, device)
-    job = Job(tmp / "in" / "x.png", Path("x"))
+    job = Job(tmp / "in" / "x.png", Path("x.png"), name="x")
 
     def run():
-        return suppress_one(model, model_size, job, tmp / "out", None, "auto", "auto", True, set(), what)
+        return suppress_one(model, model_size, job, tmp / "out", None, "auto", "auto", True, what)
 
     return run, "auto"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .config import Config, config_from_dict, fingerprint
+from .config import FINGERPRINT_ADDED_LATER, Config, config_from_file, fingerprint, read_record
 from .device import autocast, fastest, resolve_amp
 from .errors import RunDirError, WeightsError
 from .families import build_model
@@ -38,11 +38,12 @@ DEFAULT_RELEASE = "r_ae_msssim-bse-jsrt-512"
 
 
 def config_from_run(run_dir: str | Path) -> Config:
-    """The configuration a run was trained with (its config.json)."""
+    """The configuration a run was trained with (its config.json); a RunDirError naming the file
+    when it is damaged (not JSON, another shape, unknown keys, values the Config refuses)."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise RunDirError(f"{run_dir}: not a run folder (no config.json)")
-    return config_from_dict(json.loads(path.read_text()))
+    return config_from_file(path)
 
 
 def run_data_record(data) -> dict:
@@ -63,7 +64,7 @@ def run_data(run_dir: str | Path) -> dict:
     path = Path(run_dir) / RUN_DATA_FILE
     if not path.is_file():
         raise RunDirError(f"{run_dir}: no {RUN_DATA_FILE} (a run from before it was recorded: see its provenance.json)")
-    return json.loads(path.read_text())
+    return read_record(path)
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, what: str = "") -> torch.nn.Module:
@@ -109,17 +110,25 @@ def weights_metadata(cfg: Config) -> dict[str, str]:
 
 
 def check_fingerprint(path: str | Path, cfg: Config) -> None:
-    """A WeightsError when the weights at ``path`` record another architecture or loss than ``cfg``
+    """A WeightsError when the weights at ``path`` record another architecture, loss or image size than ``cfg``
     (for example config.json edited from ae to ae_msssim). Files without the record (made before
-    it, or elsewhere) are not checked."""
+    it, or elsewhere) are not checked, nor records on the fields added to the fingerprint after
+    them (config.FINGERPRINT_ADDED_LATER) when they lack those."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         recorded = (f.metadata() or {}).get(METADATA_KEY)
     if recorded is None:
         return
-    was, now = json.loads(recorded), fingerprint(cfg)
-    diff = [f"{k} {was.get(k)!r} (config.json: {now[k]!r})" for k in now if json.dumps(was.get(k)) != json.dumps(now[k])]
+    try:
+        was = json.loads(recorded)
+    except ValueError:
+        was = None
+    if not isinstance(was, dict):
+        raise WeightsError(f"{path}: its recorded settings ({METADATA_KEY}) are damaged")
+    now = fingerprint(cfg)
+    checked = [k for k in now if k in was or k not in FINGERPRINT_ADDED_LATER]
+    diff = [f"{k} {was.get(k)!r} (config.json: {now[k]!r})" for k in checked if json.dumps(was.get(k)) != json.dumps(now[k])]
     if diff:
         raise WeightsError(f"{path}: these weights were trained with other settings than {Path(path).parent / 'config.json'} says: {'; '.join(diff)}")
 
@@ -215,5 +224,6 @@ def suppress_full(model: torch.nn.Module, x: torch.Tensor, image_size: int, amp:
     x = x.float().cpu()
     small = resize_to(x, (image_size, image_size)).clamp(0, 1)
     bone_small = small - predict(model, small, amp)
-    s = (x - resize_to(bone_small, tuple(x.shape[-2:]))).clamp(0, 1)
+    s = resize_to(bone_small, tuple(x.shape[-2:]))  # B_hat at full size (a new tensor, or bone_small itself: ours either way) ...
+    s.neg_().add_(x).clamp_(0, 1)  # ... turned into S = clamp(X - B_hat_up, 0, 1) in place: one full-size copy less
     return s, x - s

@@ -6,9 +6,18 @@
 
 INPUT: files or folders (recursed; hidden files skipped) of PNG, JPEG, TIFF and DICOM
 (radiograph.py says how each is read, and what is refused). Each input gives one output in --out
-at the same relative path: a PNG for an image (same size, bit depth, value range and polarity),
-for a DICOM a derived DICOM plus a PNG preview. ``--bone DIR`` also writes the removed bone
-component (a PNG, bone bright, on the input's scale).
+at the same relative path: a PNG for an image (same size, bit depth, value range and polarity;
+a signed 16-bit TIFF gives a signed 16-bit TIFF), for a DICOM a derived DICOM plus a PNG preview.
+``--bone DIR`` also writes the removed bone component (a PNG, bone bright, on the input's scale).
+Images with an EXIF orientation are read upright, as viewers show them, and written upright.
+
+Output names (``output_names``): the input's relative path with its image suffix replaced
+(``a.png`` -> ``a.png``, ``b.tif`` -> ``b.png``, ``c.dcm`` -> ``c.dcm`` + ``c.png``); a name whose
+suffix is not an image suffix is kept whole (DICOM ``IMG.001`` -> ``IMG.001.dcm``,
+``1.2.840.1.5`` -> ``1.2.840.1.5.dcm``). Inputs that would still share a name (``a.png`` and
+``a.tif``; ``a.dcm`` and ``a.png``; names differing only in case) each keep their whole name
+(``a.png.png``, ``a.tif.png``); any that still collide get ``~2``, ``~3`` in the sorted order of
+their paths. Every name is reserved for one input before anything is written.
 
 Weights: by default the released improved model (inference.DEFAULT_RELEASE, 512 px). ``--weights``
 takes any run folder, its best.safetensors / last.safetensors, or its checkpoint.pt (read with
@@ -16,18 +25,31 @@ takes any run folder, its best.safetensors / last.safetensors, or its checkpoint
 
 The model works at its training size; the bone it finds there is applied at the input's full
 resolution (inference.suppress_full). Polarity: ``auto`` reads DICOM headers and uses an
-anatomical rule for other images (radiograph.polarity_of); ``clinical`` / ``inverted`` set it.
+anatomical rule for other images, which may answer "unsure": that file is then refused with a
+hint to pass ``--polarity`` (radiograph.polarity_of); ``clinical`` / ``inverted`` set it. The
+polarity decided for each file and its evidence are printed and written to the report.
 
 Safety: an input is never overwritten; --out may not be an input folder or inside one (unless
---allow-out-in-input, and even then no input is replaced); existing outputs are kept unless
---overwrite; every file is written under a temporary name and renamed. A bad input is reported in
-one line naming it and skipped; the others go on; the exit status is 2 when any input failed.
+--allow-out-in-input, and even then no input is replaced), nor the --bone folder; a file that
+exists where an output would go is never replaced without --overwrite (an input whose outputs all
+exist is skipped, one whose outputs partly exist is refused), also when it appears while the
+command runs; a subfolder of --out that is a symbolic link leading out of it is not written
+through; every file is written under a temporary name and put in place when complete, and an
+input whose later output fails loses the earlier ones it made. Each input is isolated: any error
+reading, running or writing it is its one line, and the batch goes on (a full or read-only disk
+stops it, the rest listed as not tried). The summary always prints; a report CSV
+(``suppress-report-<time>.csv`` in --out: input, status, polarity, evidence, outputs, message)
+is written; the exit status is 0 only when every input was done (or its outputs existed), 2 when
+any failed, 130 on Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,49 +57,148 @@ import numpy as np
 import torch
 
 from .config import AMP_MODES, POLARITIES, check_choice
-from .errors import InputError, RunDirError, WeightsError
-from .radiograph import is_candidate, polarity_of, read_radiograph, write_dicom, write_png
+from .errors import DataError, InputError, RunDirError, WeightsError
+from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, is_dicom, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
 
 PREVIEW_SUFFIX = ".png"
+REPORT_PREFIX = "suppress-report"
+REPORT_COLUMNS = ("input", "status", "polarity", "evidence", "outputs", "message")
+#: Write errors after which no other input can be written either: the batch stops there.
+FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def shown(text) -> str:
+    """``text`` safe for one line of a terminal or log: control characters (a newline in a file
+    name, an escape sequence) written as escapes, so nothing can start a line of its own."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 @dataclass
 class Job:
-    source: Path
-    rel: Path  # relative output path, without suffix
+    """One input file: where it is, the output name reserved for it, and what became of it."""
 
-    def outputs(self, out: Path, bone: Path | None, dicom: bool) -> list[Path]:
-        main = out / self.rel.with_suffix(".dcm" if dicom else ".png")
-        files = [main] + ([out / self.rel.with_suffix(PREVIEW_SUFFIX)] if dicom else [])
-        return files + ([bone / self.rel.with_suffix(".png")] if bone else [])
+    source: Path
+    rel: Path  # its path relative to the folder it was found in (or its name)
+    name: str = ""  # the output name, relative, without suffix (output_names)
+    suffix: str = ".png"  # of the soft-tissue output: .png, .dcm (DICOM) or .tif (signed TIFF); see output_suffix
+    status: str = "pending"  # "done" | "kept" | "failed" | "not tried"
+    message: str = ""
+    polarity: str = ""
+    evidence: str = ""
+    written: list[Path] = field(default_factory=list)
+
+    def outputs(self, out: Path, bone: Path | None) -> list[Path]:
+        """The files this input gives: soft tissue, a PNG preview for a DICOM, the bone."""
+        files = [out / (self.name + self.suffix)] + ([out / (self.name + PREVIEW_SUFFIX)] if self.suffix == ".dcm" else [])
+        return files + ([bone / (self.name + ".png")] if bone is not None else [])
+
+    def fail(self, message: str) -> None:
+        self.status, self.message = "failed", message
 
 
 @dataclass
 class Report:
-    done: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # outputs that existed: not an error
-    failed: list[str] = field(default_factory=list)  # bad inputs: "file: reason"
+    jobs: list[Job] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # inputs that do not exist: "path: reason"
+    interrupted: bool = False
+    path: Path | None = None  # the report CSV, once written
+
+    def of(self, status: str) -> list[str]:
+        return [str(j.source) for j in self.jobs if j.status == status]
+
+    @property
+    def done(self) -> list[str]:
+        return self.of("done")
+
+    @property
+    def kept(self) -> list[str]:
+        return self.of("kept")
+
+    @property
+    def failed(self) -> list[str]:
+        """One line per input that failed or does not exist: "file: reason"."""
+        return self.missing + [j.message for j in self.jobs if j.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """Every input done (or its outputs there already), none missing, not interrupted."""
+        return not self.interrupted and not self.missing and all(j.status in ("done", "kept") for j in self.jobs)
 
     def summary(self) -> str:
-        """One line: how many done, skipped (outputs exist) and failed (each failure is its own line)."""
+        """One line: how many done, skipped (outputs exist), failed, not tried."""
         kept = f"skipped {len(self.kept)} whose outputs exist (--overwrite replaces them)" if self.kept else "skipped 0"
-        return f"done {len(self.done)}, {kept}, failed {len(self.failed)}"
+        untried = len(self.of("not tried"))
+        return f"done {len(self.done)}, {kept}, failed {len(self.failed)}" + (f", not tried {untried}" if untried else "")
 
 
-def find_inputs(inputs, out: Path) -> tuple[list[Job], list[str]]:
-    """The files to process, with their relative output paths, and the inputs that do not exist.
-    Folders are recursed (the output folder itself never is); relative paths are kept."""
+def output_name(rel: Path) -> str:
+    """The output name of an input at ``rel``: its image suffix dropped, any other suffix kept."""
+    return str(rel.with_suffix("")) if rel.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES else str(rel)
+
+
+def output_suffix(path: Path) -> str:
+    """The suffix of the soft-tissue output of the file at ``path``, from its header alone (the
+    same as the read radiograph's ``output_suffix``)."""
+    if is_dicom(path):
+        return ".dcm"
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from PIL import Image
+
+        from .radiograph import _is_signed_tiff
+
+        try:
+            with Image.open(path) as im:
+                return ".tif" if _is_signed_tiff(im) else ".png"
+        except Exception:  # unreadable: the read says why, later
+            return ".png"
+    return ".png"
+
+
+def output_names(jobs: list[Job]) -> None:
+    """Reserve a distinct output name for each job (the rule in the module docstring), compared
+    without case so that outputs stay distinct on case-insensitive file systems too."""
+
+    def groups(names):
+        by = {}
+        for job, name in zip(jobs, names):
+            by.setdefault(name.casefold(), []).append(job)
+        return by
+
+    names = [output_name(j.rel) for j in jobs]
+    clash = {id(j) for group in groups(names).values() if len(group) > 1 for j in group}
+    names = [str(j.rel) if id(j) in clash else n for j, n in zip(jobs, names)]
+    taken: set[str] = set()
+    for job, name in sorted(zip(jobs, names), key=lambda jn: str(jn[0].source)):
+        final, k = name, 1
+        while final.casefold() in taken:
+            k += 1
+            final = f"{name}~{k}"
+        taken.add(final.casefold())
+        job.name = final
+
+
+def find_inputs(inputs, out: Path, skip: tuple[Path, ...] = ()) -> tuple[list[Job], list[str]]:
+    """The files to process, with their relative paths, and the inputs that do not exist. Folders
+    are recursed (the output folders themselves never are); hidden files and folders are skipped."""
     jobs, missing = [], []
-    out = out.resolve()
+    skip = tuple(p.resolve() for p in (out, *skip))
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            skip = out if out != p.resolve() else None  # an output folder inside the input is not scanned
             for f in sorted(p.rglob("*")):
-                if f.is_file() and is_candidate(f) and (skip is None or skip not in f.resolve().parents):
-                    rel = f.relative_to(p)
-                    if not any(part.startswith(".") for part in rel.parts):
-                        jobs.append(Job(f, rel))
+                rel = f.relative_to(p)
+                if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+                    continue
+                r = f.resolve()
+                if any(s != p.resolve() and (s == r or s in r.parents) for s in skip) or not is_candidate(f):
+                    continue
+                jobs.append(Job(f, rel))
         elif p.is_file():
             jobs.append(Job(p, Path(p.name)))
         else:
@@ -85,23 +206,49 @@ def find_inputs(inputs, out: Path) -> tuple[list[Job], list[str]]:
     return jobs, missing
 
 
-def check_out_folder(inputs, out: Path, allow_inside: bool) -> None:
+def check_out_folder(inputs, out: Path, allow_inside: bool, what: str = "--out") -> None:
     """Refuse an output folder that is an input folder or lies inside one (unless allowed), and
     one that is an existing file."""
     if out.exists() and not out.is_dir():
-        raise RunDirError(f"{out}: --out names an existing file, not a folder")
+        raise RunDirError(f"{out}: {what} names an existing file, not a folder")
     o = out.resolve()
     for item in inputs:
         p = Path(item).resolve()
         if p.is_dir() and (o == p or p in o.parents) and not allow_inside:
-            raise RunDirError(f"{out}: the output folder is (inside) the input folder {item}; choose another, or pass --allow-out-in-input")
+            raise RunDirError(f"{out}: the {what} folder is (inside) the input folder {item}; choose another, or pass --allow-out-in-input")
+
+
+def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
+    """Before anything is written: fail each job whose output would replace an input, share a path
+    with another job's output (say --bone inside --out), or go through a symbolic link out of its
+    folder. The kind of each input (so its output suffix) is read from its header here."""
+    protected = {j.source.resolve() for j in jobs}
+    owner: dict[Path, Job] = {}
+    for job in jobs:
+        job.suffix = output_suffix(job.source)
+        paths = [(out if k < 1 + (job.suffix == ".dcm") else bone, Path(os.path.abspath(p))) for k, p in enumerate(job.outputs(out, bone))]
+        problem = None
+        for root, p in paths:
+            if p.resolve() in protected:
+                problem = f"its output {p} would replace an input; skipped"
+            elif p in owner and owner[p] is not job:
+                problem = f"its output {p} is also the output of {owner[p].source}; skipped"
+            elif root.resolve() not in p.parent.resolve().parents and root.resolve() != p.parent.resolve():
+                problem = f"its output folder {p.parent} leads out of {root} (a symbolic link); skipped"
+            if problem:
+                break
+        if problem:
+            job.fail(f"{job.source}: {problem}")
+            continue
+        for _, p in paths:
+            owner[p] = job
 
 
 def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
     """(model in eval mode, its image size, a description) for --weights (None: the release)."""
     from .device import fastest
-    from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_state, load_weights
     from .families import build_model
+    from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_state, load_weights
 
     if weights is None:
         folder, file = RELEASED_DIR / DEFAULT_RELEASE, RELEASED_DIR / DEFAULT_RELEASE / "best.safetensors"
@@ -132,46 +279,75 @@ def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module
 
 @dataclass
 class Suppressed:
-    """One radiograph suppressed: clinical-polarity arrays in [0, 1] at the input's resolution."""
+    """One radiograph suppressed: clinical-polarity float32 arrays in [0, 1] at the input's resolution."""
 
     x: np.ndarray  # the radiograph
     s: np.ndarray  # soft tissue
     b: np.ndarray  # removed bone, x - s
     polarity: str  # how the file stores it: "clinical" | "inverted"
-    polarity_rule: str
+    polarity_rule: str  # the evidence that decided it
 
 
-def suppress_radiograph(model, image_size: int, r, polarity: str = "auto", amp: str = "auto") -> Suppressed:
-    """Suppress the bones of one read radiograph (radiograph.Radiograph) at its full resolution."""
+def suppress_radiograph(model, image_size: int, r, polarity: str = "auto", amp: str = "auto", in_place: bool = False) -> Suppressed:
+    """Suppress the bones of one read radiograph (radiograph.Radiograph) at its full resolution.
+    ``in_place``: turn ``r.pixels`` itself to clinical polarity rather than a copy (the command
+    does, to hold one full-size image less in memory)."""
     from .inference import suppress_full
 
     stored, how = polarity_of(r, polarity)
-    x = torch.from_numpy(r.pixels.astype(np.float32))
-    x = 1 - x if stored == "inverted" else x
+    px = np.asarray(r.pixels, dtype=np.float32)
+    if stored == "inverted":
+        px = np.subtract(1, px, out=px if in_place and px is r.pixels else None, dtype=np.float32)
+    x = torch.from_numpy(px)
     s, b = suppress_full(model, x[None, None], image_size, amp)
-    return Suppressed(x.numpy().astype(np.float64), s[0, 0].numpy().astype(np.float64), b[0, 0].numpy().astype(np.float64), stored, how)
+    return Suppressed(px, s[0, 0].numpy(), b[0, 0].numpy(), stored, how)
+
+
+def _rollback(job: Job) -> None:
+    """Remove the outputs this input made in this run (its later output failed)."""
+    for p in job.written:
+        p.unlink(missing_ok=True)
+    job.written = []
 
 
 def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
-                 protected: set[Path], description: str) -> str:  # fmt: skip
-    """Suppress one file into its outputs; returns "done" or "kept". InputError for a bad input."""
+                 description: str) -> str:  # fmt: skip
+    """Suppress one file into its outputs; sets and returns the job's status ("done" or "kept").
+    InputError for a bad input (nothing written), OSError when writing fails (its outputs of this
+    run removed)."""
     r = read_radiograph(job.source)
-    targets = job.outputs(out, bone, r.kind == "dicom")
-    for t in targets:
-        if t.resolve() in protected:
-            raise RunDirError(f"{job.source}: its output {t} would replace an input; skipped")
-    if not overwrite and all(t.exists() for t in targets):
-        return "kept"
-    res = suppress_radiograph(model, image_size, r, polarity, amp)
-    s_stored = 1 - res.s if res.polarity == "inverted" else res.s
-    if r.kind == "dicom":
-        write_dicom(targets[0], r, s_stored, description)
-        write_png(targets[1], res.s, 8)  # preview as displayed: clinical polarity
-    else:
-        write_png(targets[0], s_stored, r.bits, r.png_scale)
-    if bone is not None:
-        write_png(targets[-1], np.clip(res.b, 0, 1), r.bits, r.png_scale)
-    return "done"
+    if r.output_suffix != job.suffix:  # the file changed since its name was reserved
+        raise DataError(f"{job.source}: changed while the command ran (now gives a {r.output_suffix} output, not {job.suffix}); skipped")
+    targets = job.outputs(out, bone)
+    there = [t for t in targets if os.path.lexists(t)]
+    if there and not overwrite:
+        if len(there) == len(targets):
+            job.status = "kept"
+            return job.status
+        raise RunDirError(f"{job.source}: {', '.join(map(str, there))} exist(s) already and would be replaced (--overwrite replaces them); nothing written for it")
+    res = suppress_radiograph(model, image_size, r, polarity, amp, in_place=True)
+    job.polarity, job.evidence = res.polarity, res.polarity_rule + (f"; {r.oriented}" if r.oriented else "")
+    r.pixels = res.x = None  # the command needs only S and B from here on: one full-size image less
+    b = np.clip(res.b, 0, 1, out=res.b) if bone is not None else None
+    s = res.s
+    replace = overwrite
+    try:
+        if r.kind == "dicom":
+            job.written.append(write_png(targets[1], s, 8, replace=replace))  # preview as displayed: clinical polarity
+        stored = np.subtract(1, s, out=s) if res.polarity == "inverted" else s
+        if r.kind == "dicom":
+            job.written.insert(0, write_dicom(targets[0], r, stored, description, replace=replace))
+        elif r.is_signed:
+            job.written.append(write_signed_tiff(targets[0], stored, r.scale, replace=replace))
+        else:
+            job.written.append(write_png(targets[0], stored, r.bits, r.png_scale, replace=replace))
+        if b is not None:
+            job.written.append(write_png(targets[-1], b, r.bits, r.png_scale, replace=replace))
+    except BaseException:
+        _rollback(job)
+        raise
+    job.status = "done"
+    return job.status
 
 
 def example_radiograph(data_dir=None, index: int = 0):
@@ -189,57 +365,137 @@ def example_radiograph(data_dir=None, index: int = 0):
         have = [c for c in sorted(test) if c in pairs]
         if have:
             return read_radiograph(pairs[have[index % len(have)]].x_path)
-    x = chest_phantom(512, seed=index)[0].numpy().astype(np.float64)
+    x = chest_phantom(512, seed=index)[0].numpy().astype(np.float32)
     return Radiograph(Path(f"phantom-{index}"), x, "image", 8, (0.0, 255.0))
+
+
+def _file_error(job: Job, e: BaseException) -> str:
+    """One line for an error while processing ``job`` that is not an InputError."""
+    if isinstance(e, FileExistsError):
+        return f"{job.source}: its output {e.filename} appeared meanwhile and was not replaced (--overwrite replaces it); nothing written for it"
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else ""
+        return f"{job.source}: cannot write{where} ({e.strerror or e}); nothing written for it"
+    if isinstance(e, MemoryError):
+        return f"{job.source}: not enough memory to process it"
+    return f"{job.source}: unexpected error ({type(e).__name__}: {e}); a bug: please report it (DAE_TRACEBACK=1 shows where)"
+
+
+def process(jobs: list[Job], model, size: int, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
+            description: str, report: Report, progress: bool = True, log=print) -> None:  # fmt: skip
+    """Each job in turn, isolated: its errors are its line (Job.message), the batch goes on; a full
+    or read-only disk, or Ctrl-C, stops it (the rest "not tried")."""
+    from tqdm.auto import tqdm
+
+    todo = [j for j in jobs if j.status == "pending"]
+    bar = tqdm(todo, desc="suppress", unit="image", disable=not progress or len(todo) < 2)
+    say = bar.write if not bar.disable else log
+    stop = None
+    for job in bar:
+        if stop:
+            job.status, job.message = "not tried", f"{job.source}: not tried ({stop})"
+            continue
+        try:
+            suppress_one(model, size, job, out, bone, polarity, amp, overwrite, description)
+        except InputError as e:
+            job.fail(str(e))
+        except KeyboardInterrupt:
+            job.status, job.message = "not tried", f"{job.source}: not tried (interrupted)"
+            report.interrupted, stop = True, "interrupted"
+        except Exception as e:
+            if os.environ.get("DAE_TRACEBACK") and not isinstance(e, OSError):
+                raise
+            job.fail(_file_error(job, e))
+            if isinstance(e, OSError) and e.errno in FATAL_WRITE_ERRNOS:
+                stop = f"stopped after {job.source}: {e.strerror}"
+        if job.status == "done":
+            say(shown(f"{job.source}: {job.polarity} ({job.evidence}) -> {', '.join(map(str, job.written))}"))
+    bar.close()
+
+
+def write_report(report: Report, out: Path) -> Path | None:
+    """The report CSV in ``out`` under a name of its own (never replacing a file); None when
+    nothing was tried or it cannot be written (said in the summary instead)."""
+    import csv
+    import io
+
+    from .atomic import atomic_path
+
+    if not report.jobs:
+        return None
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(REPORT_COLUMNS)
+    for j in report.jobs:
+        w.writerow([j.source, j.status, j.polarity, j.evidence, ";".join(map(str, j.written)), j.message])
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1, 100):
+        path = out / f"{REPORT_PREFIX}-{stamp}{'' if k == 1 else f'-{k}'}.csv"
+        try:
+            with atomic_path(path, replace=False) as tmp:
+                tmp.write_text(buf.getvalue())
+            return path
+        except FileExistsError:
+            continue
+    return None
 
 
 def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", amp="auto", overwrite=False,
         allow_out_in_input=False, progress=True, log=print) -> Report:  # fmt: skip
-    """Process ``inputs`` into ``out``; the report of what was done, kept and failed. An unusable
-    setting (output folder, weights) raises an InputError before anything is written."""
-    from tqdm.auto import tqdm
-
+    """Process ``inputs`` into ``out``; the report of what was done, kept, failed and not tried.
+    An unusable setting (output folders, weights, no input at all) raises an InputError before
+    anything is written."""
     from .device import pick_device
 
     check_choice("polarity", polarity, POLARITIES)
+    check_choice("amp", amp, AMP_MODES)
     out, bone = Path(out), (Path(bone) if bone else None)
     check_out_folder(inputs, out, allow_out_in_input)
     if bone is not None:
-        check_out_folder(inputs, bone, allow_out_in_input)
+        check_out_folder(inputs, bone, allow_out_in_input, "--bone")
+        if bone.resolve() == out.resolve():
+            raise RunDirError(f"{bone}: --bone is the --out folder; the bone images would replace the soft-tissue ones: choose another folder")
+    jobs, missing = find_inputs(inputs, out, (bone,) if bone is not None else ())
+    if not jobs:
+        why = "; ".join(missing) if missing else f"no PNG, JPEG, TIFF or DICOM file in {', '.join(map(str, inputs))}"
+        raise DataError(f"nothing to suppress: {why}")
     model, size, what = load_suppression_model(weights, pick_device(device))
-    jobs, missing = find_inputs(inputs, out)
-    report = Report(failed=list(missing))
-    protected = {j.source.resolve() for j in jobs}
-    seen: dict[Path, Path] = {}
-    description = f"Bone suppressed by dae_lib ({what})"
-    log(f"{len(jobs)} radiograph(s) -> {out} with {what}")
-    for job in tqdm(jobs, desc="suppress", unit="image", disable=not progress or len(jobs) < 2):
-        key = job.rel.with_suffix("")
-        if key in seen:
-            report.failed.append(f"{job.source}: same output name as {seen[key]}; skipped")
-            continue
-        seen[key] = job.source
+    report = Report(jobs=jobs, missing=list(missing))
+    output_names(jobs)
+    reserve_outputs(jobs, out, bone)
+    log(shown(f"{len(jobs)} radiograph(s) -> {out} with {what}"))
+    try:
+        process(jobs, model, size, out, bone, polarity, amp, overwrite, f"Bone suppressed by dae_lib ({what})", report, progress, log)
+    finally:
         try:
-            what_happened = suppress_one(model, size, job, out, bone, polarity, amp, overwrite, protected, description)
-        except InputError as e:
-            report.failed.append(str(e))
-            continue
-        (report.done if what_happened == "done" else report.kept).append(str(job.source))
+            report.path = write_report(report, out)
+        except OSError:
+            report.path = None
     return report
 
 
 def build_parser(prog: str = "dae-suppress") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Bone suppression of chest radiographs (PNG, JPEG, TIFF, DICOM).")
+    p = argparse.ArgumentParser(prog=prog, description="Bone suppression of chest radiographs (PNG, JPEG, TIFF, DICOM).",
+                                epilog=_NAMES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_arguments(p)
     return p
+
+
+_NAMES_HELP = """output names: the input's path relative to the folder given, its image suffix replaced
+(a.png -> a.png, b.tif -> b.png, c.dcm -> c.dcm + preview c.png); other suffixes are kept
+(IMG.001 -> IMG.001.dcm). Inputs that would share a name (a.png and a.tif, a.dcm and a.png)
+keep their whole name (a.png.png, a.tif.png); any still colliding get ~2, ~3 in sorted order.
+JPEG/TIFF orientation tags are applied on reading: outputs are written upright, without one.
+A report CSV (suppress-report-<time>.csv in --out) lists each input's status, the polarity
+decided and its evidence. Exit status: 0 all done, 2 any input failed, 130 interrupted."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="radiograph files or folders (recursed)")
     p.add_argument("--out", required=True, help="output folder (same relative paths as the inputs)")
     p.add_argument("--weights", default=None, help="a run folder, its best.safetensors or checkpoint.pt (default: the released model)")
-    p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the inputs are stored (default: auto)")
-    p.add_argument("--bone", default=None, metavar="DIR", help="also write the removed bone component here")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the inputs are stored (default: auto; auto refuses a file it is unsure of)")
+    p.add_argument("--bone", default=None, metavar="DIR", help="also write the removed bone component here (not the --out folder)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=AMP_MODES, default="auto", help="bf16 autocast where supported (auto) or float32 (off)")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist (inputs are never replaced)")
@@ -252,9 +508,13 @@ def cmd(args) -> int:
     report = run(args.inputs, args.out, args.weights, args.bone, args.polarity, args.device, args.amp, args.overwrite,
                  args.allow_out_in_input, progress=not args.quiet)  # fmt: skip
     for line in report.failed:
-        print(f"error: {line}", file=sys.stderr)
-    print(report.summary() + f" in {time.time() - t0:.1f} s -> {args.out}")
-    return 2 if report.failed else 0
+        print(shown(f"error: {line}"), file=sys.stderr)
+    where = f"; report {report.path}" if report.path else ("; the report could not be written" if report.jobs else "")
+    print(shown(report.summary() + f" in {time.time() - t0:.1f} s -> {args.out}{where}"))
+    if report.interrupted:
+        print("interrupted: the inputs not tried are listed in the report; run the same command again to do them", file=sys.stderr)
+        return 130
+    return 0 if report.ok else 2
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,8 @@ def _png8(path, a):
 
 
 def _files(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """The files in ``folder`` (relative paths), the command's report CSV left out."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and not p.name.startswith(suppress.REPORT_PREFIX))
 
 
 def _snapshot(folder):
@@ -144,7 +145,9 @@ def test_polarity_setting_overrides_and_dicom_header_decides(tmp_path):
     assert radiograph.polarity_of(r)[0] == "clinical"
     assert radiograph.polarity_of(r, "inverted")[0] == "inverted"
     d = radiograph.read_radiograph(_dicom(tmp_path / "a.dcm", a, monochrome1=True))
-    assert radiograph.polarity_of(d) == ("inverted", "DICOM MONOCHROME1")  # the header, not the anatomy
+    pol, evidence = radiograph.polarity_of(d)
+    assert pol == "inverted" and evidence.startswith("DICOM MONOCHROME1;")  # the header, not the anatomy ...
+    assert "DISAGREES, says clinical" in evidence  # ... which is said when it disagrees (a clinical phantom stored as MONOCHROME1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,9 +309,9 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, run_dir, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
-    with pytest.raises(OSError):
-        suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
-    assert _files(out) == []
+    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    assert len(rep.failed) == 1 and "No space left on device" in rep.failed[0] and "a.png" in rep.failed[0]
+    assert _files(out) == []  # no partial file, no temporary file
 
 
 def test_out_naming_an_existing_file_is_refused(tmp_path, run_dir):

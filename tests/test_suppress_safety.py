@@ -1,0 +1,448 @@
+"""The suppression command as a careless or hostile user meets it (issue 18): never overwrite a
+user's file, never write a silently wrong image, one bad file never stops a batch, every error one
+line. Each test names the numbered item of the issue it rules out."""
+import csv
+import errno
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dae_lib import radiograph, suppress
+from dae_lib.cli import main as cli_main
+from helpers import SHARED_DATA, phantom_radiograph, real_data, tiny_run_folder
+from test_suppress import _dicom, _files, _png8, _snapshot
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tiny_run_folder(tmp_path_factory.mktemp("run") / "ae")
+
+
+def _cli(capsys, *args):
+    """(exit status, stdout, stderr lines starting with 'error:', whole stderr)."""
+    code = cli_main(["suppress", *map(str, args), "--quiet"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, [line for line in err.splitlines() if line.startswith("error:")], err
+
+
+def _report(folder):
+    """The rows of the one report CSV in ``folder``."""
+    (path,) = sorted(folder.glob(f"{suppress.REPORT_PREFIX}-*.csv"))
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Data loss: a file in --out or --bone is never replaced without --overwrite
+# --------------------------------------------------------------------------------------------
+
+
+def test_1_user_file_named_like_a_dicom_preview_is_kept_and_the_input_refused(tmp_path, run_dir, capsys):
+    src = _dicom(tmp_path / "in" / "mono2.dcm", phantom_radiograph(128), monochrome1=False)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mono2.png").write_bytes(b"keep")
+    before = _snapshot(out)
+    code, stdout, errors, _ = _cli(capsys, src, "--out", out, "--weights", run_dir)
+    assert code == 2 and len(errors) == 1
+    assert "mono2.dcm" in errors[0] and "mono2.png" in errors[0] and "--overwrite" in errors[0]
+    assert _snapshot(out).items() <= _snapshot(out).items() and all(_snapshot(out)[p] == before[p] for p in before)
+    assert not (out / "mono2.dcm").exists()  # nothing written for it
+    assert "failed 1" in stdout
+
+
+def test_1_existing_bone_file_is_kept_and_nothing_written_for_that_input(tmp_path, run_dir, capsys):
+    src = _png8(tmp_path / "in" / "x.png", phantom_radiograph(128))
+    out, bone = tmp_path / "o", tmp_path / "b"
+    bone.mkdir()
+    (bone / "x.png").write_bytes(b"the user's bone image")
+    code, _, errors, _ = _cli(capsys, src, "--out", out, "--bone", bone, "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and str(bone / "x.png") in errors[0]
+    assert (bone / "x.png").read_bytes() == b"the user's bone image"
+    assert _files(out) == []  # its soft-tissue output is not written either
+    code, *_ = _cli(capsys, src, "--out", out, "--bone", bone, "--weights", run_dir, "--overwrite")
+    assert code == 0 and Image.open(bone / "x.png").size == (128, 128)
+
+
+def test_1_a_file_appearing_while_the_command_runs_is_not_replaced(tmp_path, run_dir, monkeypatch):
+    srcs = [_png8(tmp_path / "in" / f"{n}.png", phantom_radiograph(128, seed=k)) for k, n in enumerate("ab")]
+    out = tmp_path / "o"
+    real = suppress.suppress_radiograph
+
+    def racing(*a, **k):  # another writer puts a file at a.png after the check, before the write
+        res = real(*a, **k)
+        if not (out / "a.png").exists():
+            out.mkdir(exist_ok=True)
+            (out / "a.png").write_bytes(b"the other writer's")
+        return res
+
+    monkeypatch.setattr(suppress, "suppress_radiograph", racing)
+    rep = suppress.run(srcs, out, weights=run_dir, progress=False, log=lambda *_: None)
+    assert (out / "a.png").read_bytes() == b"the other writer's"
+    assert len(rep.failed) == 1 and "appeared meanwhile" in rep.failed[0]
+    assert rep.done == [str(srcs[1])] and _files(out) == ["a.png", "b.png"]
+
+
+def test_1_an_input_whose_second_output_fails_keeps_none_of_its_outputs(tmp_path, run_dir, monkeypatch):
+    src = _png8(tmp_path / "in" / "x.png", phantom_radiograph(128))
+    out, bone = tmp_path / "o", tmp_path / "b"
+    real = radiograph.write_png
+
+    def bone_fails(path, *a, **k):
+        if bone in path.parents:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(suppress, "write_png", bone_fails)
+    rep = suppress.run([src], out, weights=run_dir, bone=bone, progress=False, log=lambda *_: None)
+    assert len(rep.failed) == 1 and "Input/output error" in rep.failed[0]
+    assert _files(out) == []  # the soft-tissue file it wrote first is removed again
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Silently wrong output
+# --------------------------------------------------------------------------------------------
+
+
+def test_2_bone_folder_equal_to_out_is_refused_before_anything(tmp_path, run_dir, capsys):
+    src = _png8(tmp_path / "in" / "x.png", phantom_radiograph(128))
+    code, _, errors, _ = _cli(capsys, src, "--out", tmp_path / "o", "--bone", tmp_path / "o", "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and "--bone" in errors[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_2_bone_folder_inside_out_never_shares_a_path(tmp_path, run_dir):
+    src = tmp_path / "in"
+    _png8(src / "x.png", phantom_radiograph(128))
+    _png8(src / "b" / "x.png", phantom_radiograph(128, seed=1))  # its soft tissue would be o/b/x.png = the bone of x.png
+    out = tmp_path / "o"
+    rep = suppress.run([src], out, weights=run_dir, bone=out / "b", progress=False, log=lambda *_: None)
+    assert rep.done == [str(src / "b" / "x.png")]  # first in sorted order: its soft tissue o/b/x.png, its bone o/b/b/x.png
+    assert len(rep.failed) == 1 and rep.failed[0].startswith(f"{src / 'x.png'}: its output") and "also the output of" in rep.failed[0]
+    assert _files(out) == ["b/b/x.png", "b/x.png"]
+
+
+def _exif_jpeg(path, upright, orientation=6):
+    """A JPEG stored sideways with an EXIF orientation that viewers undo: they show ``upright``."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = np.rot90(upright, 1)  # orientation 6: the viewer turns the stored image 90 degrees clockwise
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.rint(stored * 255).astype(np.uint8)).save(path, quality=95, exif=exif.tobytes())
+    return path
+
+
+def test_2_exif_orientation_is_applied_and_the_output_is_upright_without_a_tag(tmp_path, capsys):
+    from dae_lib.phantom import chest_phantom
+
+    x, s, _ = (t.numpy().astype(np.float64) for t in chest_phantom(512, seed=11))
+    x, s = x[:, 32:480], s[:, 32:480]  # not square: a sideways output would have the wrong shape
+    src = _exif_jpeg(tmp_path / "in" / "chest.jpg", x)
+    r = radiograph.read_radiograph(src)
+    assert r.pixels.shape == x.shape and np.abs(r.pixels - x).mean() < 0.01 and r.oriented == "EXIF orientation 6 applied"
+    assert radiograph.polarity_of(r)[0] == "clinical"
+    out = tmp_path / "o"
+    code, stdout, errors, _ = _cli(capsys, src, "--out", out)  # the released model
+    assert code == 0 and errors == []
+    im = Image.open(out / "chest.png")
+    assert im.size == (448, 512) and im.getexif().get(0x0112) is None
+    o = np.asarray(im, dtype=np.float64) / 255
+    assert np.mean((o - s) ** 2) < np.mean((x - s) ** 2)  # better than doing nothing, as it is upright
+    assert "EXIF orientation 6 applied" in stdout and "EXIF orientation 6 applied" in _report(out)[0]["evidence"]
+
+
+@pytest.mark.parametrize("turn", [0, 1, 3])
+@pytest.mark.parametrize("pad", [None, "left-black", "right-white"])
+def test_2_lone_image_polarity_holds_turned_and_padded(turn, pad):
+    for inverted in (False, True):
+        a = np.rot90(phantom_radiograph(256, seed=turn + 5, inverted=inverted), turn)
+        if pad:
+            side, value = pad.split("-")
+            a = np.pad(a, ((0, 0), (96, 0) if side == "left" else (0, 96)), constant_values=1.0 if value == "white" else 0.0)
+        ev = radiograph.anatomy_evidence(a)
+        assert ev.decision == ("inverted" if inverted else "clinical"), (str(ev), inverted)
+        if pad:
+            assert 96 <= ev.trimmed < 96 + 16  # the padding (and the phantom's own flat edge, if any)
+
+
+def test_2_polarity_unsure_refuses_the_file_with_a_hint_and_the_setting_decides(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    _png8(src / "noise.png", rng.uniform(0.2, 0.8, (128, 128)))  # no anatomy to tell by
+    _png8(src / "chest.png", phantom_radiograph(128))
+    out = tmp_path / "o"
+    code, _, errors, _ = _cli(capsys, src, "--out", out, "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and "noise.png" in errors[0] and "unsure" in errors[0] and "--polarity" in errors[0]
+    assert _files(out) == ["chest.png"]
+    code, *_ = _cli(capsys, src / "noise.png", "--out", out, "--weights", run_dir, "--polarity", "clinical")
+    assert code == 0 and _files(out) == ["chest.png", "noise.png"]
+
+
+@real_data
+def test_2_lone_image_polarity_on_the_shared_radiographs_turned_and_padded():
+    """Every shared radiograph, both polarities, turned 90 degrees or padded by 1/4 on the left
+    (where the rule without trimming failed most): never wrong, never unsure."""
+    wrong = []
+    for f in sorted((SHARED_DATA / "JSRT").glob("*.png")):
+        x = np.asarray(Image.open(f), dtype=np.float32) / 255
+        for stored, a in (("inverted", x), ("clinical", 1 - x)):
+            for name, v in (("turned", np.rot90(a)), ("padded", np.pad(a, ((0, 0), (128, 0)))), ("both", np.pad(np.rot90(a), ((0, 0), (0, 128)), constant_values=1))):
+                if radiograph.anatomy_evidence(v).decision != stored:
+                    wrong.append((f.name, stored, name))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("photometric, shape, expected", [
+    ("MONOCHROME2", "INVERSE", "inverted"), ("MONOCHROME1", "INVERSE", "clinical"),
+    ("MONOCHROME2", "IDENTITY", "clinical"), ("MONOCHROME1", None, "inverted"),
+])  # fmt: skip
+def test_2_presentation_lut_shape_inverse_is_honoured(tmp_path, photometric, shape, expected):
+    path = _dicom(tmp_path / "a.dcm", phantom_radiograph(128), monochrome1=photometric == "MONOCHROME1")
+    if shape:
+        import pydicom
+
+        ds = pydicom.dcmread(path)
+        ds.PresentationLUTShape = shape
+        ds.save_as(path)
+    pol, evidence = radiograph.polarity_of(radiograph.read_radiograph(path))
+    assert pol == expected and evidence.startswith(f"DICOM {photometric}") and (shape or "") in evidence
+
+
+def test_2_each_files_polarity_and_evidence_are_printed_and_in_the_report(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    _png8(src / "clin.png", phantom_radiograph(128))
+    _png8(src / "inv.png", phantom_radiograph(128, inverted=True))
+    _dicom(src / "d.dcm", phantom_radiograph(128, inverted=True), monochrome1=True)
+    out = tmp_path / "o"
+    code, stdout, _, _ = _cli(capsys, src, "--out", out, "--weights", run_dir)
+    assert code == 0
+    lines = {line.split(":")[0].rsplit("/", 1)[-1]: line for line in stdout.splitlines() if line.startswith(str(src))}
+    assert "clinical (anatomy: centre band brighter" in lines["clin.png"]
+    assert "inverted (anatomy: centre band darker" in lines["inv.png"]
+    assert "inverted (DICOM MONOCHROME1; the anatomy rule agrees" in lines["d.dcm"]
+    rows = {os.path.basename(r["input"]): r for r in _report(out)}
+    assert {k: (r["status"], r["polarity"]) for k, r in rows.items()} == {
+        "clin.png": ("done", "clinical"), "inv.png": ("done", "inverted"), "d.dcm": ("done", "inverted")}  # fmt: skip
+    assert rows["inv.png"]["evidence"].startswith("anatomy: centre band darker") and rows["d.dcm"]["outputs"].count(";") == 1
+    assert "report" in stdout.splitlines()[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# 3. One bad file never stops the batch; the summary always prints
+# --------------------------------------------------------------------------------------------
+
+
+def _big_endian_dicom(path, a):
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian
+
+    _dicom(path, a, monochrome1=False)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds.PixelData = ds.pixel_array.astype(">u2").tobytes()
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+def test_3_big_endian_dicom_first_in_a_folder_is_suppressed_and_the_rest_done(tmp_path, run_dir, capsys):
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    src = tmp_path / "in"
+    a = phantom_radiograph(128)
+    _big_endian_dicom(src / "a_big.dcm", a)
+    assert str(pydicom.dcmread(src / "a_big.dcm").file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.2"
+    _png8(src / "b.png", a)
+    code, *_ = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 0 and _files(tmp_path / "o") == ["a_big.dcm", "a_big.png", "b.png"]
+    d = pydicom.dcmread(tmp_path / "o" / "a_big.dcm")
+    assert d.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and d.pixel_array.shape == (128, 128)
+    assert np.abs(d.pixel_array / 4095 - np.asarray(Image.open(tmp_path / "o" / "a_big.png")) / 255).max() < 0.01
+
+
+def test_3_an_unexpected_error_in_one_file_is_its_line_and_the_batch_goes_on(tmp_path, run_dir, capsys, monkeypatch):
+    src = tmp_path / "in"
+    for k in range(3):
+        _png8(src / f"{k}.png", phantom_radiograph(128, seed=k))
+    real = suppress.read_radiograph
+    monkeypatch.setattr(suppress, "read_radiograph", lambda p: (_ for _ in ()).throw(RuntimeError("boom")) if p.name == "0.png" else real(p))
+    code, stdout, errors, _ = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and "0.png" in errors[0] and "RuntimeError: boom" in errors[0]
+    assert _files(tmp_path / "o") == ["1.png", "2.png"] and "done 2" in stdout and "failed 1" in stdout
+
+
+@pytest.mark.parametrize("code_, stops", [(errno.EACCES, False), (errno.EROFS, True), (errno.ENOSPC, True)])
+def test_3_read_only_or_full_disk_is_one_line_and_the_summary_prints(tmp_path, run_dir, capsys, monkeypatch, code_, stops):
+    src = tmp_path / "in"
+    for k in range(3):
+        _png8(src / f"{k}.png", phantom_radiograph(128, seed=k))
+    out = tmp_path / "o"
+    real = radiograph.write_png
+
+    def failing(path, *a, **k):
+        if path.name != "0.png":
+            raise OSError(code_, os.strerror(code_), str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(suppress, "write_png", failing)
+    code, stdout, errors, err = _cli(capsys, src, "--out", out, "--weights", run_dir)
+    assert code == 2 and "done 1" in stdout
+    assert _files(out) == ["0.png"] and Image.open(out / "0.png").size == (128, 128)  # what was written stays intact
+    assert os.strerror(code_) in errors[0] and "1.png" in errors[0]
+    if stops:  # no other file could be written: the rest are not tried (counted, and listed in the report)
+        assert len(errors) == 1 and "not tried 1" in stdout
+        assert [r["status"] for r in _report(out)] == ["done", "failed", "not tried"]
+    else:
+        assert len(errors) == 2 and "2.png" in errors[1] and "not tried" not in stdout
+
+
+def test_3_ctrl_c_prints_the_summary_and_reports_the_rest_as_not_tried(tmp_path, run_dir, capsys, monkeypatch):
+    src = tmp_path / "in"
+    for k in range(3):
+        _png8(src / f"{k}.png", phantom_radiograph(128, seed=k))
+    real = suppress.suppress_one
+
+    def interrupted(model, size, job, *a):
+        if job.source.name == "1.png":
+            raise KeyboardInterrupt
+        return real(model, size, job, *a)
+
+    monkeypatch.setattr(suppress, "suppress_one", interrupted)
+    code, stdout, _, err = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 130 and "done 1" in stdout and "interrupted" in err
+    assert [r["status"] for r in _report(tmp_path / "o")] == ["done", "not tried", "not tried"]
+
+
+def test_3_a_folder_with_nothing_usable_is_an_error(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "notes.txt").write_text("no images here\n")
+    code, _, errors, _ = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and "nothing to suppress" in errors[0]
+    assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Name collisions: distinct, predictable names
+# --------------------------------------------------------------------------------------------
+
+
+def test_4_dicom_series_named_by_uid_or_number_and_same_stem_inputs_all_get_their_own_names(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    a = phantom_radiograph(128)
+    for name in ("IMG.001", "IMG.002", "1.2.840.1.5", "1.2.840.1.6", "1.2.840.1.7.dcm"):
+        _dicom(src / name, a)
+    _png8(src / "a.png", a)
+    _png8(src / "a.tif", a)
+    _dicom(src / "a.dcm", a)
+    out = tmp_path / "o"
+    code, stdout, errors, _ = _cli(capsys, src, "--out", out, "--weights", run_dir)
+    assert code == 0 and errors == [] and "done 8" in stdout
+    assert _files(out) == sorted([
+        "IMG.001.dcm", "IMG.001.png", "IMG.002.dcm", "IMG.002.png", "1.2.840.1.5.dcm", "1.2.840.1.5.png",
+        "1.2.840.1.6.dcm", "1.2.840.1.6.png", "1.2.840.1.7.dcm", "1.2.840.1.7.png",
+        "a.png.png", "a.tif.png", "a.dcm.dcm", "a.dcm.png",
+    ])  # fmt: skip
+    code, stdout, *_ = _cli(capsys, src, "--out", out, "--weights", run_dir)  # the same names again: all there
+    assert code == 0 and "done 0, skipped 8" in stdout
+
+
+def test_4_names_that_still_collide_are_numbered_in_sorted_order(tmp_path):
+    jobs = [suppress.Job(tmp_path / n, suppress.Path(n)) for n in ("a.PNG", "A.png", "b.png", "b.png.jpg", "b.jpg")]
+    suppress.output_names(jobs)
+    assert {str(j.rel): j.name for j in jobs} == {
+        "A.png": "A.png", "a.PNG": "a.PNG~2",  # only case differs: numbered, A < a
+        "b.png": "b.png", "b.jpg": "b.jpg",  # b.png and b.jpg would both be b: each keeps its whole name ...
+        "b.png.jpg": "b.png~2",  # ... and b.png.jpg, named b.png by the first rule, now collides: numbered
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Unclear or misleading messages
+# --------------------------------------------------------------------------------------------
+
+
+def test_6_jpeg_lossless_dicom_without_a_decoder_is_one_line_saying_what_to_install(tmp_path, run_dir, capsys):
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLosslessSV1
+
+    path = _dicom(tmp_path / "in" / "jl.dcm", phantom_radiograph(128))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    ds.PixelData = encapsulate([b"\xff\xd8not really jpeg\xff\xd9"])
+    ds.save_as(path)
+    try:
+        radiograph.read_radiograph(path)
+        pytest.skip("a JPEG decoder is installed here")
+    except radiograph.DataError:
+        pass
+    code, _, errors, err = _cli(capsys, path, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and len(err.strip().splitlines()) == 1
+    assert "needs a decoder: pip install pylibjpeg" in errors[0] and "jl.dcm" in errors[0]
+
+
+def test_6_a_file_name_with_a_newline_cannot_forge_a_line(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "x.png\nerror: forged.png").write_bytes(b"not an image")
+    _png8(src / "good.png", phantom_radiograph(128))
+    code, stdout, errors, err = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 2 and len(errors) == 1 and "x.png\\nerror: forged.png" in errors[0]
+    assert not any(line.startswith("error: forged") for line in err.splitlines())
+
+
+# --------------------------------------------------------------------------------------------
+# 7. Smaller: lossy marks, symbolic links, signed TIFF, memory
+# --------------------------------------------------------------------------------------------
+
+
+def test_7_derived_dicom_keeps_lossy_compression_and_its_file_meta_matches(tmp_path, run_dir):
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    path = _dicom(tmp_path / "in" / "l.dcm", phantom_radiograph(128))
+    ds = pydicom.dcmread(path)
+    ds.LossyImageCompression, ds.LossyImageCompressionRatio = "01", "10"
+    ds.save_as(path)
+    rep = suppress.run([path], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.failed == []
+    d = pydicom.dcmread(tmp_path / "o" / "l.dcm")
+    assert d.LossyImageCompression == "01"
+    assert d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID != ds.SOPInstanceUID
+    assert d.file_meta.MediaStorageSOPClassUID == d.SOPClassUID and d.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def test_7_a_symlinked_subfolder_of_out_is_not_written_through(tmp_path, run_dir):
+    src = tmp_path / "in"
+    _png8(src / "sub" / "x.png", phantom_radiograph(128))
+    _png8(src / "y.png", phantom_radiograph(128))
+    out, elsewhere = tmp_path / "o", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere, target_is_directory=True)
+    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    assert len(rep.failed) == 1 and "symbolic link" in rep.failed[0] and "x.png" in rep.failed[0]
+    assert list(elsewhere.iterdir()) == [] and (out / "y.png").is_file()
+
+
+def test_7_signed_16_bit_tiff_comes_back_as_one_on_its_scale(tmp_path, run_dir):
+    a = phantom_radiograph(128)
+    v = np.rint(a * 4095 - 2048).astype(np.int16)  # 12-bit signed values
+    src = radiograph.write_signed_tiff(tmp_path / "in" / "s.tif", a, (-2048.0, 2047.0))
+    assert np.array_equal(np.asarray(Image.open(src)), v)  # the writer is read back exactly by Pillow
+    r = radiograph.read_radiograph(src)
+    assert r.is_signed and r.scale == (-2048.0, 2047.0) and np.abs(r.pixels - a).max() < 1e-3
+    rep = suppress.run([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.failed == [] and _files(tmp_path / "o") == ["s.tif"]
+    o = np.asarray(Image.open(tmp_path / "o" / "s.tif"))
+    assert o.shape == (128, 128) and o.min() >= -2048 and o.max() <= 2047 and o.min() < 0
+
+
+def test_7_chunked_conversion_equals_the_direct_one():
+    a = np.random.default_rng(1).uniform(-0.1, 1.1, (300, 70)).astype(np.float32)
+    direct = np.rint(10 + np.clip(a.astype(np.float64), 0, 1) * 4085).astype(np.uint16)
+    assert np.array_equal(radiograph.to_stored(a, (10.0, 4095.0), np.uint16, rows=7), direct)
