@@ -27,7 +27,13 @@ from .outputs import outputs
 def _data_arg(value: str | None) -> str | None:
     if is_phantom(value):
         return None
-    return str(Path(value).expanduser().resolve())  # relative to where the user typed it
+    return _path_arg(value)
+
+
+def _path_arg(value: str | None) -> str | None:
+    """A path the user typed, absolute: a relative one is taken from the current folder (the
+    library itself takes relative paths from the repository: paths.resolve)."""
+    return None if value is None else str(Path(value).expanduser().resolve())
 
 
 def default_run_dir(profile: str, data_dir: str | None, variant: str) -> Path:
@@ -55,7 +61,11 @@ def _parse_sets(items) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:  # also tags such as !!python/object, which safe_load refuses
+            reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"--set {key.strip()}: cannot read {value!r} as a value ({reason})") from None
     return out
 
 
@@ -105,16 +115,17 @@ def cmd_reproduce(args) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
     data_dir = normalise_data_dir(_data_arg(args.data))
+    out_root = _path_arg(args.out_root)  # relative to where the user typed it, like --data
     try:
         families = tuple(FAMILIES) if args.family == "all" else (args.family,)
-        run(args.profile, data_dir, args.out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto",
+        run(args.profile, data_dir, out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto",
             families=families, seeds=args.seeds, jobs=args.jobs)  # fmt: skip
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     from .pipeline import record_wall_time
 
-    out = outputs(args.profile, data_dir, args.out_root)
+    out = outputs(args.profile, data_dir, out_root)
     record_wall_time(out.results, args.profile, out.data, time.time() - t0, args.device or "auto", families, args.jobs)
     md = (out.results / "table1.md").read_text()
     block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
@@ -152,7 +163,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=1, help="train every variant with this many seeds (--seed, --seed + 1, ...); Table 1 then reports mean +- sd over seeds")
     p.add_argument("--jobs", type=int, default=1, help="trainings at once, each its own process (default 1; on a GPU several share it well)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name for papermill (default: the notebooks' python3)")
-    p.add_argument("--out-root", default=None, help="write runs/, results/, figures/ here instead of the repository")
+    p.add_argument("--out-root", default=None, help="write runs/, results/, figures/ here instead of the repository (relative to the current folder)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_reproduce)
@@ -180,7 +191,9 @@ def run_guarded(fn, *args) -> int:
     try:
         return fn(*args)
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from .suppress import shown
+
+        print(shown(f"error: {e}"), file=sys.stderr)  # one line, whatever a file name holds
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C: one line (training says where to resume), not a traceback
         print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)

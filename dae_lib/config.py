@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, RunDirError
 from .families import FAMILIES, get_variant
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -49,6 +50,26 @@ AMP_MODES = ("auto", "bf16", "off")
 
 #: What ``data_dir`` says for "no folder: the synthetic chest phantom".
 PHANTOM = "phantom"
+
+
+#: Upper bounds of the sizes and counts: far above every setting used here (the paper's protocol:
+#: 512 px, channels up to 64, 100 epochs of batch 8), low enough that a typo or an edited
+#: config.json cannot ask for unbounded memory or time. Checked with the other ranges (``_RANGES``).
+#: MAX_IMAGE_SIZE: JSRT's own resolution (2048 x 2048 px): no data set here has more pixels to
+#: give, and the released model is 512 px (at 2048 px it peaks at 2.3 GB per radiograph on a CPU,
+#: measured; memory grows with the square of the size). MAX_CHANNELS: 16 x the paper's widest layer
+#: (64); the residual family's widest level is 8 x unet_width (residual.level_widths), hence
+#: MAX_CHANNELS // 8 for unet_width.
+MAX_IMAGE_SIZE = 2048
+MAX_CHANNELS = 1024
+MAX_UNET_WIDTH = MAX_CHANNELS // 8
+MAX_KERNEL_SIZE = 15
+MAX_EPOCHS = 10_000
+MAX_BATCH = 1024
+MAX_PHANTOM = 1024
+#: Seeds: numpy.random.seed's limit (train.seed_everything seeds NumPy's global generator with it);
+#: torch.manual_seed accepts more, and seed * 1_000_003 + epoch (train._epoch_seed) stays within its range.
+MAX_SEED = 2**32 - 1
 
 
 def check_choice(name: str, value, choices) -> None:
@@ -109,8 +130,6 @@ class Config:
 
     def __post_init__(self):
         self._check_types()
-        self.zoom = tuple(self.zoom)
-        self.channels = tuple(self.channels)
         get_variant(self.variant)  # a ConfigError naming the known variants
         check_choice("polarity", self.polarity, POLARITIES)
         if self.polarity != "auto" and is_phantom(self.data_dir):
@@ -118,7 +137,7 @@ class Config:
         for name, ok, rule in _RANGES:
             if not ok(getattr(self, name)):
                 raise ConfigError(f"{name} must be {rule}, not {getattr(self, name)!r}")
-        if len(self.zoom) != 2 or not 0 < self.zoom[0] <= self.zoom[1]:
+        if not 0 < self.zoom[0] <= self.zoom[1]:
             raise ConfigError(f"zoom must be two factors 0 < low <= high, not {list(self.zoom)!r}")
         check_choice("amp", self.amp, AMP_MODES)
         if not (self.mask_threshold == "otsu" or (isinstance(self.mask_threshold, (int, float)) and 0 < self.mask_threshold < 1)):
@@ -153,12 +172,18 @@ class Config:
                 if not isinstance(v, bool):
                     raise ConfigError(f"{f.name} must be true or false, not {v!r}")
             elif isinstance(default, (int, float)) and not isinstance(default, bool):
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(default, int) and not isinstance(default, float) and not float(v).is_integer()):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(default, int) and not float(v).is_integer()):
                     raise ConfigError(f"{f.name} must be {'an integer' if isinstance(default, int) else 'a number'}, not {v!r}")
+                if not math.isfinite(v):  # inf trains to NaN; nan passes every range check
+                    raise ConfigError(f"{f.name} must be a finite number, not {v!r}")
                 if isinstance(default, int):
                     setattr(self, f.name, int(v))
             elif isinstance(default, str) and f.name not in ("mask_threshold",) and not isinstance(v, str):
                 raise ConfigError(f"{f.name} must be text, not {v!r}")
+            elif default is None and v is not None and not isinstance(v, str):
+                raise ConfigError(f"{f.name} must be text (a path) or null, not {v!r}")
+        self.channels = _numbers("channels", self.channels, 4, integer=True, low=1, high=MAX_CHANNELS, what="the paper network's four conv layers")
+        self.zoom = _numbers("zoom", self.zoom, 2, integer=False, low=0, high=10, what="low and high factors")
 
     @property
     def use_msssim(self) -> bool:
@@ -177,14 +202,15 @@ class Config:
         return d
 
 
-#: Ranges of the numeric settings, checked when a Config is made (before anything is read or written).
+#: Ranges of the numeric settings, checked when a Config is made (before anything is read or written);
+#: every number is also finite (``Config._check_types``). The upper bounds: see MAX_IMAGE_SIZE.
 _RANGES = (
-    ("image_size", lambda v: v >= 32, "at least 32 (px)"),
-    ("n_phantom", lambda v: v >= 3, "at least 3 (cases)"),
-    ("epochs", lambda v: v >= 1, "at least 1"),
-    ("batch_size", lambda v: v >= 1, "at least 1"),
-    ("eval_batch_size", lambda v: v >= 0, "0 (the device's choice) or more"),
-    ("lr", lambda v: v > 0, "above 0"),
+    ("image_size", lambda v: 32 <= v <= MAX_IMAGE_SIZE, f"at least 32 and at most {MAX_IMAGE_SIZE} (px)"),
+    ("n_phantom", lambda v: 3 <= v <= MAX_PHANTOM, f"at least 3 and at most {MAX_PHANTOM} (cases)"),
+    ("epochs", lambda v: 1 <= v <= MAX_EPOCHS, f"at least 1 and at most {MAX_EPOCHS}"),
+    ("batch_size", lambda v: 1 <= v <= MAX_BATCH, f"at least 1 and at most {MAX_BATCH}"),
+    ("eval_batch_size", lambda v: 0 <= v <= MAX_BATCH, f"0 (the device's choice) or up to {MAX_BATCH}"),
+    ("lr", lambda v: 0 < v <= 1, "above 0 and at most 1"),
     ("weight_decay", lambda v: v >= 0, "0 or more"),
     ("lm", lambda v: v >= 0, "0 or more"),
     ("ls", lambda v: v >= 0, "0 or more"),
@@ -193,12 +219,28 @@ _RANGES = (
     ("shear_deg", lambda v: 0 <= v < 90, "in [0, 90)"),
     ("hflip_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("mask_min_threshold", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("kernel_size", lambda v: v >= 1 and v % 2 == 1, "an odd number, at least 1"),
-    ("unet_width", lambda v: v >= 1, "at least 1"),
+    ("kernel_size", lambda v: 1 <= v <= MAX_KERNEL_SIZE and v % 2 == 1, f"an odd number from 1 to {MAX_KERNEL_SIZE}"),
+    ("unet_width", lambda v: 1 <= v <= MAX_UNET_WIDTH, f"at least 1 and at most {MAX_UNET_WIDTH} (its widest level is 8 x unet_width channels)"),
     ("unet_depth", lambda v: 1 <= v <= 6, "between 1 and 6"),
-    ("seed", lambda v: v >= 0, "0 or more"),
-    ("split_seed", lambda v: v >= 0, "0 or more"),
+    ("seed", lambda v: 0 <= v <= MAX_SEED, f"at least 0 and at most {MAX_SEED}"),
+    ("split_seed", lambda v: 0 <= v <= MAX_SEED, f"at least 0 and at most {MAX_SEED}"),
+    ("phantom_seed", lambda v: 0 <= v <= MAX_SEED, f"at least 0 and at most {MAX_SEED}"),
 )
+
+
+def _numbers(name: str, value, n: int, integer: bool, low: float, high: float, what: str) -> tuple:
+    """``value`` as a tuple of ``n`` finite numbers in [low, high] (integers when ``integer``); a
+    ConfigError naming the setting otherwise (text, another length, a nested list, inf, ...)."""
+    kind = "integers" if integer else "numbers"
+    problem = ConfigError(f"{name} must be {n} {kind} from {low} to {high} ({what}), not {_plain(value)!r}")
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise problem
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high for v in value):
+        raise problem
+    if integer and not all(float(v).is_integer() for v in value):
+        raise problem
+    return tuple(int(v) for v in value) if integer else tuple(float(v) for v in value)
+
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
@@ -240,6 +282,17 @@ def load_config(profile: str = "paper", **overrides) -> Config:
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 
 
+def _integer(text: str) -> int:
+    """An integer written as text, also in float notation ("1e6", "2.0"); a ValueError otherwise."""
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)
+        if not number.is_integer():  # also inf and nan
+            raise
+        return int(number)
+
+
 def _coerce(key: str, value):
     """Numbers given as text (YAML reads "1e-3" as a string) become the field's type."""
     default = _DEFAULTS[key]
@@ -254,7 +307,7 @@ def _coerce(key: str, value):
         if isinstance(default, float) and isinstance(value, (str, int)):
             return float(value)
         if isinstance(default, int) and isinstance(value, str):
-            return int(value)
+            return _integer(value)
     except ConfigError:
         raise
     except ValueError:
@@ -262,10 +315,15 @@ def _coerce(key: str, value):
     return value
 
 
-#: What weights are: the architecture (variant = family + ablation, and the family's size settings)
-#: and the loss they were trained with. Recorded in every weights file (train.save_weights) and
-#: checked against config.json when they are loaded, so editing config.json cannot relabel them.
-FINGERPRINT_FIELDS = ("variant", "channels", "kernel_size", "unet_width", "unet_depth", "lm", "ls", "msssim_form")
+#: What weights are: the architecture (variant = family + ablation, and the family's size settings),
+#: the loss they were trained with and the image size they were trained at (inference resizes every
+#: radiograph to it). Recorded in every weights file (train.save_weights) and checked against
+#: config.json when they are loaded, so editing config.json cannot relabel them.
+FINGERPRINT_FIELDS = ("variant", "channels", "kernel_size", "unet_width", "unet_depth", "lm", "ls", "msssim_form", "image_size")
+#: Fields added to the fingerprint after weights files were first recorded with one: a record that
+#: lacks them was made before and is not checked on them (inference.check_fingerprint). Such
+#: weights still load; image_size is then bounded by its range alone (MAX_IMAGE_SIZE).
+FINGERPRINT_ADDED_LATER = ("image_size",)
 
 
 def fingerprint(cfg: Config) -> dict:
@@ -290,7 +348,43 @@ def _plain(value):
 
 def config_from_dict(d: dict) -> Config:
     """A Config from a recorded dict (a run's config.json); fields it lacks take the value they had
-    when it was recorded (``_RECORDED_BEFORE``), else their defaults."""
+    when it was recorded (``_RECORDED_BEFORE``), else their defaults. A ConfigError for a key that is
+    no field (no field was ever removed, so no run of ours records one) and for any value the
+    Config's own checks refuse."""
+    unknown = sorted(set(d) - _FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {unknown}")
     values = {k: v for k, v in _RECORDED_BEFORE.items() if k not in d}
-    values.update({k: v for k, v in d.items() if k in _FIELDS})
+    values.update(d)
     return Config(**values)
+
+
+#: A recorded configuration is a few hundred bytes; anything far larger is not one of ours.
+MAX_RECORD_BYTES = 1_000_000
+
+
+def read_record(path: str | Path) -> dict:
+    """A JSON object recorded in a run folder (config.json, data.json); a RunDirError naming the
+    file when it cannot be read, is not JSON (damaged, truncated) or is JSON of another shape."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise RunDirError(f"{path}: {path.stat().st_size} bytes, not a record of a run (at most {MAX_RECORD_BYTES})")
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise RunDirError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RunDirError(f"{path}: damaged, not JSON ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+    if not isinstance(d, dict):
+        kind = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}.get(type(d), "a number")
+        raise RunDirError(f"{path}: damaged, holds {kind} (JSON), not an object of settings")
+    return d
+
+
+def config_from_file(path: str | Path) -> Config:
+    """The Config recorded in ``path`` (a run's config.json), checked as every Config is; a
+    RunDirError naming the file when it is damaged or holds a setting that is refused."""
+    try:
+        return config_from_dict(read_record(path))
+    except ConfigError as e:
+        raise RunDirError(f"{path}: {e}") from None

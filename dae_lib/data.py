@@ -34,7 +34,7 @@ from .errors import DataError
 from .masks import bone_mask
 from .provenance import sha256_file
 from .radiograph import IMAGE_SUFFIXES, bits_used, read_radiograph
-from .phantom import phantom_set
+from .phantom import phantom_ids, phantom_set
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,8 @@ def _images_in(folder: Path) -> dict[str, Path]:
 
 
 def detect_layout(root: Path) -> tuple[str, Path, Path]:
-    """Which layout ``root`` uses: (name, radiograph folder, soft-tissue folder)."""
+    """Which layout ``root`` uses: (name, radiograph folder, soft-tissue folder). When both hold
+    images, the Kaggle layout is used and a warning names the folders of the one ignored."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder does not exist")
@@ -154,6 +155,12 @@ def detect_layout(root: Path) -> tuple[str, Path, Path]:
         except OSError as e:
             raise DataError(f"{root}: cannot read the data folder ({e.strerror or e})") from None
     with_images = [f for f in found if _has_images(f[1]) or _has_images(f[2])]
+    if len(with_images) > 1:  # both hold images: the Kaggle one is read, and the user is told so
+        (used, uxd, usd), (other, oxd, osd) = with_images[:2]
+        log.warning(
+            "%s: both data layouts hold images; using the %s one (%s, %s) and ignoring the %s one (%s, %s)",
+            root, used, uxd, usd, other, oxd, osd,
+        )  # fmt: skip
     if with_images or found:  # a stray empty JSRT/JSRT/ does not hide a flat layout with images
         return (with_images or found)[0]
     raise DataError(
@@ -287,6 +294,14 @@ def load_phantom(n: int, size: int, seed: int = 0, **mask_kw) -> PairedImages:
     """``n`` synthetic chest phantom cases (clinical polarity), with masks by the same rule."""
     x, s, _, ids = phantom_set(n, size, seed)
     return PairedImages(ids, x, s, bone_mask(x, s, **mask_kw), f"phantom(seed={seed})", PolarityDecision("clinical", "phantom"))
+
+
+def case_ids(cfg) -> tuple[list[str], str]:
+    """The case IDs of the data ``cfg`` asks for, without reading an image (its folder's pairs, or
+    the phantom's IDs), and how messages name that data: the folder, or the phantom setting."""
+    if is_phantom(cfg.data_dir):
+        return phantom_ids(cfg.n_phantom), f"the phantom (n_phantom={cfg.n_phantom})"
+    return [p.case_id for p in find_pairs(cfg.data_dir)], str(cfg.data_dir)
 
 
 def load_data(cfg, cache: bool | None = None) -> PairedImages:

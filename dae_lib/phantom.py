@@ -200,6 +200,11 @@ def chest_phantom(size: int = 512, seed: int = 0):
     return x, s, b
 
 
+def phantom_ids(n: int) -> list[str]:
+    """The case IDs of ``n`` phantom cases (one group for the split: split._group)."""
+    return [f"PHANTOM{i:04d}" for i in range(n)]
+
+
 def phantom_set(n: int, size: int, seed: int = 0):
     """``n`` phantom cases at ``size`` px: tensors X, S, B of shape (n, 1, size, size) and ids."""
     xs, ss, bs = [], [], []
@@ -208,6 +213,6 @@ def phantom_set(n: int, size: int, seed: int = 0):
         xs.append(x)
         ss.append(s)
         bs.append(b)
-    ids = [f"PHANTOM{i:04d}" for i in range(n)]
+    ids = phantom_ids(n)
     stack = lambda t: torch.stack(t)[:, None]  # noqa: E731
     return stack(xs), stack(ss), stack(bs), ids

@@ -9,6 +9,7 @@ the cell, and the executed copy up to the failure is kept for reading.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,38 @@ NOTEBOOKS = (
 
 class PipelineError(RuntimeError):
     """A notebook failed; the message names it and the cell."""
+
+
+#: What a Jupyter kernel name may be (jupyter_client's own rule for kernel specs): the name is
+#: passed on to papermill and to the kernel's launcher, so anything else is refused unread.
+KERNEL_NAME = re.compile(r"[a-z0-9._\-]+", re.IGNORECASE)
+
+
+def check_kernel(name: str | None) -> None:
+    """A ConfigError naming --kernel unless ``name`` (None: the notebooks' own kernel) is a
+    well-formed name of a kernel that jupyter_client finds on this machine."""
+    if name is None:
+        return
+    if not isinstance(name, str) or not KERNEL_NAME.fullmatch(name):
+        raise ConfigError(f"--kernel {name!r}: not a kernel name (letters, digits, '.', '_' and '-' only)")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    installed = sorted(KernelSpecManager().find_kernel_specs())
+    if name.lower() not in installed:  # jupyter_client stores kernel names in lower case
+        raise ConfigError(f"--kernel {name!r}: no such Jupyter kernel on this machine (installed: {', '.join(installed) or 'none'}; see `jupyter kernelspec list`)")
+
+
+def check_data(profile: str, data_dir=None, seed: int = 0, seeds: int = 1, device: str = "auto") -> None:
+    """Refuse, before any notebook runs, what notebook 01 and the trainings would fail on: settings
+    the Config refuses (the last training seed included), a data folder that cannot be read, and
+    data that cannot give every part of the split (a DataError naming the folder and the counts)."""
+    from .config import load_config
+    from .data import case_ids
+    from .split import checked_split
+
+    cfg = load_config(profile, data_dir=data_dir, seed=seed + seeds - 1, device=device)
+    ids, where = case_ids(cfg)
+    checked_split(ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed, where)
 
 
 @dataclass
@@ -158,10 +191,13 @@ def run(
 
     ``jobs`` > 1 runs that many trainings (notebook 02) at once, each in its own process: on a GPU
     one small model leaves most of the device idle, so several runs share it well; on a CPU with
-    few cores it gains nothing. The other notebooks run one after another. Raises PipelineError
-    on a failure."""
+    few cores it gains nothing. The other notebooks run one after another. The kernel, the settings
+    and the data are checked first (``check_kernel``, ``check_data``: an InputError before anything
+    runs). Raises PipelineError on a failure."""
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    check_kernel(kernel_name)
+    check_data(profile, normalise_data_dir(data_dir), seed, seeds, device)
     steps = plan(profile, data_dir, out_root, seed, device, families, seeds)
     training = [s for s in steps if s.trains]
     for step in steps:

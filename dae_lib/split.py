@@ -7,7 +7,13 @@ on the side of its case. The rule:
    groups are represented on each side in proportion;
 2. within a group, sort the IDs and shuffle them with ``numpy.random.default_rng(seed)``;
 3. the first round(test_fraction * n) go to test (the paper: 15 %), then round(val_fraction *
-   rest) to validation (used for model selection only), the rest to training.
+   rest) to validation (used for model selection only), the rest to training;
+4. tiny sets, where a part rounds to nothing: the last ID (sorted) goes to test, the first to
+   training, and, when a validation part is asked for (val_fraction > 0), the last training ID to
+   validation, as long as a training case remains.
+
+A split with an empty part is refused before anything runs (``checked_split``): training needs a
+training and (when asked for) a validation case, Table 1 a test case.
 
 The result depends on the set of IDs and the seed only, never on file order or on the machine.
 """
@@ -23,6 +29,7 @@ from .atomic import atomic_path
 from .errors import DataError
 
 SPLITS = ("train", "val", "test")
+_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
 def _group(case_id: str) -> str:
@@ -34,6 +41,11 @@ def make_split(ids, test_fraction: float = 0.15, val_fraction: float = 0.10, see
     ids = sorted(set(ids))
     if len(ids) < 3:
         raise DataError(f"need at least 3 cases to split, got {len(ids)}")
+    return _assign(ids, test_fraction, val_fraction, seed)
+
+
+def _assign(ids: list[str], test_fraction: float, val_fraction: float, seed: int) -> dict[str, str]:
+    """The rule of the module docstring on sorted, distinct ``ids`` (any number of them)."""
     rng = np.random.default_rng(seed)
     groups: dict[str, list[str]] = {}
     for i in ids:
@@ -50,12 +62,38 @@ def make_split(ids, test_fraction: float = 0.15, val_fraction: float = 0.10, see
             out[i] = "val"
         for i in rest[n_val:]:
             out[i] = "train"
-    # Tiny sets: make sure test and train are never empty.
+    if not ids:
+        return out
+    # Tiny sets: make sure test and train are never empty, nor validation when it is asked for.
     if "test" not in out.values():
         out[ids[-1]] = "test"
     if "train" not in out.values():
         out[ids[0]] = "train"
+    train = [i for i in ids if out[i] == "train"]
+    if val_fraction > 0 and "val" not in out.values() and len(train) > 1:
+        out[train[-1]] = "val"
     return out
+
+
+def part_sizes(split: dict[str, str]) -> dict[str, int]:
+    """How many cases each part of a split holds: {"train": ..., "val": ..., "test": ...}."""
+    return {name: sum(p == name for p in split.values()) for name in SPLITS}
+
+
+def checked_split(ids, test_fraction: float, val_fraction: float, seed: int, where) -> dict[str, str]:
+    """``make_split``, refused before anything runs when a part would be empty: a DataError naming
+    ``where`` (the data folder) and the counts. Validation may be empty only when val_fraction is 0."""
+    ids = sorted(set(ids))
+    split = _assign(ids, test_fraction, val_fraction, seed)
+    n = part_sizes(split)
+    needed = [p for p in SPLITS if p != "val" or val_fraction > 0]
+    if any(n[p] == 0 for p in needed):
+        words = [f"one {_NAMES[p]}" for p in needed]
+        raise DataError(
+            f"{where}: {len(ids)} case(s) give {n['train']} training, {n['val']} validation and {n['test']} test case(s); "
+            f"at least {', '.join(words[:-1])} and {words[-1]} case are needed: add cases (or change test_fraction / val_fraction)"
+        )
+    return split
 
 
 def split_indices(ids, split: dict[str, str]) -> dict[str, list[int]]:

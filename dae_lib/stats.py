@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import math
 
+#: The fewest paired test cases on which a claim is judged (table1.claims); below it, or when an
+#: interval is not finite, a claim reads "too few test cases to judge". Six, because with fewer not
+#: even every image agreeing in sign is significant at the 5 % level (two-sided sign test:
+#: p = 2 / 2^n, 0.0625 at n = 5, 0.031 at n = 6): a verdict would rest wholly on the normality the
+#: t interval assumes, and its t quantile is 2.57 or more (at n = 2 it is 12.71).
+MIN_TEST_CASES = 6
+
 #: Two-sided 95 % Student t quantiles by degrees of freedom (1.96 beyond the table).
 _T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23,
         12: 2.18, 15: 2.13, 20: 2.09, 25: 2.06, 30: 2.04, 40: 2.02, 60: 2.00, 120: 1.98}  # fmt: skip
@@ -31,3 +38,9 @@ def mean_interval(d) -> tuple[float, float, int]:
     n = len(d)
     half = t95(n - 1) * float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
     return float(d.mean()), half, n
+
+
+def judgeable(n_cases: int, *halves: float) -> bool:
+    """Whether a claim on ``n_cases`` paired test cases with these 95 % half-widths may be judged:
+    at least MIN_TEST_CASES cases and every interval finite."""
+    return n_cases >= MIN_TEST_CASES and all(math.isfinite(h) for h in halves)

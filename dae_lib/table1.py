@@ -3,7 +3,9 @@
 ``collect`` gathers the per-image test metrics of the runs that exist, ``summarize`` (from
 evaluate.py) turns them into mean +- std, ``write_table1`` stores one block per (data, profile)
 in results/table1.csv and results/table1.md (other blocks are kept), and ``claims`` says in words
-which of the paper's claims hold on these numbers, from paired per-image differences.
+which of the paper's claims hold on these numbers, from paired per-image differences; on fewer
+than stats.MIN_TEST_CASES test cases, or with an interval that is not finite, a claim reads "too few
+test cases to judge" (its numbers still shown), never "holds" or "does not hold".
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs, seed_fol
 from .families import FAMILIES, get_variant, variants
 from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS, REGION_METRICS
 from .paths import portable
-from .stats import mean_interval
+from .stats import MIN_TEST_CASES, judgeable, mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
 
@@ -101,27 +103,38 @@ def paired_difference(df: pd.DataFrame, a: str, b: str, metric: str) -> dict:
     """Difference a - b, signed so that > 0 means a is better, paired on the same test images (and
     the same seed). With one seed the unit is the image; with several, the seed: each seed's mean
     per-image difference is one observation. Returns mean, 95 % half-width (Student t,
-    stats.mean_interval), units where a wins, n and the unit ("images" | "seeds")."""
+    stats.mean_interval), units where a wins, n and the unit ("images" | "seeds"), and the number of
+    paired test cases ("cases")."""
     seeds = df["seed"] if "seed" in df else pd.Series(0, index=df.index)
     wide = df.assign(seed=seeds).pivot_table(index=["seed", "case_id"], columns="method", values=metric, aggfunc="first")
     d = (wide[a] - wide[b]).dropna()
+    cases = d.index.get_level_values("case_id").nunique()
     if not HIGHER_IS_BETTER[metric]:
         d = -d
     unit = "seeds" if d.index.get_level_values("seed").nunique() > 1 else "images"
     if unit == "seeds":
         d = d.groupby(level="seed").mean()
     mean, half, n = mean_interval(d)
-    return {"mean": mean, "half": half, "wins": int((d > 0).sum()), "n": n, "unit": unit}
+    return {"mean": mean, "half": half, "wins": int((d > 0).sum()), "n": n, "unit": unit, "cases": cases}
+
+
+def _too_few(n_cases: int) -> str:
+    """The verdict of a claim that cannot be judged, with the number of test cases it had."""
+    return f"too few test cases to judge ({n_cases} test case{'s' if n_cases != 1 else ''}, at least {MIN_TEST_CASES} needed)"
 
 
 def _compare(df, a, b, what) -> str:
-    parts, better, worse = [], 0, 0
+    parts, better, worse, results = [], 0, 0, []
     for metric in ("psnr", "ssim"):
         r = paired_difference(df, a, b, metric)
+        results.append(r)
         better += r["mean"] - r["half"] > 0
         worse += r["mean"] + r["half"] < 0
         unit = " dB" if metric == "psnr" else ""
         parts.append(f"{metric.upper()} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} {r['unit']}")
+    n_cases = min(r["cases"] for r in results)
+    if not judgeable(n_cases, *(r["half"] for r in results)):
+        return f"- {what}: {_too_few(n_cases)} here ({a} vs {b}, paired, 95 % interval: {'; '.join(parts)})."
     verdict = {
         (2, 0): "holds",
         (0, 2): "is contradicted",
@@ -138,6 +151,7 @@ def claims(df: pd.DataFrame) -> list[str]:
     model family in the table (the paper's own, and again on the improved family)."""
     have = set(df["method"])
     means = df.groupby("method")["psnr"].mean()
+    n_cases = df.loc[df["method"] == IDENTITY, "case_id"].nunique() if IDENTITY in have else df["case_id"].nunique()
     out = []
     for family, fam in FAMILIES.items():
         L = {v.ablation: v.label for v in variants(family).values()}
@@ -152,17 +166,20 @@ def claims(df: pd.DataFrame) -> list[str]:
                 out.append(_compare(df, a, b, what))
         models = [m for m in L.values() if m in have]
         if models and IDENTITY in have:
+            judged = judgeable(n_cases)
             best = max(models, key=lambda m: means[m])
-            verdict = "holds" if best == L["dae_msssim"] else "does not hold"
+            verdict = ("holds" if best == L["dae_msssim"] else "does not hold") if judged else _too_few(n_cases)
             among = "" if family == "paper" else f" of the {fam.label_prefix} family"
             out.append(f"- {L['dae_msssim']} is the best variant{among}: {verdict} here (highest mean PSNR: {best}, {means[best]:.2f} dB).")
             beat = [m for m in models if means[m] > means[IDENTITY]]
             which = "Every variant" if family == "paper" else f"Every {fam.label_prefix} variant"
-            out.append(
-                f"- {which} beats doing nothing (identity, {means[IDENTITY]:.2f} dB): "
-                + ("holds" if len(beat) == len(models) else f"does not hold ({len(beat)} of {len(models)} beat it)")
-                + " here."
-            )
+            if not judged:
+                verdict = f"{_too_few(n_cases)} here ({len(beat)} of {len(models)} beat it)"
+            elif len(beat) == len(models):
+                verdict = "holds here"
+            else:
+                verdict = f"does not hold ({len(beat)} of {len(models)} beat it) here"
+            out.append(f"- {which} beats doing nothing (identity, {means[IDENTITY]:.2f} dB): {verdict}.")
     return out
 
 

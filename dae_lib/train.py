@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 from . import metrics
 from .atomic import atomic_path, write_json_atomic
 from .augment import PairedAugment
-from .config import Config, resume_conflicts
-from .data import PairedImages, file_hashes, hashes_by_case, load_data
+from .config import Config, read_record, resume_conflicts
+from .data import PairedImages, case_ids, file_hashes, hashes_by_case, load_data
 from .device import autocast, describe, pick_device, resolve_amp
 from .errors import RunDirError, TrainingInterrupted, WeightsError
 from .families import build_model
@@ -48,7 +48,7 @@ from .inference import RUN_DATA_FILE, load_weights, predict, run_data_record, we
 from .losses import total_loss
 from .paths import portable, resolve
 from .provenance import record, sha256_file
-from .split import check_split, make_split, read_split_csv, split_indices, write_split_csv
+from .split import check_split, checked_split, read_split_csv, split_indices, write_split_csv
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _check_resumable(out_dir: Path, cfg: Config, resume: bool) -> dict | None:
         raise RunDirError(f"{out_dir}: folder is not empty and holds no run of ours; nothing was changed: choose another output folder")
     ckpt_path = out_dir / "checkpoint.pt"
     cfg_path = out_dir / "config.json"
-    recorded = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+    recorded = read_record(cfg_path) if cfg_path.exists() else {}  # damaged: a RunDirError naming it
     diff = resume_conflicts(recorded, cfg) if recorded else []
     if diff:
         raise RunDirError(
@@ -197,11 +197,10 @@ def run_lock(out_dir: Path):
         f.close()
 
 
-def _start_run(cfg: Config, out_dir: Path, data: PairedImages) -> dict[str, str]:
-    """Split the cases and write the run's records (marker, config.json, split.csv, data.json)."""
+def _start_run(cfg: Config, out_dir: Path, data: PairedImages, split: dict[str, str]) -> dict[str, str]:
+    """Write the records of a run that starts with ``split`` (marker, config.json, split.csv, data.json)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / RUN_MARKER, {"what": "a dae_lib run folder", "variant": cfg.variant})
-    split = make_split(data.ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
     write_split_csv(out_dir / "split.csv", data.ids, split, data.files, file_hashes(data))
     write_json_atomic(out_dir / "config.json", cfg.to_dict())
     write_json_atomic(out_dir / RUN_DATA_FILE, run_data_record(data))
@@ -303,16 +302,22 @@ def fit(
     if init is not None and not init.is_file():
         raise WeightsError(f"{init}: init_from weights not found")
     ckpt = _check_resumable(out_dir, cfg, resume)
+    # A fresh run's split, from the case IDs alone: refused (naming the data and the counts) before
+    # any image is read when a part would be empty. A resumed run keeps its split.csv.
+    split = None
+    if ckpt is None:
+        ids, where = (data.ids, data.source) if data is not None else case_ids(cfg)
+        split = checked_split(ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed, where)
     data = data if data is not None else load_data(cfg)  # bad input fails before anything is written
     with run_lock(out_dir):
         try:
-            return _fit_locked(cfg, out_dir, data, ckpt, device, amp_dtype, init, progress, profile, max_epochs, t_start)
+            return _fit_locked(cfg, out_dir, data, ckpt, split, device, amp_dtype, init, progress, profile, max_epochs, t_start)
         except OSError as e:  # a full disk, a folder made read-only under us: one line, the run resumable
             raise RunDirError(f"{out_dir}: cannot write ({e.strerror or e}); the epochs saved so far stay; run the same command again to resume") from None
 
 
-def _fit_locked(cfg, out_dir, data, ckpt, device, amp_dtype, init, progress, profile, max_epochs, t_start) -> FitResult:
-    split = _resume_split(out_dir, data) if ckpt is not None else _start_run(cfg, out_dir, data)
+def _fit_locked(cfg, out_dir, data, ckpt, split, device, amp_dtype, init, progress, profile, max_epochs, t_start) -> FitResult:
+    split = _resume_split(out_dir, data) if ckpt is not None else _start_run(cfg, out_dir, data, split)
     parts = split_indices(data.ids, split)
     train, val = data.subset(parts["train"]).to(device), data.subset(parts["val"]).to(device)
     log.info("device %s, autocast %s, %d train / %d val cases", describe(device), amp_dtype, len(train), len(val))
