@@ -203,13 +203,14 @@ def _common_scale(rs: list) -> tuple[list[np.ndarray], str | None]:
     stretched = [r.path for r in rs if r.is_float and r.scale != (0.0, 1.0)]
     if stretched:  # each would be scaled by its own range: X and S no longer comparable
         raise DataError(f"float images with values outside [0, 1]: {', '.join(map(str, stretched[:5]))}")
-    deep = [r for r in rs if r.bits == 16 and not r.is_float and r.kind == "image"]
+    deep = {id(r) for r in rs if r.bits == 16 and not r.is_float and r.kind == "image"}
     if not deep:
         return [r.pixels for r in rs], None
-    top_value = max(float((r.pixels * r.scale[1]).max()) for r in deep)
+    top_value = max(round(float(r.pixels.max()) * r.scale[1]) for r in rs if id(r) in deep)
     bits = bits_used(top_value)
     top = 2.0**bits - 1
-    out = [(r.pixels * r.scale[1] / top) if r in deep else r.pixels for r in rs]
+    # A file already on that scale keeps the reader's pixels exactly (what suppress reads); others are rescaled.
+    out = [r.pixels if id(r) not in deep or r.scale[1] == top else r.pixels * np.float32(r.scale[1] / top) for r in rs]
     note = None if bits == 16 else f"16-bit files using {bits} bits (largest value {top_value:.0f}): scaled by {top:.0f}, not 65535"
     return out, note
 

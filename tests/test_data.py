@@ -125,3 +125,23 @@ def test_cli_exits_nonzero_with_one_line_naming_the_file(tmp_path, breakage):
     expect = str(root / "BSE_JSRT") if breakage == "empty" else str(target if breakage != "missing" else root / "JSRT" / f"{ids[1]}.png")
     assert expect in errors[0]
     assert not out.exists()  # no half-written output
+
+
+def test_twelve_bit_pair_loads_on_4095_exactly_as_suppress_reads_it(tmp_path):
+    """16-bit files holding 12-bit values (the JSRT originals): the training loader divides by
+    2^12 - 1, not 2^12, so the largest value reads 1.0, and its pixels equal what the suppression
+    command's reader gives (one scale for training and for use)."""
+    from dae_lib.data import _common_scale
+    from dae_lib.radiograph import read_radiograph
+
+    x, s, _ = chest_phantom(96, seed=0)
+    px, ps = tmp_path / "x.png", tmp_path / "s.png"
+    xv = np.rint(x.numpy() * 4095).astype(np.uint16)
+    xv[0, 0] = 4095  # the largest 12-bit value
+    Image.fromarray(xv).save(px)
+    Image.fromarray(np.rint(s.numpy() * 4000).astype(np.uint16)).save(ps)
+    rx, rs = read_radiograph(px), read_radiograph(ps)
+    (ax, as_), note = _common_scale([rx, rs])
+    assert ax.max() == 1.0 and "12 bits" in note
+    assert np.array_equal(ax, rx.pixels) and np.array_equal(ax, xv / np.float32(4095))
+    assert np.allclose(as_ * 4095, np.asarray(Image.open(ps)), atol=1e-3)

@@ -377,3 +377,15 @@ def test_7_weights_recorded_before_image_size_was_fingerprinted_still_load(tmp_p
     with pytest.raises(WeightsError, match="variant 'ae'"):  # the fields it records are still checked
         load_model(run)
     assert load_released() is not None  # the released weights (recorded without a fingerprint) load
+
+
+@pytest.mark.parametrize("text", ["false", "no", "0", "true"])
+def test_config_itself_refuses_text_for_a_true_or_false_setting(text):
+    """Config's own type check, not only the command line's: a hand-edited config.json or a
+    direct Config(augment="false") would otherwise read as True."""
+    from dae_lib.config import Config, config_from_dict
+
+    with pytest.raises(ConfigError, match="augment must be true or false"):
+        Config(augment=text)
+    with pytest.raises(ConfigError, match="augment must be true or false"):
+        config_from_dict({**Config().to_dict(), "augment": text})

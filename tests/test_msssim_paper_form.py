@@ -46,9 +46,14 @@ def _np_upsample(a, shape):
     return rows[:, k0] * (1 - fc) + rows[:, k1] * fc
 
 
-def _np_ms_ssim_map(x, y):
+#: The exponents as the paper's eq. (5) gives them (beta_1 as Wang et al. 2003; the paper prints 0.0048),
+#: written here, not imported, so that the transcription is independent of the library's constants.
+PAPER_BETAS, PAPER_ALPHA = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 1.0
+
+
+def _np_ms_ssim_map(x, y, alpha=PAPER_ALPHA):
     out = np.ones_like(x)
-    for k, beta in enumerate(BETAS):
+    for k, beta in enumerate(PAPER_BETAS):
         if k:
             h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
             x = x[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
@@ -56,9 +61,13 @@ def _np_ms_ssim_map(x, y):
         lum, cs = _np_maps(x, y)
         cs, lum = _np_upsample(cs, out.shape), _np_upsample(lum, out.shape)
         out = out * np.maximum(cs, FLOOR) ** beta
-        if k == len(BETAS) - 1:
-            out = out * np.maximum(lum, FLOOR) ** ALPHA
+        if k == len(PAPER_BETAS) - 1:
+            out = out * np.maximum(lum, FLOOR) ** alpha
     return out
+
+
+def test_library_constants_are_the_papers():
+    assert tuple(BETAS) == PAPER_BETAS and ALPHA == PAPER_ALPHA
 
 
 @pytest.mark.parametrize("size", [176, 200])
@@ -71,6 +80,19 @@ def test_paper_form_equals_numpy_transcription(size):
     assert ours.shape == (size, size)
     np.testing.assert_allclose(ours, ref, atol=2e-4)  # float32 against float64
     assert ref.min() < 0.9  # the noise is visible in the map, so the comparison is not of ones
+
+
+def test_paper_form_equals_numpy_transcription_where_luminance_differs():
+    """A darker, lower-contrast estimate: the coarsest luminance is far from 1 here (unlike the
+    phantom's), so a wrong luminance exponent (beta_5 instead of alpha = 1) shows in the map."""
+    _, s, _ = chest_phantom(192, seed=4)
+    g = torch.Generator().manual_seed(5)
+    pred = (0.6 * s + 0.02 + 0.03 * torch.randn(s.shape, generator=g)).clamp(0, 1)
+    ref = _np_ms_ssim_map(pred.double().numpy(), s.double().numpy())
+    wrong = _np_ms_ssim_map(pred.double().numpy(), s.double().numpy(), alpha=PAPER_BETAS[-1])
+    assert np.abs(ref - wrong).max() > 0.05  # the comparison below can tell the exponents apart
+    ours = ms_ssim_map(pred[None, None], s[None, None])[0, 0].double().numpy()
+    np.testing.assert_allclose(ours, ref, atol=2e-4)
 
 
 def test_luminance_exponent_is_alpha_one_not_beta5():

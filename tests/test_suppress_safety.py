@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from dae_lib import radiograph, suppress
@@ -447,3 +448,60 @@ def test_7_chunked_conversion_equals_the_direct_one():
     a = np.random.default_rng(1).uniform(-0.1, 1.1, (300, 70)).astype(np.float32)
     direct = np.rint(10 + np.clip(a.astype(np.float64), 0, 1) * 4085).astype(np.uint16)
     assert np.array_equal(radiograph.to_stored(a, (10.0, 4095.0), np.uint16, rows=7), direct)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 24: what a mutation check found untested on this path
+# --------------------------------------------------------------------------------------------
+
+
+def test_24_a_dicom_write_that_fails_halfway_leaves_no_file(tmp_path, run_dir, monkeypatch):
+    """write_dicom writes under a temporary name and renames: a failure halfway (a full disk)
+    leaves neither a partial .dcm nor a temporary file, and the input's preview is removed too."""
+    import pydicom
+
+    src = _dicom(tmp_path / "in" / "d.dcm", phantom_radiograph(128))
+    out = tmp_path / "o"
+
+    def half(path, ds, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"DICM half a file")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pydicom, "dcmwrite", half)
+    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    assert len(rep.failed) == 1 and "No space left on device" in rep.failed[0]
+    assert [p.name for p in out.iterdir() if not p.name.startswith(suppress.REPORT_PREFIX)] == []
+
+
+def test_24_derived_dicom_is_written_in_the_transfer_syntax_its_file_meta_names(tmp_path, run_dir):
+    import pydicom
+
+    src = _big_endian_dicom(tmp_path / "in" / "b.dcm", phantom_radiograph(128))
+    assert suppress.run([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None).failed == []
+    d = pydicom.dcmread(tmp_path / "o" / "b.dcm")
+    assert d.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"  # explicit VR little endian ...
+    assert d.original_encoding == (False, True)  # ... and the data set really is encoded so
+    assert d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID and d.file_meta.MediaStorageSOPClassUID == d.SOPClassUID
+
+
+def test_24_the_suppression_model_is_float32_channels_last_and_holds_the_released_weights_exactly():
+    """Without the real data the released weights' numerics are otherwise unchecked: the loaded
+    model must be float32 holding the file's values exactly (stored as float16 to halve the file,
+    release.py; a model cast to float16 would run in half precision), in the channels-last layout
+    the inputs get on this device (1.8x on a CPU)."""
+    from safetensors.torch import load_file
+
+    from dae_lib.device import fastest
+    from dae_lib.inference import DEFAULT_RELEASE, RELEASED_DIR
+
+    model, size, _ = suppress.load_suppression_model(None, torch.device("cpu"))
+    stored = load_file(str(RELEASED_DIR / DEFAULT_RELEASE / "best.safetensors"))
+    own = model.state_dict()
+    assert size == 512 and set(own) == set(stored)
+    for k, v in stored.items():
+        if own[k].is_floating_point():  # (BatchNorm's batch counts are integers in the model)
+            assert own[k].dtype == torch.float32 and torch.equal(own[k], v.float()), k
+    convs = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and fastest(torch.device("cpu"))["channels_last"]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs if w.dim() == 4 and w.shape[-1] > 1)
