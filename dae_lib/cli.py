@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .config import AMP_MODES, POLARITIES, PROFILES, is_phantom, load_config
-from .errors import ConfigError, InputError
+from .errors import ConfigError, run_guarded
 from .families import FAMILIES, variants
 from .outputs import outputs
 
@@ -182,19 +182,3 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_guarded(args.func, args)
-
-
-def run_guarded(fn, *args) -> int:
-    """``fn(*args)``'s exit status; an error in the user's input (errors.InputError, named in its
-    message) prints one line and gives 2, Ctrl-C one line and 130. Anything else is a bug and
-    keeps its traceback."""
-    try:
-        return fn(*args)
-    except InputError as e:
-        from .suppress import shown
-
-        print(shown(f"error: {e}"), file=sys.stderr)  # one line, whatever a file name holds
-        return 2
-    except KeyboardInterrupt as e:  # Ctrl-C: one line (training says where to resume), not a traceback
-        print(f"interrupted: {e}" if str(e) else "interrupted", file=sys.stderr)
-        return 130

@@ -7,6 +7,9 @@ older code still catches a :class:`ConfigError`.
 """
 from __future__ import annotations
 
+import sys
+import unicodedata
+
 
 class InputError(Exception):
     """Base class: bad input, reported in one line by the command line."""
@@ -35,3 +38,30 @@ class DeviceError(InputError, RuntimeError):
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training: the message says how many epochs are saved and how to resume. Still
     a KeyboardInterrupt, so code that stops on one still stops."""
+
+
+def shown(text) -> str:
+    """``text`` safe for one line of a terminal or log: control and format characters (a newline in
+    a file name, an escape sequence, a right-to-left override) written as escapes, so nothing a
+    file name holds can start a line of its own or change how the line reads."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def run_guarded(fn, *args) -> int:
+    """``fn(*args)``'s exit status, for every command of the project: an error in the user's input
+    (InputError, named in its message) prints one line and gives 2, Ctrl-C one line and 130.
+    Anything else is a bug and keeps its traceback."""
+    try:
+        return fn(*args)
+    except InputError as e:
+        print(shown(f"error: {e}"), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C: one line (training says where to resume), not a traceback
+        print(shown(f"interrupted: {e}") if str(e) else "interrupted", file=sys.stderr)
+        return 130

@@ -139,7 +139,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> int:
-    from .cli import run_guarded
+    from .errors import run_guarded
 
     p = argparse.ArgumentParser(prog="python -m dae_lib.msssim_forms", description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")

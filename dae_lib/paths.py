@@ -32,7 +32,11 @@ def portable(path) -> str | None:
     absolute path (None, "phantom(seed=...)", a relative path) is returned as it is."""
     if path is None or not Path(str(path)).is_absolute():
         return path
-    return os.path.relpath(Path(path).resolve(), REPO_ROOT)
+    # The path as given first (a data folder reached through a symbolic link, say ../shared linked
+    # elsewhere, keeps its short form), then resolved (the checkout itself reached through a link):
+    # the shorter relative path wins, so no machine-specific folder leaks in.
+    ways = [os.path.relpath(os.path.abspath(path), REPO_ROOT), os.path.relpath(Path(path).resolve(), REPO_ROOT)]
+    return min(ways, key=lambda rel: (rel.count(".."), len(rel)))
 
 
 def resolve(path: str | Path | None) -> Path | None:

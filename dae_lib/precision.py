@@ -120,16 +120,15 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--out-root", default=None, help="root for runs/ and results/ (default: the repository)")
     args = p.parse_args(argv)
-    from .errors import InputError
+    from .errors import run_guarded
 
-    try:
+    def go():
         table = compare_precision(args.variant, tuple(args.seeds), args.profile, args.data, args.out_root)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
-        print(table.to_string(index=False))
-    return 0
+        with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
+            print(table.to_string(index=False))
+        return 0
+
+    return run_guarded(go)
 
 
 if __name__ == "__main__":

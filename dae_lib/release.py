@@ -179,7 +179,7 @@ def model_card_markdown(card: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from .errors import InputError
+    from .errors import run_guarded
     from .outputs import data_tag, normalise_data_dir
 
     p = argparse.ArgumentParser(prog="python -m dae_lib.release", description=__doc__.split("\n")[0])
@@ -189,16 +189,16 @@ def main(argv=None) -> int:
     p.add_argument("--train-only", action="store_true", help="train (or resume) without writing the release")
     args = p.parse_args(argv)
     t0 = time.time()
-    try:
+
+    def go():
         data_dir = normalise_data_dir(args.data)
         result = train_release(args.variant, data_dir, args.device)
         if not args.train_only:
             write_release(result.out_dir, RELEASED_DIR / f"{args.variant}-{data_tag(data_dir)}", result.data)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wall time {time.time() - t0:.0f} s")
-    return 0
+        print(f"wall time {time.time() - t0:.0f} s")
+        return 0
+
+    return run_guarded(go)
 
 
 if __name__ == "__main__":

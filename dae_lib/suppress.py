@@ -49,7 +49,6 @@ import errno
 import os
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +56,7 @@ import numpy as np
 import torch
 
 from .config import AMP_MODES, POLARITIES, check_choice
-from .errors import DataError, InputError, RunDirError, WeightsError
+from .errors import DataError, InputError, RunDirError, WeightsError, run_guarded, shown
 from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, is_dicom, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
 
 PREVIEW_SUFFIX = ".png"
@@ -65,18 +64,6 @@ REPORT_PREFIX = "suppress-report"
 REPORT_COLUMNS = ("input", "status", "polarity", "evidence", "outputs", "message")
 #: Write errors after which no other input can be written either: the batch stops there.
 FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-
-
-def shown(text) -> str:
-    """``text`` safe for one line of a terminal or log: control characters (a newline in a file
-    name, an escape sequence) written as escapes, so nothing can start a line of its own."""
-    out = []
-    for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"))
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 @dataclass
@@ -518,8 +505,6 @@ def cmd(args) -> int:
 
 
 def main(argv=None) -> int:
-    from .cli import run_guarded
-
     args = build_parser().parse_args(argv)
     return run_guarded(cmd, args)
 

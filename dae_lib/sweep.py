@@ -79,7 +79,7 @@ def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_d
 
 
 def main(argv=None) -> int:
-    from .errors import InputError
+    from .errors import run_guarded
 
     p = argparse.ArgumentParser(prog="python -m dae_lib.sweep", description=__doc__.split("\n")[0])
     p.add_argument("--variant", required=True)
@@ -89,15 +89,15 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--out-root", default=None)
     args = p.parse_args(argv)
-    try:
-        fixed = grid(args.set)[0] if args.set else {}
+
+    def go():
         from .outputs import normalise_data_dir
 
+        fixed = grid(args.set)[0] if args.set else {}
         run_sweep(args.variant, grid(args.grid), args.profile, normalise_data_dir(args.data), args.out_root, **fixed)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return run_guarded(go)
 
 
 if __name__ == "__main__":

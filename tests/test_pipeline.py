@@ -180,3 +180,20 @@ def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data
     assert s.loc["AE", "psnr_mean"] == pytest.approx(ae.groupby("seed")["psnr"].mean().mean())
     claim = [c for c in table1.claims(per_image) if "improves the AE" in c][0]
     assert "/2 seeds" in claim
+
+
+def test_portable_paths_stay_relative_through_a_symlinked_data_folder(tmp_path):
+    """A data folder reached through a symbolic link (a shared folder linked beside the checkout)
+    is recorded as given, not as the machine's folder the link points to."""
+    from dae_lib.paths import portable
+
+    target = tmp_path / "elsewhere" / "bse-jsrt-512"
+    target.mkdir(parents=True)
+    link = REPO_ROOT / ".cache" / f"test-link-{os.getpid()}"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    try:
+        rel = portable(str(link / "bse-jsrt-512"))
+        assert rel == os.path.join(".cache", link.name, "bse-jsrt-512") and str(tmp_path) not in rel
+    finally:
+        link.unlink()
