@@ -28,7 +28,9 @@ def atomic_path(path: str | Path, replace: bool = True):
     check and the rename are two steps."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"tmp-{path.stem}-", suffix=path.suffix)
+    # A short hidden name (not the target's: a long but legal name plus a prefix can be too long),
+    # with the target's suffix (some writers choose the format by it).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix[:16])
     os.close(fd)
     try:
         yield Path(tmp)

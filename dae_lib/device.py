@@ -19,10 +19,14 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
         raise ConfigError(f"device {name!r}: {e}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {name!r}: this project runs on cpu or cuda (the devices it is tested on), not {dev.type}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {name!r} requested but torch sees no CUDA device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 

@@ -27,23 +27,25 @@ IDENTITY = "Identity (S_hat = X)"
 
 
 def metric_rows(method: str, data: PairedImages, pred: torch.Tensor) -> pd.DataFrame:
-    """One row per image: case_id, method, the four Table 1 metrics of ``pred`` against ``data.s``
-    and the per-region ones (inside / outside the bone mask ``data.m``)."""
-    m = {**metrics.all_metrics(pred, data.s, data.x), **metrics.region_metrics(pred, data.s, data.m)}
+    """One row per image: case_id, method, the Table 1 metrics of ``pred`` against ``data.s`` and
+    the per-region ones (inside / outside the bone mask ``data.m``), as metrics.REGISTRY lists them."""
+    m = {k.name: k.fn(pred, data.s, data.x, data.m) for k in metrics.registered(metrics.TABLE1, metrics.REGION)}
     return pd.DataFrame({"case_id": data.ids, "method": method, **{k: v.numpy() for k, v in m.items()}})
 
 
 def identity_rows(data: PairedImages) -> pd.DataFrame:
+    """The metric rows of the do-nothing baseline S_hat = X."""
     return metric_rows(IDENTITY, data, data.x)
 
 
 def model_rows(model, data: PairedImages, method: str, batch_size: int | None = None) -> pd.DataFrame:
     """The metric rows of a model's estimates; for a model with a segmentation head also the head's
-    Dice against the test masks M (the head is run for this only, never at inference)."""
+    metrics (Dice against the test masks M; the head is run for this only, never at inference)."""
     df = metric_rows(method, data, predict(model, data.x, "off", batch_size))
     masks = predict_masks(model, data.x, batch_size)
     if masks is not None:
-        df["dice"] = metrics.dice(masks, data.m).numpy()
+        for k in metrics.registered(metrics.HEAD):
+            df[k.name] = k.fn(masks, data.s, data.x, data.m).numpy()
     return df
 
 
@@ -80,7 +82,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     mean over the images first, then the mean and standard deviation of those over the seeds
     (``n_seeds``), so the spread is the seed-to-seed one that every claim is judged against."""
     order = list(dict.fromkeys(df["method"]))
-    cols = [k for k in (*metrics.METRICS, *metrics.REGION_METRICS, "dice") if k in df]
+    cols = [k.name for k in metrics.registered() if k.name in df]
     n_seeds = df.groupby("method", sort=False)["seed"].nunique() if "seed" in df else pd.Series(1, index=order)
     if (n_seeds > 1).any():
         per_seed = df.groupby(["method", "seed"], sort=False)[cols].mean()
@@ -94,16 +96,13 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def format_table(summary: pd.DataFrame) -> str:
-    """A plain-text table: mean +- std per metric."""
-    heads = {"bsr": "BSR", "rmae": "RMAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+    """A plain-text table: mean +- std per Table 1 metric (metrics.REGISTRY's headers and formats)."""
+    columns = metrics.registered(metrics.TABLE1)
     rows = []
     for method, r in summary.iterrows():
-        cells = [f"{method:<24}"]
-        for k in metrics.METRICS:
-            fmt = metrics.FORMATS[k]
-            cells.append(f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}".rjust(20))
-        rows.append("".join(cells))
-    head = f"{'method':<24}" + "".join(heads[k].rjust(20) for k in metrics.METRICS)
+        cells = [k.mean_sd(r.get(f"{k.name}_mean"), r.get(f"{k.name}_std")).rjust(20) for k in columns]
+        rows.append(f"{method:<24}" + "".join(cells))
+    head = f"{'method':<24}" + "".join(k.label.rjust(20) for k in columns)
     return "\n".join([head, *rows])
 
 

@@ -13,8 +13,16 @@ tensor of shape (N,). Inputs are converted to float64 before any arithmetic (no 
   lies inside the image (a 5 px frame excluded), as in Wang's reference code (``filter2(...,
   'valid')``) and scikit-image. torchmetrics' own mean also counts the reflect-padded frame, which
   reads ~0.01 higher on radiographs with a uniform background.
+
+``REGISTRY`` holds each metric (these four, the per-region ones and the segmentation head's Dice)
+with its name, table header, number format and direction: every table (evaluate.format_table,
+Table 1's CSV and Markdown, the model card, the MS-SSIM form comparison) takes its columns from
+there, so a new metric is one ``Metric`` entry here.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -23,6 +31,7 @@ SSIM_WINDOW = 11
 
 
 def _check(*ts):
+    """The tensors ``ts`` as float64, after checking they are float (N, 1, H, W) images of one shape."""
     for t in ts:
         if not t.is_floating_point():
             raise TypeError(f"expected float images in [0, 1], got {t.dtype}: convert (and scale) before any arithmetic")
@@ -89,14 +98,9 @@ def region_mae(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -
     return _region_mean((p - t).abs(), r)
 
 
-def region_metrics(pred, target, mask) -> dict[str, torch.Tensor]:
-    """PSNR (data range 1) and MAE inside the bone mask M and outside it, per image: where a model
-    removes bone (inside) and whether it keeps the soft tissue elsewhere intact (outside)."""
-    out = {}
-    for name, region in (("bone", mask), ("outside", 1 - mask)):
-        out[f"psnr_{name}"] = 10 * torch.log10(1 / region_mse(pred, target, region))
-        out[f"mae_{name}"] = region_mae(pred, target, region)
-    return out
+def region_psnr(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB (data range 1) over the pixels where ``region`` is 1, per image (NaN if empty)."""
+    return 10 * torch.log10(1 / region_mse(pred, target, region))
 
 
 def dice(pred_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -107,21 +111,89 @@ def dice(pred_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, 2 * inter / total.clamp(min=1e-12), torch.ones_like(total))
 
 
-METRICS = ("bsr", "rmae", "psnr", "ssim")
-#: Per-region metrics (region_metrics), reported beside Table 1's four.
-REGION_METRICS = ("psnr_bone", "mae_bone", "psnr_outside", "mae_outside")
-#: Which direction is better, and how each metric is printed, in every table.
-HIGHER_IS_BETTER = {"bsr": True, "rmae": False, "psnr": True, "ssim": True,
-                    "psnr_bone": True, "mae_bone": False, "psnr_outside": True, "mae_outside": False, "dice": True}  # fmt: skip
-FORMATS = {"bsr": "{:.4f}", "rmae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.4f}",
-           "psnr_bone": "{:.2f}", "mae_bone": "{:.4f}", "psnr_outside": "{:.2f}", "mae_outside": "{:.4f}", "dice": "{:.3f}"}  # fmt: skip
+#: The groups of the registry: the columns of Table 1 (the paper's metrics), of the per-region
+#: table beside it, and the segmentation head's score (models with a head only).
+TABLE1, REGION, HEAD = "table1", "region", "head"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric, as every table, summary and claim shows it.
+
+    ``name`` keys its columns (``<name>`` per image, ``<name>_mean`` / ``<name>_std`` in summaries,
+    ``paper_<name>`` for the paper's value); ``short`` is what text calls it and ``unit`` its unit
+    ("" for none), together the table header ``label``; ``fmt`` is the format spec of its values;
+    ``fn(pred, target, radiograph, mask)`` gives one value per image (for a HEAD metric ``pred``
+    is the segmentation head's mask; ``mask`` is None where no bone mask is at hand, which TABLE1
+    metrics never need); ``group`` says which table it is a column of.
+    """
+
+    name: str
+    short: str
+    fmt: str
+    higher_is_better: bool
+    fn: Callable[..., torch.Tensor]
+    unit: str = ""
+    group: str = TABLE1
+
+    @property
+    def label(self) -> str:
+        """The column header: "PSNR (dB)", "BSR"."""
+        return f"{self.short} ({self.unit})" if self.unit else self.short
+
+    def format(self, value) -> str:
+        """``value`` in this metric's format; "n/a" for a value that is missing (None)."""
+        return "n/a" if value is None else format(value, self.fmt)
+
+    def mean_sd(self, mean, sd) -> str:
+        """A table cell "mean +- sd", both in this metric's format."""
+        return f"{self.format(mean)} +- {self.format(sd)}"
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether the value ``a`` is strictly better than ``b`` in this metric's direction."""
+        return a > b if self.higher_is_better else a < b
+
+
+#: Every metric, in table order (Table 1's four as the paper prints them, then the per-region
+#: ones, then the head's). The one place that says a metric's name, header, format and direction:
+#: every table takes its columns from here (read at call time, so a test may add one).
+REGISTRY: tuple[Metric, ...] = (
+    Metric("bsr", "BSR", ".4f", True, lambda p, t, x, m: bsr(p, t, x)),
+    Metric("rmae", "RMAE", ".4f", False, lambda p, t, x, m: rmae(p, t)),
+    Metric("psnr", "PSNR", ".2f", True, lambda p, t, x, m: psnr(p, t), unit="dB"),
+    Metric("ssim", "SSIM", ".4f", True, lambda p, t, x, m: ssim(p, t)),
+    Metric("psnr_bone", "PSNR in bone mask", ".2f", True, lambda p, t, x, m: region_psnr(p, t, m), "dB", REGION),
+    Metric("mae_bone", "MAE in bone mask", ".4f", False, lambda p, t, x, m: region_mae(p, t, m), group=REGION),
+    Metric("psnr_outside", "PSNR outside", ".2f", True, lambda p, t, x, m: region_psnr(p, t, 1 - m), "dB", REGION),
+    Metric("mae_outside", "MAE outside", ".4f", False, lambda p, t, x, m: region_mae(p, t, 1 - m), group=REGION),
+    Metric("dice", "Dice of the seg. head", ".3f", True, lambda p, t, x, m: dice(p, m), group=HEAD),
+)  # fmt: skip
+
+
+def registered(*groups: str) -> tuple[Metric, ...]:
+    """The registered metrics of ``groups`` (all when none is given), in table order."""
+    return tuple(m for m in REGISTRY if not groups or m.group in groups)
+
+
+def by_name(name: str) -> Metric:
+    """The registered metric called ``name``; a KeyError naming the known ones otherwise."""
+    for m in REGISTRY:
+        if m.name == name:
+            return m
+    raise KeyError(f"unknown metric {name!r}; registered: {[m.name for m in REGISTRY]}")
+
+
+#: The names of Table 1's metrics as registered at import (for the validation logs of training,
+#: the sweep and the precision study); tables call ``registered(TABLE1)`` instead.
+METRICS = tuple(m.name for m in registered(TABLE1))
 
 
 def all_metrics(pred, target, radiograph) -> dict[str, torch.Tensor]:
-    """The four Table 1 metrics, each of shape (N,)."""
-    return {
-        "bsr": bsr(pred, target, radiograph),
-        "rmae": rmae(pred, target),
-        "psnr": psnr(pred, target),
-        "ssim": ssim(pred, target),
-    }
+    """Table 1's metrics (``registered(TABLE1)``), each of shape (N,), by name."""
+    return {m.name: m.fn(pred, target, radiograph, None) for m in registered(TABLE1)}
+
+
+def region_metrics(pred, target, mask) -> dict[str, torch.Tensor]:
+    """PSNR (data range 1) and MAE inside the bone mask M and outside it, per image: where a model
+    removes bone (inside) and whether it keeps the soft tissue elsewhere intact (outside)."""
+    return {m.name: m.fn(pred, target, None, mask) for m in registered(REGION)}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .atomic import write_json_atomic
 from .inference import DEFAULT_RELEASE, RELEASED_DIR
-from .metrics import FORMATS, METRICS
+from .metrics import TABLE1, registered
 from .paths import REPO_ROOT, portable, resolve
 from .provenance import sha256_file
 
@@ -105,10 +105,7 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     (tmp / "split.csv").write_text(split_text)
     summary = summarize(evaluate_run(tmp, data))
     (tmp / "test_metrics.csv").unlink()  # evaluate_run's by-product; the card holds the numbers
-    metrics = {
-        label: {k: {"mean": float(summary.loc[label, f"{k}_mean"]), "sd": float(summary.loc[label, f"{k}_std"])} for k in METRICS}
-        for label in (IDENTITY, variant.label)
-    }
+    metrics = card_metrics(summary, (IDENTITY, variant.label))
     card = {
         "model": variant.label, "variant": variant.name, "family": variant.family,
         "architecture": f"residual U-Net (dae_lib/residual.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
@@ -135,10 +132,29 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     return out_dir
 
 
+def card_metrics(summary, labels) -> dict:
+    """The card's test metrics: {label: {metric: {"mean", "sd"}}} of each Table 1 metric
+    (metrics.REGISTRY), for the rows ``labels`` of a ``summarize`` result."""
+    names = [m.name for m in registered(TABLE1)]
+    return {
+        label: {k: {"mean": float(summary.loc[label, f"{k}_mean"]), "sd": float(summary.loc[label, f"{k}_std"])} for k in names}
+        for label in labels
+    }
+
+
+def metrics_table(test_metrics: dict) -> list[str]:
+    """The card's Markdown table of ``card_metrics``: one row per method, mean +- sd of each Table 1
+    metric (metrics.REGISTRY's headers and formats; "n/a" for a metric the card lacks)."""
+    columns = registered(TABLE1)
+    lines = ["| method | " + " | ".join(m.label for m in columns) + " |", "|" + " --- |" * (1 + len(columns))]
+    for label, values in test_metrics.items():
+        cells = [m.mean_sd((values.get(m.name) or {}).get("mean"), (values.get(m.name) or {}).get("sd")) for m in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def model_card_markdown(card: dict) -> str:
-    rows = []
-    for label, m in card["test_metrics"].items():
-        rows.append(f"| {label} | " + " | ".join(f"{FORMATS[k].format(m[k]['mean'])} +- {FORMATS[k].format(m[k]['sd'])}" for k in METRICS) + " |")
+    """model_card.md from the card (model_card.json)."""
     st = card["stages"]
     lines = [
         f"# Model card: {card['model']} ({card['data']}, {card['image_size']} px)",
@@ -164,9 +180,7 @@ def model_card_markdown(card: dict) -> str:
         "",
         f"**Test metrics** ({card['n_test']} held-out cases, mean +- sd over images, fp32):",
         "",
-        "| method | BSR | RMAE | PSNR (dB) | SSIM |",
-        "| --- | --- | --- | --- | --- |",
-        *rows,
+        *metrics_table(card["test_metrics"]),
         "",
         f"**Intended use**: {card['intended_use']}",
         "",

@@ -49,6 +49,7 @@ import errno
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,8 @@ from .errors import DataError, InputError, RunDirError, WeightsError, run_guarde
 from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, is_dicom, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
 
 PREVIEW_SUFFIX = ".png"
+#: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).
+OUTPUT_SUFFIXES = (".png", ".dcm", ".tif")
 REPORT_PREFIX = "suppress-report"
 REPORT_COLUMNS = ("input", "status", "polarity", "evidence", "outputs", "message")
 #: Write errors after which no other input can be written either: the batch stops there.
@@ -160,10 +163,14 @@ def output_names(jobs: list[Job]) -> None:
     names = [output_name(j.rel) for j in jobs]
     clash = {id(j) for group in groups(names).values() if len(group) > 1 for j in group}
     names = [str(j.rel) if id(j) in clash else n for j, n in zip(jobs, names)]
+    # The folders other outputs go into (x.png/ for an input x.png/y.png) are taken too: a file
+    # x.png (from x.tif) cannot be written where that folder must be.
+    folders = {str(parent).casefold() for j in jobs for parent in j.rel.parents if str(parent) != "."}
+    clashes = lambda name: name.casefold() in taken or any((name + sfx).casefold() in folders for sfx in OUTPUT_SUFFIXES)  # noqa: E731
     taken: set[str] = set()
     for job, name in sorted(zip(jobs, names), key=lambda jn: str(jn[0].source)):
         final, k = name, 1
-        while final.casefold() in taken:
+        while clashes(final):
             k += 1
             final = f"{name}~{k}"
         taken.add(final.casefold())
@@ -171,26 +178,64 @@ def output_names(jobs: list[Job]) -> None:
 
 
 def find_inputs(inputs, out: Path, skip: tuple[Path, ...] = ()) -> tuple[list[Job], list[str]]:
-    """The files to process, with their relative paths, and the inputs that do not exist. Folders
-    are recursed (the output folders themselves never are); hidden files and folders are skipped."""
-    jobs, missing = [], []
-    skip = tuple(p.resolve() for p in (out, *skip))
+    """The files to process, with their relative paths, and one line for each input that gives
+    none (missing, not a regular file, a folder without a usable file). Folders are recursed;
+    hidden files and folders are skipped, and so are the output folders when they lie inside an
+    input folder, and the outputs an earlier run listed in its report there (--allow-out-in-input
+    with --out the input folder: a rerun does not take them for inputs). A file given twice (by
+    two spellings, or alone and in its folder) is taken once, first come."""
+    jobs, missing, seen = [], [], set()
+    outs = tuple(q.resolve() for q in (out, *skip))
+    earlier = earlier_outputs(out)
+
+    def add(f: Path, rel: Path) -> bool:
+        r = f.resolve()
+        if r in seen or r in earlier:
+            return False
+        seen.add(r)
+        jobs.append(Job(f, rel))
+        return True
+
     for item in inputs:
         p = Path(item)
         if p.is_dir():
+            root = p.resolve()
+            inner = [o for o in outs if o != root and root in o.parents]  # output folders inside this input folder
+            found = 0
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p)
-                if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+                if any(part.startswith(".") for part in rel.parts) or not f.is_file() or not is_candidate(f):
                     continue
                 r = f.resolve()
-                if any(s != p.resolve() and (s == r or s in r.parents) for s in skip) or not is_candidate(f):
+                if any(o == r or o in r.parents for o in inner):
                     continue
-                jobs.append(Job(f, rel))
+                found += add(f, rel)
+            if not found and not any(j.source.resolve().is_relative_to(root) for j in jobs):
+                missing.append(f"{p}: no PNG, JPEG, TIFF or DICOM file in this folder")
         elif p.is_file():
-            jobs.append(Job(p, Path(p.name)))
+            add(p, Path(p.name))
+        elif p.is_symlink() and not p.exists():
+            missing.append(f"{p}: a broken symbolic link")
+        elif p.exists():
+            missing.append(f"{p}: not a regular file or folder")
         else:
             missing.append(f"{p}: no such file or folder")
     return jobs, missing
+
+
+def earlier_outputs(out: Path) -> set[Path]:
+    """The outputs that earlier runs into ``out`` listed in their reports (resolved paths)."""
+    import csv
+
+    found = set()
+    for report in sorted(out.glob(f"{REPORT_PREFIX}-*.csv")) if out.is_dir() else ():
+        try:
+            with open(report, newline="", encoding="utf-8", errors="surrogateescape") as f:
+                for row in csv.DictReader(f):
+                    found.update(Path(x).resolve() for x in (row.get("outputs") or "").split(";") if x)
+        except (OSError, csv.Error, ValueError):
+            continue  # not a report of ours after all: it protects nothing
+    return found
 
 
 def check_out_folder(inputs, out: Path, allow_inside: bool, what: str = "--out") -> None:
@@ -203,6 +248,20 @@ def check_out_folder(inputs, out: Path, allow_inside: bool, what: str = "--out")
         p = Path(item).resolve()
         if p.is_dir() and (o == p or p in o.parents) and not allow_inside:
             raise RunDirError(f"{out}: the {what} folder is (inside) the input folder {item}; choose another, or pass --allow-out-in-input")
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """Make ``folder`` (and its parents) and check a file can be written there, before any input
+    is read: a RunDirError naming it otherwise (a file in its path, a read-only disk, no permission)."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise RunDirError(f"{folder}: {flag} cannot be written ({e.strerror or e})") from None
 
 
 def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
@@ -222,6 +281,9 @@ def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
                 problem = f"its output {p} is also the output of {owner[p].source}; skipped"
             elif root.resolve() not in p.parent.resolve().parents and root.resolve() != p.parent.resolve():
                 problem = f"its output folder {p.parent} leads out of {root} (a symbolic link); skipped"
+            elif os.path.lexists(p) and not p.is_file():
+                what = "a broken symbolic link" if p.is_symlink() and not p.exists() else "a folder" if p.is_dir() else "not a regular file"
+                problem = f"{p}, where its output goes, is {what}; skipped (remove it, or choose another --out)"
             if problem:
                 break
         if problem:
@@ -248,7 +310,9 @@ def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module
     model = build_model(cfg)
     if file.suffix in (".pt", ".pth"):
         try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch adds a warning of its own to a refusal: the one line says it
+                warnings.simplefilter("ignore")
+                state = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as e:  # weights_only refuses any pickle that would run code
             raise WeightsError(f"{file}: refused: not a plain weights file that loads with weights_only=True ({type(e).__name__})") from None
         state = state.get("model", state) if isinstance(state, dict) else state
@@ -307,6 +371,9 @@ def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None,
         raise DataError(f"{job.source}: changed while the command ran (now gives a {r.output_suffix} output, not {job.suffix}); skipped")
     targets = job.outputs(out, bone)
     there = [t for t in targets if os.path.lexists(t)]
+    odd = [t for t in there if not t.is_file()]
+    if odd:
+        raise RunDirError(f"{job.source}: {odd[0]}, where its output goes, is not a regular file; nothing written for it")
     if there and not overwrite:
         if len(there) == len(targets):
             job.status = "kept"
@@ -413,14 +480,16 @@ def write_report(report: Report, out: Path) -> Path | None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(REPORT_COLUMNS)
+    for line in report.missing:  # inputs that gave no file: "path: reason"
+        w.writerow([line.rsplit(": ", 1)[0], "failed", "", "", "", line])
     for j in report.jobs:
         w.writerow([j.source, j.status, j.polarity, j.evidence, ";".join(map(str, j.written)), j.message])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for k in range(1, 100):
         path = out / f"{REPORT_PREFIX}-{stamp}{'' if k == 1 else f'-{k}'}.csv"
         try:
-            with atomic_path(path, replace=False) as tmp:
-                tmp.write_text(buf.getvalue())
+            with atomic_path(path, replace=False) as tmp:  # file names as the file system has them, even not UTF-8
+                tmp.write_text(buf.getvalue(), encoding="utf-8", errors="surrogateescape")
             return path
         except FileExistsError:
             continue
@@ -436,6 +505,8 @@ def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", am
 
     check_choice("polarity", polarity, POLARITIES)
     check_choice("amp", amp, AMP_MODES)
+    if not str(out).strip():
+        raise RunDirError("--out is empty: name a folder")
     out, bone = Path(out), (Path(bone) if bone else None)
     check_out_folder(inputs, out, allow_out_in_input)
     if bone is not None:
@@ -447,6 +518,9 @@ def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", am
         why = "; ".join(missing) if missing else f"no PNG, JPEG, TIFF or DICOM file in {', '.join(map(str, inputs))}"
         raise DataError(f"nothing to suppress: {why}")
     model, size, what = load_suppression_model(weights, pick_device(device))
+    for folder, flag in ((out, "--out"), (bone, "--bone")):
+        if folder is not None:
+            check_writable(folder, flag)
     report = Report(jobs=jobs, missing=list(missing))
     output_names(jobs)
     reserve_outputs(jobs, out, bone)
@@ -456,7 +530,7 @@ def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", am
     finally:
         try:
             report.path = write_report(report, out)
-        except OSError:
+        except (OSError, UnicodeError):
             report.path = None
     return report
 

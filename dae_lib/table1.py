@@ -20,15 +20,34 @@ from .atomic import atomic_path, write_json_atomic
 from .errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs, seed_folders
 from .families import FAMILIES, get_variant, variants
-from .metrics import FORMATS, HIGHER_IS_BETTER, METRICS, REGION_METRICS
+from .metrics import HEAD, REGION, TABLE1, Metric, by_name, registered
 from .paths import portable
 from .stats import MIN_TEST_CASES, judgeable, mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
+#: What each of the paper's paired claims is judged on, and what ranks the variants ("the best
+#: variant", "beats doing nothing"); metric names of metrics.REGISTRY.
+CLAIM_METRICS = ("psnr", "ssim")
+RANK_METRIC = "psnr"
 
 
 def paper_values() -> dict:
+    """The transcription of the paper's Table 1 (dae_lib/paper_table1.yaml) as stored."""
     return yaml.safe_load(PAPER_FILE.read_text())
+
+
+def paper_row(method: str) -> dict[str, float | None]:
+    """The paper's values for the row ``method`` (our label, e.g. "DAE"), by metric name, for every
+    Table 1 metric: the one place the paper's column is read. None where the paper gives no value
+    (a row or metric it does not have, or the table not transcribed yet)."""
+    table = paper_values()
+    row = ((table.get("values") or {}).get(method) or {}) if table.get("transcribed") else {}
+    return {m.name: row.get(m.name) for m in registered(TABLE1)}
+
+
+def _names(*groups: str) -> list[str]:
+    """The names of the registered metrics of ``groups``."""
+    return [m.name for m in registered(*groups)]
 
 
 def implied_identity_psnr(psnr: float, bsr: float) -> float:
@@ -46,7 +65,8 @@ def paper_regime(table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The paper's Table 1 rows with the identity PSNR each implies, and, when ``table`` (our
     results/table1.csv) is given, our measured identity PSNR of each BSE-JSRT block beside them."""
     rows = []
-    for method, v in paper_values()["values"].items():
+    for method in paper_values()["values"]:
+        v = paper_row(method)
         if v.get("psnr") is None or v.get("bsr") is None:
             continue
         rows.append({"method": method, **v, "implied_identity_psnr": implied_identity_psnr(v["psnr"], v["bsr"])})
@@ -70,22 +90,24 @@ def collect(runs_dir: str | Path, data=None) -> tuple[pd.DataFrame, list[str]]:
         if len(df):
             frames.append(df.assign(seed=seed))
     if not frames:
-        return pd.DataFrame(columns=["case_id", "method", "seed", *METRICS]), missing
+        return pd.DataFrame(columns=["case_id", "method", "seed", *_names(TABLE1)]), missing
     return pd.concat(frames, ignore_index=True), missing
 
 
 def _collect_one_seed(runs_dir: Path, data) -> tuple[pd.DataFrame, list[str]]:
+    """collect's work on one seed's folder: each finished run's cached test metrics, evaluated
+    again where the cache lacks a registered metric the run should have."""
     frames = []
     done, missing = finished_runs(runs_dir)
     for variant, run in done.items():
         weights, cached = run / "best.safetensors", run / "test_metrics.csv"
         df = pd.read_csv(cached) if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime else None
-        needed = set(REGION_METRICS) | ({"dice"} if get_variant(variant).seg_head else set())
+        needed = set(_names(TABLE1, REGION, *([HEAD] if get_variant(variant).seg_head else [])))
         if df is None or not needed <= set(df.columns):  # absent, stale, or from an older evaluation
             df = evaluate_run(run, data)
         frames.append(df if not frames else df[df["method"] != IDENTITY])
     if not frames:
-        return pd.DataFrame(columns=["case_id", "method", *METRICS]), missing
+        return pd.DataFrame(columns=["case_id", "method", *_names(TABLE1)]), missing
     return pd.concat(frames, ignore_index=True), missing
 
 
@@ -109,7 +131,7 @@ def paired_difference(df: pd.DataFrame, a: str, b: str, metric: str) -> dict:
     wide = df.assign(seed=seeds).pivot_table(index=["seed", "case_id"], columns="method", values=metric, aggfunc="first")
     d = (wide[a] - wide[b]).dropna()
     cases = d.index.get_level_values("case_id").nunique()
-    if not HIGHER_IS_BETTER[metric]:
+    if not by_name(metric).higher_is_better:
         d = -d
     unit = "seeds" if d.index.get_level_values("seed").nunique() > 1 else "images"
     if unit == "seeds":
@@ -123,15 +145,21 @@ def _too_few(n_cases: int) -> str:
     return f"too few test cases to judge ({n_cases} test case{'s' if n_cases != 1 else ''}, at least {MIN_TEST_CASES} needed)"
 
 
+def _quantity(metric: Metric, value: float) -> str:
+    """A value in its metric's format, followed by the unit where it has one ("36.27 dB")."""
+    return f"{metric.format(value)} {metric.unit}" if metric.unit else metric.format(value)
+
+
 def _compare(df, a, b, what) -> str:
+    """One paired claim "a improves on b", judged on each of CLAIM_METRICS."""
     parts, better, worse, results = [], 0, 0, []
-    for metric in ("psnr", "ssim"):
-        r = paired_difference(df, a, b, metric)
+    for metric in map(by_name, CLAIM_METRICS):
+        r = paired_difference(df, a, b, metric.name)
         results.append(r)
         better += r["mean"] - r["half"] > 0
         worse += r["mean"] + r["half"] < 0
-        unit = " dB" if metric == "psnr" else ""
-        parts.append(f"{metric.upper()} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} {r['unit']}")
+        unit = f" {metric.unit}" if metric.unit else ""
+        parts.append(f"{metric.short} {r['mean']:+.3g} +- {r['half']:.2g}{unit}, better on {r['wins']}/{r['n']} {r['unit']}")
     n_cases = min(r["cases"] for r in results)
     if not judgeable(n_cases, *(r["half"] for r in results)):
         return f"- {what}: {_too_few(n_cases)} here ({a} vs {b}, paired, 95 % interval: {'; '.join(parts)})."
@@ -146,14 +174,40 @@ def _compare(df, a, b, what) -> str:
     return f"- {what}: {verdict} here ({a} vs {b}, paired, 95 % interval: {'; '.join(parts)})."
 
 
+def _ranking_claims(family: str, labels: dict, means: pd.Series, n_cases: int) -> list[str]:
+    """The claims that rank a family's variants by their mean RANK_METRIC: the paper's full model
+    is the best, and every variant beats doing nothing. ``labels``: {ablation: label} of the
+    variants in the table; ``means``: mean RANK_METRIC per method, the identity included."""
+    rank = by_name(RANK_METRIC)
+    models = [m for m in labels.values() if m in means.index]
+    best = models[0]
+    for m in models[1:]:
+        best = m if rank.better(means[m], means[best]) else best
+    judged = judgeable(n_cases)
+    verdict = ("holds" if best == labels["dae_msssim"] else "does not hold") if judged else _too_few(n_cases)
+    prefix = FAMILIES[family].label_prefix
+    among = "" if family == "paper" else f" of the {prefix} family"
+    out = [f"- {labels['dae_msssim']} is the best variant{among}: {verdict} here (highest mean {rank.short}: {best}, {_quantity(rank, means[best])})."]
+    beat = [m for m in models if rank.better(means[m], means[IDENTITY])]
+    which = "Every variant" if family == "paper" else f"Every {prefix} variant"
+    if not judged:
+        verdict = f"{_too_few(n_cases)} here ({len(beat)} of {len(models)} beat it)"
+    elif len(beat) == len(models):
+        verdict = "holds here"
+    else:
+        verdict = f"does not hold ({len(beat)} of {len(models)} beat it) here"
+    out.append(f"- {which} beats doing nothing (identity, {_quantity(rank, means[IDENTITY])}): {verdict}.")
+    return out
+
+
 def claims(df: pd.DataFrame) -> list[str]:
     """The paper's claims, checked on paired per-image differences of the test cases, for each
     model family in the table (the paper's own, and again on the improved family)."""
     have = set(df["method"])
-    means = df.groupby("method")["psnr"].mean()
+    means = df.groupby("method")[RANK_METRIC].mean()
     n_cases = df.loc[df["method"] == IDENTITY, "case_id"].nunique() if IDENTITY in have else df["case_id"].nunique()
     out = []
-    for family, fam in FAMILIES.items():
+    for family in FAMILIES:
         L = {v.ablation: v.label for v in variants(family).values()}
         pairs = [
             (L["ae_msssim"], L["ae"], f"The MS-SSIM loss improves the plain {L['ae']}"),
@@ -161,25 +215,9 @@ def claims(df: pd.DataFrame) -> list[str]:
             (L["dae"], L["ae"], f"The bone-segmentation branch (disentanglement) improves the {L['ae']}"),
             (L["dae_msssim"], L["ae_msssim"], f"The bone-segmentation branch improves {L['ae_msssim']}"),
         ]
-        for a, b, what in pairs:
-            if a in have and b in have:
-                out.append(_compare(df, a, b, what))
-        models = [m for m in L.values() if m in have]
-        if models and IDENTITY in have:
-            judged = judgeable(n_cases)
-            best = max(models, key=lambda m: means[m])
-            verdict = ("holds" if best == L["dae_msssim"] else "does not hold") if judged else _too_few(n_cases)
-            among = "" if family == "paper" else f" of the {fam.label_prefix} family"
-            out.append(f"- {L['dae_msssim']} is the best variant{among}: {verdict} here (highest mean PSNR: {best}, {means[best]:.2f} dB).")
-            beat = [m for m in models if means[m] > means[IDENTITY]]
-            which = "Every variant" if family == "paper" else f"Every {fam.label_prefix} variant"
-            if not judged:
-                verdict = f"{_too_few(n_cases)} here ({len(beat)} of {len(models)} beat it)"
-            elif len(beat) == len(models):
-                verdict = "holds here"
-            else:
-                verdict = f"does not hold ({len(beat)} of {len(models)} beat it) here"
-            out.append(f"- {which} beats doing nothing (identity, {means[IDENTITY]:.2f} dB): {verdict}.")
+        out += [_compare(df, a, b, what) for a, b, what in pairs if a in have and b in have]
+        if IDENTITY in have and any(m in have for m in L.values()):
+            out += _ranking_claims(family, L, means, n_cases)
     return out
 
 
@@ -194,29 +232,39 @@ def _commits(block: pd.DataFrame) -> str:
 
 
 def _span(utc: pd.Series) -> str:
+    """The time span of a block's trainings: "first to last", one time, or "n/a"."""
     times = sorted(str(t) for t in utc.dropna())
     return "n/a" if not times else times[0] if times[0] == times[-1] else f"{times[0]} to {times[-1]}"
 
 
-def _fmt(v, metric) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else FORMATS[metric].format(v)
+def _fmt(v, metric: Metric) -> str:
+    """A table cell: ``v`` in the metric's format, "n/a" where it is missing (None or NaN)."""
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else metric.format(v)
+
+
+def _md_row(cells) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_rule(n: int) -> str:
+    """The header rule of a Markdown table of ``n`` columns."""
+    return "|" + " --- |" * n
 
 
 def table_rows(summary: pd.DataFrame, data: str, profile: str, prov: dict) -> pd.DataFrame:
     """The CSV block of one (data, profile): metrics, the paper's values and the provenance."""
-    paper = paper_values()["values"]
     label_to_variant = {v.label: name for name, v in variants().items()}
     rows = []
     for method, r in summary.iterrows():
         variant = label_to_variant.get(method)
         p = prov.get(variant) or next(iter(prov.values()), {})
         row = {"data": data, "profile": profile, "method": method, "n_test": int(r["n"]), "n_seeds": int(r.get("n_seeds", 1))}
-        for k in METRICS:
+        for k in _names(TABLE1):
             row[f"{k}_mean"] = r[f"{k}_mean"]
             row[f"{k}_std"] = r[f"{k}_std"]
-        for k in METRICS:
-            row[f"paper_{k}"] = (paper.get(method) or {}).get(k)
-        for k in (*REGION_METRICS, "dice"):
+        row.update({f"paper_{k}": v for k, v in paper_row(method).items()})
+        for k in _names(REGION, HEAD):
             row[f"{k}_mean"] = r.get(f"{k}_mean")
         row.update(
             device=p.get("device"), seed=p.get("seed"), epochs=p.get("epochs_done"),
@@ -252,99 +300,123 @@ def write_table1(summary, results_dir, data: str, profile: str, prov: dict, clai
     return csv_path, md_path
 
 
+INTRO = [
+    "# Table 1: bone suppression on the test cases",
+    "",
+    "Mean +- standard deviation over the test images (85/15 split by case ID). Metrics on the images as the",
+    "model sees them: clinical polarity, [0, 1], the profile's size. BSR: 1 - |S_hat - S|^2 / |X - S|^2;",
+    "RMAE: sum|S_hat - S| / sum|S|; PSNR (data range 1); SSIM (Wang 2004: Gaussian 11x11, sigma 1.5).",
+    "The identity row (S_hat = X) is the do-nothing baseline. Regenerate a block with",
+    "`make reproduce DATA=... PROFILE=...`.",
+    "",
+]
+
+
 def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
-    paper = paper_values()
-    lines = [
-        "# Table 1: bone suppression on the test cases",
-        "",
-        "Mean +- standard deviation over the test images (85/15 split by case ID). Metrics on the images as the",
-        "model sees them: clinical polarity, [0, 1], the profile's size. BSR: 1 - |S_hat - S|^2 / |X - S|^2;",
-        "RMAE: sum|S_hat - S| / sum|S|; PSNR (data range 1); SSIM (Wang 2004: Gaussian 11x11, sigma 1.5).",
-        "The identity row (S_hat = X) is the do-nothing baseline. Regenerate a block with",
-        "`make reproduce DATA=... PROFILE=...`.",
-        "",
-    ]
-    if not paper.get("transcribed"):
-        lines += ["The paper's values are not transcribed yet (see dae_lib/paper_table1.yaml): that column reads n/a.", ""]
-    else:
-        regime = paper_regime(table)
-        ours = [c for c in regime.columns if c.startswith("our identity")]
-        gap = ""
-        if ours:
-            d = regime[ours].to_numpy().ravel()[:, None] - regime["implied_identity_psnr"].to_numpy()[None, :]
-            gap = f" ({d.min():.1f} to {d.max():.1f} dB lower identity PSNR: that much more bone energy, X - S, than in our copy)"
-        lines += [
-            "## The paper's Table 1 and the regime it implies",
-            "",
-            f"{paper['source']}. Each paper row implies the PSNR of doing nothing on the paper's data,",
-            "PSNR + 10 log10(1 - BSR) (table1.implied_identity_psnr); ours is measured. The paper's images differ",
-            f"far more from their soft-tissue targets than ours{gap}, so absolute PSNR and SSIM do not compare",
-            "across the two tables; BSR and the gain over doing nothing do. Also different: 247 pairs there, 128",
-            "here; the resolution, bit depth and preprocessing of the paper's copy are not stated.",
-            "",
-            "| paper row | BSR | RMAE | PSNR (dB) | SSIM | implied identity PSNR (dB) |"
-            + "".join(f" {c} |" for c in ours),
-            "| --- | --- | --- | --- | --- | --- |" + " --- |" * len(ours),
-        ]
-        for _, r in regime.iterrows():
-            lines.append(
-                f"| {r['method']} | " + " | ".join(_fmt(float(r[k]), k) for k in METRICS)
-                + f" | {r['implied_identity_psnr']:.2f} |" + "".join(f" {float(r[c]):.2f} |" for c in ours)
-            )
-        lines.append("")
+    """results/table1.md from results/table1.csv (``table``) and the claims of each block
+    ({"data/profile": lines}): the paper's table and the regime it implies, then one section per
+    (data, profile) block."""
+    lines = [*INTRO, *_paper_section(table)]
     for (data, profile), block in table.groupby(["data", "profile"], sort=False):
-        first = block.iloc[-1]
-        n_seeds = int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
-        seeds = (
-            f"{n_seeds} seeds (mean +- sd over the seeds of each seed's mean over the test images; the claims take the seed as the unit)"
-            if n_seeds > 1 else f"seed {first['seed']} (mean +- sd over the test images)"
-        )
-        epochs = ", ".join(str(int(e)) for e in dict.fromkeys(block["epochs"].dropna()))
-        lines += [
-            f"## {data}, profile {profile}",
-            "",
-            f"Data: {first['data_source']}; {int(block['n_test'].iloc[0])} test cases; device: {first['device']}; "
-            f"{seeds}; epochs {epochs}; {_commits(block)}; trained {_span(block['utc'])}.",
-            "",
-            "| method | BSR | RMAE | PSNR (dB) | SSIM | paper BSR | paper RMAE | paper PSNR | paper SSIM | train s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for _, r in block.iterrows():
-            cells = [str(r["method"])]
-            cells += [f"{_fmt(r[f'{k}_mean'], k)} +- {_fmt(r[f'{k}_std'], k)}" for k in METRICS]
-            cells += [_fmt(None if pd.isna(r[f"paper_{k}"]) else float(r[f"paper_{k}"]), k) for k in METRICS]
-            cells.append("" if pd.isna(r["train_seconds"]) else f"{float(r['train_seconds']):.0f}")
-            lines.append("| " + " | ".join(cells) + " |")
-        region = [k for k in REGION_METRICS if f"{k}_mean" in block and block[f"{k}_mean"].notna().any()]
-        if region:
-            lines += [
-                "",
-                "Per region (mean over the test images): inside the bone mask M, where bone is removed, and",
-                "outside it, where the soft tissue should stay as it is. For the variants with a segmentation",
-                "head, its Dice against M (the head is run for this only, never at inference).",
-                "",
-                "| method | PSNR in bone mask (dB) | MAE in bone mask | PSNR outside (dB) | MAE outside | Dice of the seg. head |",
-                "| --- | --- | --- | --- | --- | --- |",
-            ]
-            for _, r in block.iterrows():
-                dice = float(r["dice_mean"]) if "dice_mean" in r and pd.notna(r["dice_mean"]) else None
-                lines.append(f"| {r['method']} | " + " | ".join(_fmt(float(r[f'{k}_mean']), k) for k in REGION_METRICS) + f" | {_fmt(dice, 'dice')} |")
-        if all_claims.get(f"{data}/{profile}"):
-            lines += ["", "The paper's claims on these numbers (paired per-image differences):", ""]
-            lines += all_claims[f"{data}/{profile}"]
-        lines.append("")
+        lines += _block_section(data, profile, block, all_claims.get(f"{data}/{profile}"))
     return "\n".join(lines)
+
+
+def _paper_section(table: pd.DataFrame) -> list[str]:
+    """The paper's Table 1 with the identity PSNR each row implies, beside our measured ones."""
+    paper = paper_values()
+    if not paper.get("transcribed"):
+        return ["The paper's values are not transcribed yet (see dae_lib/paper_table1.yaml): that column reads n/a.", ""]
+    regime = paper_regime(table)
+    ours = [c for c in regime.columns if c.startswith("our identity")]
+    gap = ""
+    if ours:
+        d = regime[ours].to_numpy().ravel()[:, None] - regime["implied_identity_psnr"].to_numpy()[None, :]
+        gap = f" ({d.min():.1f} to {d.max():.1f} dB lower identity PSNR: that much more bone energy, X - S, than in our copy)"
+    psnr, columns = by_name("psnr"), registered(TABLE1)
+    lines = [
+        "## The paper's Table 1 and the regime it implies",
+        "",
+        f"{paper['source']}. Each paper row implies the PSNR of doing nothing on the paper's data,",
+        "PSNR + 10 log10(1 - BSR) (table1.implied_identity_psnr); ours is measured. The paper's images differ",
+        f"far more from their soft-tissue targets than ours{gap}, so absolute PSNR and SSIM do not compare",
+        "across the two tables; BSR and the gain over doing nothing do. Also different: 247 pairs there, 128",
+        "here; the resolution, bit depth and preprocessing of the paper's copy are not stated.",
+        "",
+        _md_row(["paper row", *(m.label for m in columns), f"implied identity {psnr.label}", *ours]),
+        _md_rule(len(columns) + 2 + len(ours)),
+    ]
+    for _, r in regime.iterrows():
+        cells = [_fmt(r.get(m.name), m) for m in columns]
+        lines.append(_md_row([r["method"], *cells, *(psnr.format(float(r[c])) for c in ("implied_identity_psnr", *ours))]))
+    return [*lines, ""]
+
+
+def _block_section(data: str, profile: str, block: pd.DataFrame, claim_lines) -> list[str]:
+    """One (data, profile) block: provenance, Table 1 beside the paper's column, the per-region
+    table and the claims."""
+    first = block.iloc[-1]
+    n_seeds = int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
+    seeds = (
+        f"{n_seeds} seeds (mean +- sd over the seeds of each seed's mean over the test images; the claims take the seed as the unit)"
+        if n_seeds > 1 else f"seed {first['seed']} (mean +- sd over the test images)"
+    )
+    epochs = ", ".join(str(int(e)) for e in dict.fromkeys(block["epochs"].dropna()))
+    lines = [
+        f"## {data}, profile {profile}",
+        "",
+        f"Data: {first['data_source']}; {int(block['n_test'].iloc[0])} test cases; device: {first['device']}; "
+        f"{seeds}; epochs {epochs}; {_commits(block)}; trained {_span(block['utc'])}.",
+        "",
+        *_main_table(block),
+        *_region_table(block),
+    ]
+    if claim_lines:
+        lines += ["", "The paper's claims on these numbers (paired per-image differences):", "", *claim_lines]
+    return [*lines, ""]
+
+
+def _main_table(block: pd.DataFrame) -> list[str]:
+    """Table 1 of one block: mean +- sd of each Table 1 metric, the paper's value, training time."""
+    columns = registered(TABLE1)
+    head = ["method", *(m.label for m in columns), *(f"paper {m.short}" for m in columns), "train s"]
+    lines = [_md_row(head), _md_rule(len(head))]
+    for _, r in block.iterrows():
+        cells = [str(r["method"])]
+        cells += [f"{_fmt(r.get(f'{m.name}_mean'), m)} +- {_fmt(r.get(f'{m.name}_std'), m)}" for m in columns]
+        cells += [_fmt(r.get(f"paper_{m.name}"), m) for m in columns]
+        cells.append("" if pd.isna(r["train_seconds"]) else f"{float(r['train_seconds']):.0f}")
+        lines.append(_md_row(cells))
+    return lines
+
+
+def _region_table(block: pd.DataFrame) -> list[str]:
+    """The per-region (and segmentation-head) means of one block; nothing for a block evaluated
+    before the per-region metrics existed."""
+    if not any(f"{k}_mean" in block and block[f"{k}_mean"].notna().any() for k in _names(REGION)):
+        return []
+    columns = registered(REGION, HEAD)
+    lines = [
+        "",
+        "Per region (mean over the test images): inside the bone mask M, where bone is removed, and",
+        "outside it, where the soft tissue should stay as it is. For the variants with a segmentation",
+        "head, its Dice against M (the head is run for this only, never at inference).",
+        "",
+        _md_row(["method", *(m.label for m in columns)]),
+        _md_rule(len(columns) + 1),
+    ]
+    for _, r in block.iterrows():
+        lines.append(_md_row([str(r["method"]), *(_fmt(r.get(f"{m.name}_mean"), m) for m in columns)]))
+    return lines
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
     """A Markdown table of a ``summarize`` result (mean +- sd per metric) beside the paper's values,
     for display in notebook 03."""
-    table = paper_values()
-    paper = table["values"] if table.get("transcribed") else {}
-    head = "| method | " + " | ".join(k.upper() for k in METRICS) + " | " + " | ".join(f"paper {k.upper()}" for k in METRICS) + " |"
-    lines = [head, "|" + " --- |" * (1 + 2 * len(METRICS))]
+    columns = registered(TABLE1)
+    lines = [_md_row(["method", *(m.short for m in columns), *(f"paper {m.short}" for m in columns)]), _md_rule(1 + 2 * len(columns))]
     for method, r in summary.iterrows():
-        ours = [f"{_fmt(r[f'{k}_mean'], k)} +- {_fmt(r[f'{k}_std'], k)}" for k in METRICS]
-        theirs = [_fmt((paper.get(method) or {}).get(k), k) for k in METRICS]
-        lines.append(f"| {method} | " + " | ".join(ours + theirs) + " |")
+        paper = paper_row(method)
+        ours = [f"{_fmt(r.get(f'{m.name}_mean'), m)} +- {_fmt(r.get(f'{m.name}_std'), m)}" for m in columns]
+        lines.append(_md_row([str(method), *ours, *(_fmt(paper[m.name], m) for m in columns)]))
     return "\n".join(lines)

@@ -505,3 +505,152 @@ def test_24_the_suppression_model_is_float32_channels_last_and_holds_the_release
     convs = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
     assert convs and fastest(torch.device("cpu"))["channels_last"]
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs if w.dim() == 4 and w.shape[-1] > 1)
+
+
+# --------------------------------------------------------------------------------------------
+# What a hostile-user review of the command found next (each case its own line, exit status)
+# --------------------------------------------------------------------------------------------
+
+
+def test_review_a_folder_named_like_an_output_gets_its_own_name(tmp_path, run_dir):
+    src = tmp_path / "in"
+    _png8(src / "x.png" / "y.png", phantom_radiograph(128))  # a folder x.png/, its output folder out/x.png/
+    _png8(src / "x.tif", phantom_radiograph(128, seed=1))  # would be out/x.png: that folder
+    out = tmp_path / "o"
+    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.failed == [] and len(rep.done) == 2
+    assert _files(out) == ["x.png/y.png", "x~2.png"]
+
+
+def test_review_a_folder_or_broken_link_at_an_output_path_is_refused_not_kept(tmp_path, run_dir):
+    src = tmp_path / "in"
+    _png8(src / "a.png", phantom_radiograph(128))
+    _png8(src / "b.png", phantom_radiograph(128, seed=1))
+    out = tmp_path / "o"
+    (out / "a.png").mkdir(parents=True)
+    (out / "b.png").symlink_to(tmp_path / "nowhere")
+    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.done == [] and rep.kept == [] and len(rep.failed) == 2
+    assert "is a folder" in rep.failed[0] and "is a broken symbolic link" in rep.failed[1]
+
+
+def test_review_a_file_name_that_is_not_utf8_is_reported(tmp_path, run_dir, capsys):
+    src = tmp_path / "in"
+    good = _png8(src / "a.png", phantom_radiograph(128))
+    os.rename(good, os.path.join(os.fsencode(src), b"bad\xffname.png"))
+    code, stdout, errors, _ = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
+    assert code == 0 and errors == [] and "done 1" in stdout and "\\udcff" in stdout
+    report = next((tmp_path / "o").glob(f"{suppress.REPORT_PREFIX}-*.csv"))
+    assert b"bad\xffname.png" in report.read_bytes()  # the name as the file system has it
+
+
+def test_review_out_above_the_input_folder_still_finds_the_inputs(tmp_path, run_dir, monkeypatch):
+    _png8(tmp_path / "scans" / "a.png", phantom_radiograph(128))
+    monkeypatch.chdir(tmp_path)
+    rep = suppress.run(["scans"], ".", weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.done == ["scans/a.png"] and (tmp_path / "a.png").is_file()
+
+
+def test_review_the_same_file_given_twice_is_done_once(tmp_path, run_dir, monkeypatch):
+    _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
+    monkeypatch.chdir(tmp_path)
+    rep = suppress.run(["in/a.png", "./in/a.png", "in/../in/a.png", "in"], "o", weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.done == ["in/a.png"] and rep.failed == [] and _files(tmp_path / "o") == ["a.png"]
+
+
+def test_review_a_rerun_with_out_in_the_input_folder_skips_its_own_outputs(tmp_path, run_dir):
+    src = tmp_path / "in"
+    Image.fromarray(np.rint(phantom_radiograph(128) * 255).astype(np.uint8)).save(src.mkdir() or src / "a.tif")
+    first = suppress.run([src], src, weights=run_dir, allow_out_in_input=True, progress=False, log=lambda *_: None)
+    again = suppress.run([src], src, weights=run_dir, allow_out_in_input=True, progress=False, log=lambda *_: None)
+    assert len(first.done) == 1 and again.done == [] and again.kept == [str(src / "a.tif")] and again.failed == []
+    assert sorted(p.name for p in src.iterdir() if not p.name.startswith(suppress.REPORT_PREFIX)) == ["a.png", "a.tif"]
+
+
+@pytest.mark.parametrize("device", ["mps", "xpu", "meta", "cuda:7", "nonsense"])
+def test_review_a_device_this_project_does_not_run_on_is_one_line(tmp_path, run_dir, capsys, device):
+    src = _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
+    code, _, errors, _ = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir, "--device", device)
+    assert code == 2 and len(errors) == 1 and device.split(":")[0] in errors[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_review_ctrl_c_while_the_command_still_loads_is_one_line(capsys):
+    from dae_lib.__main__ import _interruptible
+
+    def loading():
+        raise KeyboardInterrupt
+
+    assert _interruptible(loading) == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("drop", ["BitsStored", "PhotometricInterpretation", "SOPClassUID+meta"])
+def test_review_a_dicom_lacking_a_needed_tag_names_it(tmp_path, drop):
+    import pydicom
+
+    path = _dicom(tmp_path / "d.dcm", phantom_radiograph(128))
+    ds = pydicom.dcmread(path)
+    del ds[drop.split("+")[0]]
+    if drop.endswith("+meta"):
+        del ds.file_meta["MediaStorageSOPClassUID"]
+    pydicom.dcmwrite(path, ds)
+    with pytest.raises(radiograph.DataError, match=f"lacks {drop.split('+')[0]}"):
+        radiograph.read_radiograph(path)
+
+
+def test_review_a_dicom_whose_rows_disagree_with_its_pixel_data_is_refused(tmp_path):
+    import pydicom
+
+    path = _dicom(tmp_path / "d.dcm", phantom_radiograph(160))
+    ds = pydicom.dcmread(path)
+    ds.Rows = 100
+    ds.save_as(path)
+    with pytest.raises(radiograph.DataError, match="pixel data of 51,200 bytes; Rows x Columns x BitsAllocated say 32,000"):
+        radiograph.read_radiograph(path)
+
+
+def test_review_a_16_bit_colour_png_is_refused_not_read_at_8_bits(tmp_path):
+    import struct
+    import zlib
+
+    h = w = 64
+    rows = b"".join(b"\0" + np.full((w, 3), 3000, ">u2").tobytes() for _ in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path = tmp_path / "rgb48.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))  # fmt: skip
+    with pytest.raises(radiograph.DataError, match="16-bit colour PNG"):
+        radiograph.read_radiograph(path)
+
+
+def test_review_a_long_but_legal_file_name_is_written(tmp_path, run_dir):
+    name = "x" * 240 + ".png"
+    src = _png8(tmp_path / "in" / name, phantom_radiograph(128))
+    rep = suppress.run([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
+    assert rep.failed == [] and _files(tmp_path / "o") == [name]
+
+
+def test_review_inputs_that_give_no_file_are_each_a_line_and_in_the_report(tmp_path, run_dir, capsys):
+    good = _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
+    (tmp_path / "empty").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    out = tmp_path / "o"
+    code, stdout, errors, _ = _cli(capsys, good, tmp_path / "empty", tmp_path / "fifo", tmp_path / "dangling", tmp_path / "gone", "--out", out, "--weights", run_dir)
+    assert code == 2 and "done 1" in stdout and len(errors) == 4
+    for name, why in (("empty", "no PNG, JPEG, TIFF or DICOM file in this folder"), ("fifo", "not a regular file"),
+                      ("dangling", "a broken symbolic link"), ("gone", "no such file")):  # fmt: skip
+        assert any(name in e and why in e for e in errors), (name, errors)
+    assert sorted(r["status"] for r in _report(out)) == ["done"] + ["failed"] * 4
+
+
+def test_review_an_out_that_cannot_be_written_is_refused_before_any_input_is_read(tmp_path, run_dir, capsys, monkeypatch):
+    src = _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
+    monkeypatch.setattr(suppress, "read_radiograph", lambda p: pytest.fail("an input was read"))
+    code, _, errors, _ = _cli(capsys, src, "--out", src / "sub", "--weights", run_dir)  # a file in its path
+    assert code == 2 and len(errors) == 1 and "--out cannot be written" in errors[0]
+    code, _, errors, _ = _cli(capsys, src, "--out", "", "--weights", run_dir)
+    assert code == 2 and "--out is empty" in errors[0]

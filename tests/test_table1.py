@@ -31,7 +31,7 @@ def _table(a_better_by: float, metric: str, a="B", b="A", n=8):
     """Per-image values where ``a`` is better than ``b`` by about ``a_better_by`` (in the metric's good direction)."""
     rng = np.random.default_rng(0)
     base = 30 + rng.normal(0, 1, n)
-    sign = 1 if metrics.HIGHER_IS_BETTER[metric] else -1
+    sign = 1 if metrics.by_name(metric).higher_is_better else -1
     rows = []
     for i in range(n):
         for method, v in ((IDENTITY, base[i] - 5 * sign), (b, base[i]), (a, base[i] + sign * (a_better_by + rng.normal(0, 0.05)))):
