@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import AMP_MODES, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, run_guarded
-from .families import FAMILIES, variants
+from .models import FAMILIES, variants
 from .outputs import outputs
 
 
@@ -86,7 +86,7 @@ def _config(args, variant):
 
 
 def cmd_train(args) -> int:
-    from .evaluate import evaluate_run, format_table, summarize
+    from .reporting.evaluate import evaluate_run, format_table, summarize
     from .train import fit
 
     cfg = _config(args, args.variant)
@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_run, format_table, summarize
+    from .reporting.evaluate import evaluate_run, format_table, summarize
 
     print(format_table(summarize(evaluate_run(Path(args.run_dir).resolve(), which=args.which, device=args.device))))
     return 0
@@ -136,7 +136,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_phantom_figure(args) -> int:
-    from .figures import phantom_sample_figure
+    from .reporting.figures import phantom_sample_figure
 
     print(phantom_sample_figure(args.out, size=args.size, seed=args.seed))
     return 0
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.add_argument("--device", default="auto", help='where to run the model: "auto" (default: CUDA if present), "cpu", "cuda", ...')
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("reproduce", help="run the notebooks 01-04 with papermill: data, 4 trainings per family, Table 1, figures")
+    p = sub.add_parser("reproduce", help="run the notebooks 01-05 with papermill: data, 4 trainings per family, Table 1, figures, the released model on a radiograph")
     p.add_argument("--profile", choices=PROFILES, default="quick")
     p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")
     p.add_argument("--family", choices=("all", *FAMILIES), default="all", help="model families to train (default: all)")

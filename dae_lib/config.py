@@ -4,7 +4,7 @@
 ``paper``) is a small YAML file of overrides in ``dae_lib/profiles/``; ``load_config`` applies a
 profile and then any explicit overrides.
 
-The variants (model family x the paper's four-way ablation) are the table in ``families.py``;
+The variants (model family x the paper's four-way ablation) are the table in ``models/__init__.py``;
 ``variant`` names one of them.
 
 Choices the paper leaves open, decided here (and only here):
@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, RunDirError
-from .families import FAMILIES, get_variant
+from .models import FAMILIES, get_variant
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILES = ("smoke", "quick", "paper")
@@ -105,10 +105,10 @@ class Config:
     zoom: tuple[float, float] = (0.9, 1.1)
     hflip_p: float = 0.5
     # --- model ----------------------------------------------------------------------------
-    variant: str = "dae_msssim"  # a name from families.variants(): family and ablation
+    variant: str = "dae_msssim"  # a name from models.variants(): family and ablation
     channels: tuple[int, int, int, int] = (16, 32, 64, 64)  # the paper family (model.py)
     kernel_size: int = 3
-    unet_width: int = 32  # the residual family (residual.py): channels of the first level
+    unet_width: int = 32  # the residual family (models/residual_unet.py): channels of the first level
     unet_depth: int = 4  # its 2x poolings
     init_from: str | None = None  # start from these weights (a .safetensors file or a run folder's best)
     # --- loss (eq. 1): L = L_MS-SSIM + lm * L_MSE + ls * L_seg ---------------------------
@@ -187,7 +187,7 @@ class Config:
 
     @property
     def use_msssim(self) -> bool:
-        """Whether the loss has the L_MS-SSIM term (see families.ABLATION)."""
+        """Whether the loss has the L_MS-SSIM term (see models.ABLATION)."""
         return get_variant(self.variant).msssim
 
     @property
@@ -263,7 +263,7 @@ def profile_overrides(profile: str) -> dict:
 
 
 def load_config(profile: str = "paper", **overrides) -> Config:
-    """Defaults, then the variant's family defaults (families.FAMILIES), then the profile's YAML
+    """Defaults, then the variant's family defaults (models.FAMILIES), then the profile's YAML
     (its common keys, then its section named after the family), then ``overrides`` (keys equal to
     None are ignored)."""
     prof = profile_overrides(profile)

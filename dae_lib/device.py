@@ -43,7 +43,7 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 #: The fastest training / inference configuration per device type, as the benchmark measured it
-#: (``python -m dae_lib.bench``; rows in results/benchmarks.csv). The one place the rule lives:
+#: (``python -m dae_lib.studies.bench``; rows in results/benchmarks.csv). The one place the rule lives:
 #: ``resolve_amp("auto")`` and ``fastest()`` read it, ``--amp`` / ``amp:`` still override it.
 #:
 #: - cpu with native bf16 (AMX / AVX512-BF16): bf16 autocast + channels-last. 2 cores, DAE + MS-SSIM,

@@ -25,7 +25,7 @@ import torch
 from .config import FINGERPRINT_ADDED_LATER, Config, config_from_file, fingerprint, read_record
 from .device import autocast, fastest, resolve_amp
 from .errors import RunDirError, WeightsError
-from .families import build_model
+from .models import build_model
 
 RUN_DATA_FILE = "data.json"
 #: Released models live inside the package (so they install with it), one folder each, laid out as

@@ -4,7 +4,7 @@ Images are float tensors (N, 1, H, W) in [0, 1], clinical polarity. The decompos
 (unnumbered in the paper) and the bone mask built from it are in ``masks.py``.
 
 (1) L = L_MS-SSIM + lm * L_MSE + ls * L_seg                                  ``total_loss``
-    (AE: L_MSE only; AE + MS-SSIM: no L_seg; DAE: no L_MS-SSIM; families.ABLATION.)
+    (AE: L_MSE only; AE + MS-SSIM: no L_seg; DAE: no L_MS-SSIM; models.ABLATION.)
 (2) L_MSE = (1 / N) sum_j (S(j) - S_hat(j))^2                                ``mse_loss``
 (3)-(4) SSIM(j) = l(j) * cs(j) for windows around pixel j (Gaussian window 11x11, sigma 1.5;
     C1 = (0.01 L)^2, C2 = (0.03 L)^2, data range L = 1):
@@ -18,7 +18,7 @@ Images are float tensors (N, 1, H, W) in [0, 1], clinical polarity. The decompos
     The option ``msssim_form: wang`` (Config) uses Wang et al. 2003's per-image form instead, as
     torchmetrics computes it (means per scale before the product, the coarsest scale's SSIM to
     beta_5, so a luminance exponent of 0.1333, not 1): ``msssim.ms_ssim``. The reproduced four use
-    the paper's form; the improved family was tuned and released with Wang's (families.FAMILIES).
+    the paper's form; the improved family was tuned and released with Wang's (models.FAMILIES).
 (6) L_MS-SSIM = (1 / N) sum_j (1 - MS-SSIM(j))                               ``msssim_loss``
 (7) L_seg = -(1 / N) sum_j [M_j ln M_hat_j + (1 - M_j) ln(1 - M_hat_j)], M_hat = sigma(logits)   ``seg_loss``
 """

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .families import FAMILIES, variants
+from .models import FAMILIES, variants
 from .outputs import normalise_data_dir, outputs
 from .paths import REPO_ROOT
 

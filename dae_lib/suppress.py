@@ -296,7 +296,7 @@ def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
 def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
     """(model in eval mode, its image size, a description) for --weights (None: the release)."""
     from .device import fastest
-    from .families import build_model
+    from .models import build_model
     from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_state, load_weights
 
     if weights is None:

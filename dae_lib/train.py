@@ -3,10 +3,10 @@
     fit(cfg, out_dir) ->
         check the folder: a fresh run, or one to resume with the same settings (else nothing is touched)
         load the data (folder or phantom), split by case ID; write config.json, split.csv, data.json
-        build the model (families.build_model), Adam; restore the checkpoint when resuming
+        build the model (models.build_model), Adam or AdamW (the family's optimizer); restore the checkpoint when resuming
         for each epoch:
             train_epoch: shuffle the training cases (seeded by seed and epoch), augment each batch on
-                         tensors, forward under bf16 autocast where supported, loss eq. (1), Adam step
+                         tensors, forward under bf16 autocast where supported, loss eq. (1), optimizer step
             validate:    the validation cases, no augmentation
             save_epoch:  log.csv, last.safetensors, best.safetensors when the validation loss improves,
                          checkpoint.pt (the resume point)
@@ -43,7 +43,7 @@ from .config import Config, read_record, resume_conflicts
 from .data import PairedImages, case_ids, file_hashes, hashes_by_case, load_data
 from .device import autocast, describe, pick_device, resolve_amp
 from .errors import RunDirError, TrainingInterrupted, WeightsError
-from .families import build_model
+from .models import build_model
 from .inference import RUN_DATA_FILE, load_weights, predict, run_data_record, weights_metadata
 from .losses import total_loss
 from .paths import portable, resolve

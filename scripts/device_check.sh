@@ -60,7 +60,7 @@ if wanted 1; then
   step "1. CUDA tests" "$PY" -m pytest -q -p no:cacheprovider -o addopts="" -m cuda tests/test_cuda.py
 fi
 if wanted 2; then
-  step "2. benchmark (256 and 512 px)" "$PY" -m dae_lib.bench --sizes 256 512 --device cuda --kinds train infer
+  step "2. benchmark (256 and 512 px)" "$PY" -m dae_lib.studies.bench --sizes 256 512 --device cuda --kinds train infer
 fi
 if wanted 3; then
   step "3. paper profile end to end, both families, data: $DATA, ${JOBS:-8} trainings at once" \

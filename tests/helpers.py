@@ -47,7 +47,7 @@ def tiny_run_folder(folder, variant="ae", image_size=64, seed=0):
     import torch
     from safetensors.torch import save_file
 
-    from dae_lib.families import build_model
+    from dae_lib.models import build_model
 
     cfg = tiny_config(variant=variant, image_size=image_size)
     folder.mkdir(parents=True, exist_ok=True)

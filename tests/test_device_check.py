@@ -33,7 +33,7 @@ def test_without_cuda_it_says_so_and_stops(tmp_path):
 
 def test_a_failing_step_does_not_hide_the_others(tmp_path):
     fake = tmp_path / "python"  # a "GPU" python: the CUDA tests fail, the benchmark and the pipeline pass
-    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") exit 1;;\n "-m dae_lib.bench") echo bench ran;;\n'
+    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") exit 1;;\n "-m dae_lib.studies.bench") echo bench ran;;\n'
                     ' "-m dae_lib") echo "pipeline ran: $*";;\nesac\nexit 0\n')
     fake.chmod(0o755)
     r = _run(fake, tmp_path, skip_paper="")
@@ -44,7 +44,7 @@ def test_a_failing_step_does_not_hide_the_others(tmp_path):
 
 def test_steps_names_the_steps_to_run(tmp_path):
     fake = tmp_path / "python"
-    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") echo tests ran;;\n "-m dae_lib.bench") echo bench ran;;\n'
+    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") echo tests ran;;\n "-m dae_lib.studies.bench") echo bench ran;;\n'
                     ' "-m dae_lib") echo "pipeline ran: $*";;\nesac\nexit 0\n')
     fake.chmod(0o755)
     env = {**os.environ, "PY": str(fake), "STEPS": "3", "JOBS": "2"}

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 import tiny_family
-from dae_lib import cli, table1
+from dae_lib import cli
+from dae_lib.reporting import table1
 from dae_lib.config import MAY_CHANGE_ON_RESUME, Config, resume_conflicts
 from dae_lib.errors import ConfigError, WeightsError
-from dae_lib.evaluate import IDENTITY, find_runs, finished_runs, predict_test_cases
-from dae_lib.families import ABLATION, FAMILIES, Family, build_model, get_variant, variants
+from dae_lib.reporting.evaluate import IDENTITY, find_runs, finished_runs, predict_test_cases
+from dae_lib.models import ABLATION, FAMILIES, Family, build_model, get_variant, variants
 from dae_lib.inference import load_model, run_data
-from dae_lib.model import DAE
+from dae_lib.models.dae import DAE
 from dae_lib.train import fit
 from helpers import tiny_config
 
@@ -114,13 +115,13 @@ def test_the_command_line_reports_input_errors_in_one_line_and_lets_bugs_show(ti
     def bug(*a, **k):
         raise ValueError("a bug, not an input error")
 
-    monkeypatch.setattr("dae_lib.evaluate.evaluate_run", bug)
+    monkeypatch.setattr("dae_lib.reporting.evaluate.evaluate_run", bug)
     with pytest.raises(ValueError, match="a bug"):
         cli.main(["evaluate", str(run)])
 
 
 def test_inference_does_not_import_the_training_code():
-    code = "import sys, dae_lib.inference, dae_lib.evaluate; print(sorted(m for m in sys.modules if m.startswith('dae_lib')))"
+    code = "import sys, dae_lib.inference, dae_lib.reporting.evaluate; print(sorted(m for m in sys.modules if m.startswith('dae_lib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "dae_lib.inference" in out and "dae_lib.train" not in out and "dae_lib.augment" not in out
 
@@ -135,7 +136,7 @@ def test_inference_restores_the_mode_and_runs_the_family_model(tiny_family_regis
 
 
 def test_evaluation_scores_the_segmentation_head_by_dice_without_using_it_for_the_estimate(tiny_data, tmp_path):
-    from dae_lib.evaluate import evaluate_run
+    from dae_lib.reporting.evaluate import evaluate_run
 
     for name in ("ae", "dae", "r_dae"):
         fit(tiny_config(variant=name, unet_width=4, epochs=1), tmp_path / name, data=tiny_data, progress=False)

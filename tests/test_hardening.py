@@ -17,7 +17,7 @@ from dae_lib import train as train_mod
 from dae_lib.cli import main as cli
 from dae_lib.data import find_pairs, load_folder
 from dae_lib.errors import DataError, RunDirError, WeightsError
-from dae_lib.evaluate import evaluate_run
+from dae_lib.reporting.evaluate import evaluate_run
 from dae_lib.inference import load_model
 from dae_lib.split import read_split_csv
 from dae_lib.train import fit, run_lock

@@ -15,15 +15,16 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from dae_lib import config as config_mod
-from dae_lib import pipeline, table1
+from dae_lib import pipeline
+from dae_lib.reporting import table1
 from dae_lib.cli import main as cli
 from dae_lib.config import MAX_IMAGE_SIZE, Config, fingerprint, load_config
 from dae_lib.errors import ConfigError, DataError, RunDirError, WeightsError
-from dae_lib.evaluate import IDENTITY
+from dae_lib.reporting.evaluate import IDENTITY
 from dae_lib.inference import METADATA_KEY, config_from_run, load_model, load_released
 from dae_lib.paths import REPO_ROOT
 from dae_lib.split import checked_split, part_sizes
-from dae_lib.stats import MIN_TEST_CASES
+from dae_lib.reporting.stats import MIN_TEST_CASES
 from helpers import tiny_config, tiny_run_folder, write_pair_folder
 
 TINY = ["--profile", "smoke", "--image-size", "64", "--epochs", "1", "--amp", "off", "--quiet", "--set", "n_phantom=8"]

@@ -7,8 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dae_lib import evaluate, metrics, msssim_forms, release, table1
-from dae_lib.evaluate import IDENTITY, format_table, summarize
+from dae_lib.reporting import evaluate, table1
+
+from dae_lib import metrics
+
+from dae_lib.studies import msssim_forms, release
+from dae_lib.reporting.evaluate import IDENTITY, format_table, summarize
 from dae_lib.train import fit
 from helpers import tiny_config
 

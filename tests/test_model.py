@@ -2,7 +2,7 @@
 import torch
 
 from dae_lib.inference import predict
-from dae_lib.model import DAE, n_parameters
+from dae_lib.models.dae import DAE, n_parameters
 
 
 def test_encoder_maps_512_to_128x128x64():

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dae_lib import msssim_forms
-from dae_lib.evaluate import IDENTITY
-from dae_lib.families import label_of
+from dae_lib.studies import msssim_forms
+from dae_lib.reporting.evaluate import IDENTITY
+from dae_lib.models import label_of
 
 
 def _fake_run(folder, variant, seed, psnr_shift, rmae_scale, n=6):

@@ -8,7 +8,15 @@ from dae_lib.paths import REPO_ROOT
 
 def test_every_data_file_of_the_package_is_in_package_data():
     meta = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    patterns = meta["tool"]["setuptools"]["package-data"]["dae_lib"]
+    # patterns of every package, as paths under dae_lib/ ("dae_lib.reporting": ["x.yaml"] -> "reporting/x.yaml")
+    patterns = [
+        "/".join([*pkg.split(".")[1:], pattern])
+        for pkg, pats in meta["tool"]["setuptools"]["package-data"].items()
+        for pattern in pats
+    ]
+    packages = meta["tool"]["setuptools"]["packages"]
+    found = {".".join(["dae_lib", *p.relative_to(REPO_ROOT / "dae_lib").parts[:-1]]) for p in (REPO_ROOT / "dae_lib").rglob("__init__.py")}
+    assert sorted(found) == sorted(packages), "[tool.setuptools] packages must list every sub-package"
     tracked = subprocess.run(["git", "ls-files", "dae_lib"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
     data_files = [f.removeprefix("dae_lib/") for f in tracked if not f.endswith(".py")]
     assert data_files, "git ls-files found nothing: not a checkout?"

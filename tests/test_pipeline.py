@@ -10,10 +10,10 @@ import pytest
 
 from dae_lib import pipeline
 from dae_lib.errors import ConfigError
-from dae_lib.evaluate import IDENTITY
+from dae_lib.reporting.evaluate import IDENTITY
 from dae_lib.paths import REPO_ROOT
-from dae_lib import table1
-from dae_lib.table1 import write_table1
+from dae_lib.reporting import table1
+from dae_lib.reporting.table1 import write_table1
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_plan_trains_every_variant_once_per_seed(tmp_path):
 
 
 def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data, tmp_path):
-    from dae_lib.evaluate import summarize
+    from dae_lib.reporting.evaluate import summarize
     from dae_lib.outputs import outputs
     from dae_lib.train import fit
     from helpers import tiny_config

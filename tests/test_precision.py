@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dae_lib.device import bf16_supported
-from dae_lib.precision import compare_precision, seed_comparison
-from dae_lib.stats import t95
+from dae_lib.studies.precision import compare_precision, seed_comparison
+from dae_lib.reporting.stats import t95
 
 
 def _per_run(bf16, fp32):

@@ -5,7 +5,7 @@ import pytest
 from dae_lib import metrics
 from dae_lib.config import Config
 from dae_lib.data import find_pairs, load_folder
-from dae_lib.evaluate import IDENTITY
+from dae_lib.reporting.evaluate import IDENTITY
 from dae_lib.paths import RESULTS_DIR, SHARED_DATA
 from dae_lib.split import make_split, split_indices
 from helpers import real_data
@@ -57,7 +57,7 @@ def test_released_weights_reproduce_their_model_card(real512):
     """The committed release scores on its own test split what its model card says."""
     import json
 
-    from dae_lib.evaluate import evaluate_run, summarize
+    from dae_lib.reporting.evaluate import evaluate_run, summarize
     from dae_lib.inference import DEFAULT_RELEASE, RELEASED_DIR
 
     folder = RELEASED_DIR / DEFAULT_RELEASE

@@ -4,9 +4,9 @@ import torch
 
 from dae_lib.config import load_config
 from dae_lib.errors import WeightsError
-from dae_lib.families import build_model, get_variant, variants
+from dae_lib.models import build_model, get_variant, variants
 from dae_lib.inference import load_model, predict
-from dae_lib.residual import ResidualUNet, level_widths
+from dae_lib.models.residual_unet import ResidualUNet, level_widths
 from dae_lib.train import fit, learning_rate
 from helpers import tiny_config
 
@@ -88,7 +88,7 @@ def test_cosine_resume_is_exact_and_init_from_starts_from_given_weights(tiny_dat
 
 def test_the_improved_family_learns_to_beat_doing_nothing_on_the_phantom(tiny_data, tmp_path):
     from dae_lib import metrics
-    from dae_lib.evaluate import run_part
+    from dae_lib.reporting.evaluate import run_part
 
     cfg = tiny_config(variant="r_ae", unet_width=8, epochs=12, batch_size=2, lr=3e-3, augment=False)
     res = fit(cfg, tmp_path / "run", data=tiny_data, progress=False)
@@ -101,8 +101,10 @@ def test_the_improved_family_learns_to_beat_doing_nothing_on_the_phantom(tiny_da
 def test_release_folder_loads_reproduces_its_card_and_holds_no_machine_path(tiny_data, tmp_path, monkeypatch):
     import json
 
-    from dae_lib import inference, release
-    from dae_lib.evaluate import IDENTITY, evaluate_run, summarize
+    from dae_lib import inference
+
+    from dae_lib.studies import release
+    from dae_lib.reporting.evaluate import IDENTITY, evaluate_run, summarize
 
     run = tmp_path / "run"
     fit(tiny_config(variant="r_dae", unet_width=4, epochs=1, init_from=None), run, data=tiny_data, progress=False)

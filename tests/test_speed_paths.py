@@ -1,13 +1,13 @@
 """The fast paths give the same answers as the plain ones (speed itself is measured by
-``python -m dae_lib.bench``, never asserted here)."""
+``python -m dae_lib.studies.bench``, never asserted here)."""
 import pytest
 import torch
 
 from helpers import tiny_config
-from dae_lib import bench
+from dae_lib.studies import bench
 from dae_lib.data import load_data
 from dae_lib.inference import predict
-from dae_lib.model import DAE
+from dae_lib.models.dae import DAE
 
 
 def test_data_cache_returns_identical_tensors_and_notices_changed_files(tmp_path, monkeypatch, pair_folder):
@@ -64,7 +64,7 @@ def test_auto_precision_follows_the_device_rule():
 
 def test_prediction_does_not_depend_on_the_batch_size():
     """The device's inference batch (device.FASTEST) changes speed, never the numbers beyond rounding."""
-    from dae_lib.families import build_model
+    from dae_lib.models import build_model
 
     cfg = tiny_config(variant="r_dae")
     model = build_model(cfg).eval()

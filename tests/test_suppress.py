@@ -369,7 +369,7 @@ def test_weights_of_another_architecture_are_a_one_line_error(tmp_path, capsys):
 
 
 def test_benchmark_runs_the_command_path_for_one_file():
-    from dae_lib.bench import measure
+    from dae_lib.studies.bench import measure
 
     row = measure("suppress", "file", 256, 1, 1, "released", "cpu")
     assert row["kind"] == "suppress" and row["ms_per_image"] > 0 and row["size"] == 256

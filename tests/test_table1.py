@@ -4,9 +4,11 @@ import pandas as pd
 import pytest
 import torch
 
-from dae_lib import metrics, table1
-from dae_lib.evaluate import IDENTITY
-from dae_lib.stats import t95
+from dae_lib import metrics
+
+from dae_lib.reporting import table1
+from dae_lib.reporting.evaluate import IDENTITY
+from dae_lib.reporting.stats import t95
 
 
 def test_paper_table_is_transcribed_with_ssim_as_a_fraction():
@@ -66,7 +68,7 @@ def test_claims_say_holds_or_is_contradicted_in_the_right_direction():
 
 
 def test_with_several_seeds_the_seed_is_the_unit_of_summary_and_claims():
-    from dae_lib.evaluate import summarize
+    from dae_lib.reporting.evaluate import summarize
 
     rows = []
     seed_effect = {0: 1.0, 1: 0.2, 2: 0.6}  # DAE - AE per seed: varies by seed, same sign
@@ -90,8 +92,8 @@ def test_with_several_seeds_the_seed_is_the_unit_of_summary_and_claims():
 
 
 def test_notebook_table_and_gain_chart_show_ours_beside_the_paper(tmp_path):
-    from dae_lib import figures
-    from dae_lib.evaluate import summarize
+    from dae_lib.reporting import figures
+    from dae_lib.reporting.evaluate import summarize
 
     rows = []
     for i in range(5):

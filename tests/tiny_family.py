@@ -1,4 +1,4 @@
-"""A stand-in model family for the tests: the whole contract of a family module (families.py).
+"""A stand-in model family for the tests: the whole contract of a family module (dae_lib/models/__init__.py).
 
 One 3x3 conv layer of shared features, a 1x1 soft-tissue output and, with ``seg_head``, a 1x1
 bone-mask head that runs in training mode only. Tiny enough to train in a second.

@@ -1,6 +1,6 @@
 """Does bf16 autocast cost accuracy? The same variant trained with several seeds in bf16 and in fp32.
 
-    python -m dae_lib.precision [--variant dae_msssim] [--seeds 0 1 2 3 4] [--profile quick] [--data DIR]
+    python -m dae_lib.studies.precision [--variant dae_msssim] [--seeds 0 1 2 3 4] [--profile quick] [--data DIR]
 
 One training run differs from the next by far more than bf16 rounding: the best epoch is picked on a
 handful of validation cases and the validation PSNR of a short profile jumps by dB between epochs.
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import append_csv
-from .metrics import METRICS
+from ..atomic import append_csv
+from ..metrics import METRICS
 
 PRECISIONS = {"bf16": "bf16", "fp32": "off"}  # name -> Config.amp
 
@@ -41,7 +41,7 @@ def run_dir(runs_root: Path, variant: str, precision: str, seed: int) -> Path:
 def run_means(result, data) -> dict:
     """Mean test metrics of one trained run (a ``FitResult``; model rows only) and the validation
     metrics of the epoch it kept."""
-    from .evaluate import evaluate_run
+    from ..reporting.evaluate import evaluate_run
 
     df = evaluate_run(result.out_dir, data)
     model = df[df["method"] != df["method"].iloc[0]]
@@ -57,7 +57,7 @@ def seed_comparison(per_run: pd.DataFrame) -> pd.DataFrame:
 
     ``per_run`` has one row per (precision, seed) with columns ``test_<metric>`` / ``val_<metric>``.
     """
-    from .stats import mean_interval
+    from ..reporting.stats import mean_interval
 
     wide = per_run.pivot(index="seed", columns="precision")
     rows = []
@@ -80,13 +80,13 @@ def compare_precision(
     out_root=None, log=print, **overrides,
 ) -> pd.DataFrame:  # fmt: skip
     """Train ``variant`` once per seed and precision, score each run, write and return the comparison."""
-    from .config import load_config
-    from .data import load_data
-    from .errors import ConfigError
-    from .device import describe, pick_device
-    from .outputs import outputs
-    from .provenance import record
-    from .train import fit
+    from ..config import load_config
+    from ..data import load_data
+    from ..errors import ConfigError
+    from ..device import describe, pick_device
+    from ..outputs import outputs
+    from ..provenance import record
+    from ..train import fit
 
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise ConfigError(f"compare_precision: give at least two different seeds, not {list(seeds)} (the seed is the unit of comparison)")
@@ -113,14 +113,14 @@ def compare_precision(
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dae_lib.precision", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dae_lib.studies.precision", description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="dae_msssim")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--profile", default="quick")
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--out-root", default=None, help="root for runs/ and results/ (default: the repository)")
     args = p.parse_args(argv)
-    from .errors import run_guarded
+    from ..errors import run_guarded
 
     def go():
         table = compare_precision(args.variant, tuple(args.seeds), args.profile, args.data, args.out_root)

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .atomic import atomic_path, write_json_atomic
-from .errors import RunDirError
+from ..atomic import atomic_path, write_json_atomic
+from ..errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs, seed_folders
-from .families import FAMILIES, get_variant, variants
-from .metrics import HEAD, REGION, TABLE1, Metric, by_name, registered
-from .paths import portable
+from ..models import FAMILIES, get_variant, variants
+from ..metrics import HEAD, REGION, TABLE1, Metric, by_name, registered
+from ..paths import portable
 from .stats import MIN_TEST_CASES, judgeable, mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")

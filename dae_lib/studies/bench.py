@@ -1,6 +1,6 @@
 """Speed benchmark: training images/s and inference ms/image, optimised path versus naive.
 
-    python -m dae_lib.bench [--sizes 256 512] [--variant dae_msssim] [--kinds train infer suppress] [--steps 5] [--out results/benchmarks.csv]
+    python -m dae_lib.studies.bench [--sizes 256 512] [--variant dae_msssim] [--kinds train infer suppress] [--steps 5] [--out results/benchmarks.csv]
 
 Training configurations, each the same model, loss and batch on synthetic inputs:
 
@@ -57,11 +57,11 @@ INFER_CONFIGS = ("naive", "+channels_last", "+bf16", "optimized")
 def _train_step_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
 
-    from . import losses
-    from .config import load_config
-    from .device import autocast, fastest, resolve_amp
-    from .families import build_model
-    from .msssim import BETAS
+    from .. import losses
+    from ..config import load_config
+    from ..device import autocast, fastest, resolve_amp
+    from ..models import build_model
+    from ..msssim import BETAS
 
     cfg = load_config("paper", variant=variant, image_size=size)
     use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
@@ -110,10 +110,10 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
 
 def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
-    from .config import load_config
-    from .device import fastest, resolve_amp
-    from .families import build_model
-    from .inference import predict
+    from ..config import load_config
+    from ..device import fastest, resolve_amp
+    from ..models import build_model
+    from ..inference import predict
 
     model = build_model(load_config("paper", variant=variant, image_size=size)).to(device).eval()
     x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0))  # on the host, as predict's callers hold it
@@ -139,9 +139,9 @@ def _suppress_fn(size: int, device: torch.device):
 
     import numpy as np
 
-    from .phantom import chest_phantom
-    from .radiograph import write_png
-    from .suppress import Job, load_suppression_model, suppress_one
+    from ..phantom import chest_phantom
+    from ..radiograph import write_png
+    from ..suppress import Job, load_suppression_model, suppress_one
 
     tmp = Path(tempfile.mkdtemp(prefix="dae-bench-"))
     write_png(tmp / "in" / "x.png", chest_phantom(size, seed=0)[0].numpy().astype(np.float64), 8)
@@ -161,7 +161,7 @@ def _sync(device):
 
 def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: str, device_name: str) -> dict:
     """One configuration, in this process: warm-up, then timed steps."""
-    from .device import describe, pick_device
+    from ..device import describe, pick_device
 
     device = pick_device(device_name)
     if device.type == "cuda":
@@ -194,7 +194,7 @@ def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: 
 
 def _in_subprocess(**kw) -> dict:
     r = subprocess.run(
-        [sys.executable, "-m", "dae_lib.bench", "--one", json.dumps(kw)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dae_lib.studies.bench", "--one", json.dumps(kw)], capture_output=True, text=True, check=False
     )
     if r.returncode != 0:
         raise RuntimeError(f"benchmark {kw} failed:\n{r.stderr[-2000:]}")
@@ -205,7 +205,7 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
     """Every configuration at every size. On a CPU each runs in its own subprocess (so its peak
     RSS is its own); on CUDA all run in this process (peak allocated memory is reset per
     configuration), which keeps a size well under a minute."""
-    from .device import bf16_supported, pick_device
+    from ..device import bf16_supported, pick_device
 
     dev = pick_device(device)
     one = (lambda **kw: measure(**kw)) if dev.type == "cuda" else _in_subprocess
@@ -242,17 +242,17 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
 def write_rows(rows: list[dict], path: Path) -> Path:
     import pandas as pd
 
-    from .atomic import append_csv
-    from .provenance import record
+    from ..atomic import append_csv
+    from ..provenance import record
 
     prov = record()
     return append_csv(path, pd.DataFrame([{**r, "commit": prov["commit"], "torch": prov["torch"], "machine": prov["machine"], "utc": prov["utc"]} for r in rows]))
 
 
 def main(argv=None) -> int:
-    from .paths import RESULTS_DIR, resolve
+    from ..paths import RESULTS_DIR, resolve
 
-    p = argparse.ArgumentParser(prog="python -m dae_lib.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dae_lib.studies.bench", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--variant", default="dae_msssim")
     p.add_argument("--steps", type=int, default=5)
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         print(json.dumps(measure(**json.loads(args.one))))
         return 0
     rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device, kinds=tuple(args.kinds))
-    from .device import describe, pick_device
+    from ..device import describe, pick_device
 
     print(f"\n{describe(pick_device(args.device))}, torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}")
     print("speed-up of the optimised path over the naive fp32 eager loop:")

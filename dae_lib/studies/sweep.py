@@ -1,6 +1,6 @@
 """Choosing settings on the validation part: train a small grid, compare best-epoch validation metrics.
 
-    python -m dae_lib.sweep --variant r_ae --profile quick --data DIR --grid lr=1e-3,2e-3 unet_width=8,16
+    python -m dae_lib.studies.sweep --variant r_ae --profile quick --data DIR --grid lr=1e-3,2e-3 unet_width=8,16
 
 Every combination of the grid is trained (``fit``, resumable, runs under
 runs/<profile>/<data>-sweep/<variant>-<setting>/) and reported by the validation metrics of the
@@ -19,8 +19,8 @@ import time
 import pandas as pd
 import yaml
 
-from .atomic import append_csv
-from .metrics import METRICS
+from ..atomic import append_csv
+from ..metrics import METRICS
 
 
 def grid(items: list[str]) -> list[dict]:
@@ -29,7 +29,7 @@ def grid(items: list[str]) -> list[dict]:
     for item in items:
         key, sep, values = item.partition("=")
         if not sep:
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(f"--grid expects KEY=V1,V2,..., got {item!r}")
         axes.append([(key.strip(), yaml.safe_load(v)) for v in values.split(",")])
@@ -38,20 +38,20 @@ def grid(items: list[str]) -> list[dict]:
 
 def validation_identity(data, run_dir) -> dict:
     """Identity (S_hat = X) metrics on the run's validation cases."""
-    from . import metrics
-    from .evaluate import run_part
+    from .. import metrics
+    from ..reporting.evaluate import run_part
 
     val = run_part(data, run_dir, "val")
     return {f"identity_val_{k}": float(v.mean()) for k, v in metrics.all_metrics(val.x, val.s, val.x).items()}
 
 
 def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_dir=None, out_root=None, log=print, **fixed) -> pd.DataFrame:
-    from .config import load_config
-    from .data import load_data
-    from .device import describe, pick_device
-    from .outputs import outputs
-    from .provenance import record
-    from .train import fit
+    from ..config import load_config
+    from ..data import load_data
+    from ..device import describe, pick_device
+    from ..outputs import outputs
+    from ..provenance import record
+    from ..train import fit
 
     out = outputs(profile, data_dir, out_root)
     root = out.runs.with_name(out.data + "-sweep")
@@ -79,9 +79,9 @@ def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_d
 
 
 def main(argv=None) -> int:
-    from .errors import run_guarded
+    from ..errors import run_guarded
 
-    p = argparse.ArgumentParser(prog="python -m dae_lib.sweep", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dae_lib.studies.sweep", description=__doc__.split("\n")[0])
     p.add_argument("--variant", required=True)
     p.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2", help="settings to vary")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings fixed for every run")
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def go():
-        from .outputs import normalise_data_dir
+        from ..outputs import normalise_data_dir
 
         fixed = grid(args.set)[0] if args.set else {}
         run_sweep(args.variant, grid(args.grid), args.profile, normalise_data_dir(args.data), args.out_root, **fixed)

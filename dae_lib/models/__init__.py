@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Family:
 
 #: The model families. The paper's network is the reproduced one and stays exactly the paper's.
 #: The residual family's settings were chosen on the validation part of BSE-JSRT at the quick
-#: profile (256 px, 30 epochs, width 8; ``python -m dae_lib.sweep``, rows in results/sweep.csv;
+#: profile (256 px, 30 epochs, width 8; ``python -m dae_lib.studies.sweep``, rows in results/sweep.csv;
 #: best-epoch validation PSNR, one seed each; identity 37.95 dB on those 11 cases):
 #:   lr 1e-3 -> 44.01 dB, 3e-3 -> 43.90 dB            (R-AE; AdamW, warm-up + cosine, weight decay 1e-4)
 #:   lm 1 -> 43.94 dB, lm 100 -> 44.28 dB               (R-AE + MS-SSIM: weight of L_MSE beside L_MS-SSIM)
@@ -50,9 +50,9 @@ class Family:
 #: the paper's per-pixel form does not change it on validation (R-AE + MS-SSIM, 30 epochs: 44.07 dB
 #: paper form, 44.10 dB Wang's; results/sweep.csv).
 FAMILIES: dict[str, Family] = {
-    "paper": Family("dae_lib.model", "", "", "the paper's DAE: plain conv encoder, deconvolution decoders, sigmoid output"),
+    "paper": Family("dae_lib.models.dae", "", "", "the paper's DAE: plain conv encoder, deconvolution decoders, sigmoid output"),
     "residual": Family(
-        "dae_lib.residual", "r_", "R-", "improved: residual U-Net, S_hat = X - B_hat, skip connections",
+        "dae_lib.models.residual_unet", "r_", "R-", "improved: residual U-Net, S_hat = X - B_hat, skip connections",
         defaults=dict(
             optimizer="adamw", schedule="cosine", lr=1e-3, weight_decay=1e-4, lm=100.0, ls=0.1, msssim_form="wang",
         ),

@@ -13,8 +13,8 @@
   costs the same as the plain AE.
 - AE: the same network without the branch (``seg_branch=False``).
 
-This is the ``paper`` family of ``families.FAMILIES``: everything builds it through
-``families.build_model(cfg)``, which calls ``build`` below. Inference goes through
+This is the ``paper`` family of ``models.FAMILIES``: everything builds it through
+``models.build_model(cfg)``, which calls ``build`` below. Inference goes through
 ``inference.predict``.
 
 Every choice the paper leaves open (kernel size, BatchNorm + ReLU, sigmoid output) comes from
@@ -101,7 +101,7 @@ class DAE(nn.Module):
 
 
 def build(cfg, seg_head: bool) -> DAE:
-    """The family's builder (see families.py): the paper's network at ``cfg.channels`` and
+    """The family's builder (see models/__init__.py): the paper's network at ``cfg.channels`` and
     ``cfg.kernel_size``, with the bone-segmentation branch when ``seg_head``."""
     return DAE(cfg.channels, cfg.kernel_size, seg_branch=seg_head)
 

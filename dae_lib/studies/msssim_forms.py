@@ -1,6 +1,6 @@
 """What the MS-SSIM form does to Table 1: the paper's per-pixel eq. (5) against Wang's per-image form.
 
-    python -m dae_lib.msssim_forms [--data DIR] [--profile quick] [--seeds 3] [--out-root DIR]
+    python -m dae_lib.studies.msssim_forms [--data DIR] [--profile quick] [--seeds 3] [--out-root DIR]
 
 The pipeline (notebook 02, ``make reproduce``) trains the reproduced four with the paper's form
 (``msssim_form: paper``, msssim.ms_ssim_map). This command trains the two of them that have the
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path
-from .evaluate import summarize
-from .families import variants
-from .metrics import TABLE1, by_name, registered
-from .outputs import normalise_data_dir, outputs
-from .paths import portable
+from ..atomic import atomic_path
+from ..reporting.evaluate import summarize
+from ..models import variants
+from ..metrics import TABLE1, by_name, registered
+from ..outputs import normalise_data_dir, outputs
+from ..paths import portable
 
 #: The reproduced variants whose loss has the MS-SSIM term (the others do not depend on its form).
 VARIANTS = tuple(name for name, v in variants("paper").items() if v.msssim)
@@ -41,9 +41,9 @@ def wang_runs_dir(profile: str, data_dir=None, out_root=None) -> Path:
 
 def train_wang(profile: str, data_dir=None, seeds: int = 3, out_root=None, device: str = "auto", log=print) -> Path:
     """Train (or finish) VARIANTS with msssim_form = wang for seeds 0 .. seeds-1."""
-    from .config import load_config
-    from .data import load_data
-    from .train import fit
+    from ..config import load_config
+    from ..data import load_data
+    from ..train import fit
 
     data_dir = normalise_data_dir(data_dir)
     root = wang_runs_dir(profile, data_dir, out_root)
@@ -74,7 +74,7 @@ def compare(paper_runs: str | Path, wang_runs: str | Path, data=None) -> pd.Data
     """One row per (variant, form): metrics as mean / sd over seeds (test images averaged within a
     seed); the paper-form rows also hold ``diff_<metric>`` and ``diff_<metric>_half``: the paired
     difference paper - wang (> 0: the paper's form better), over the seeds both forms have."""
-    from .table1 import collect, paired_difference
+    from ..reporting.table1 import collect, paired_difference
 
     labels = {variants()[v].label for v in VARIANTS}
     paper, _ = collect(paper_runs, data)
@@ -120,7 +120,7 @@ def write(table: pd.DataFrame, results_dir, data: str, profile: str) -> Path:
 def markdown(table: pd.DataFrame) -> str:
     """The comparison as a Markdown table (what notebook 03 shows)."""
     if table is None or table.empty:
-        return "_No comparison of the MS-SSIM forms yet: `python -m dae_lib.msssim_forms` makes one._"
+        return "_No comparison of the MS-SSIM forms yet: `python -m dae_lib.studies.msssim_forms` makes one._"
     lines = []
     table = table.assign(**{k: table[k] if k in table else "" for k in ("data", "profile")})
     columns = registered(TABLE1)
@@ -157,9 +157,9 @@ def _diff_cells(r: pd.Series) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from .errors import run_guarded
+    from ..errors import run_guarded
 
-    p = argparse.ArgumentParser(prog="python -m dae_lib.msssim_forms", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dae_lib.studies.msssim_forms", description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--profile", default="quick")
     p.add_argument("--seeds", type=int, default=3)

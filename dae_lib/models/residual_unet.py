@@ -126,5 +126,5 @@ class ResidualUNet(nn.Module):
 
 
 def build(cfg, seg_head: bool) -> ResidualUNet:
-    """The family's builder (see families.py): widths and depth from ``cfg.unet_width`` and ``cfg.unet_depth``."""
+    """The family's builder (see models/__init__.py): widths and depth from ``cfg.unet_width`` and ``cfg.unet_depth``."""
     return ResidualUNet(cfg.unet_width, cfg.unet_depth, seg_head=seg_head)

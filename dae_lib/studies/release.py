@@ -1,6 +1,6 @@
 """The released model: the best improved variant trained at 512 px on BSE-JSRT, with its model card.
 
-    python -m dae_lib.release --data ../shared/data/bse-jsrt-512 [--variant r_ae_msssim] [--device auto]
+    python -m dae_lib.studies.release --data ../shared/data/bse-jsrt-512 [--variant r_ae_msssim] [--device auto]
 
 Two stages, each an ordinary resumable ``fit`` run under runs/release/ (stop it any time, run the
 same command again to go on; a GPU is used where torch sees one, the CPU otherwise):
@@ -28,11 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import write_json_atomic
-from .inference import DEFAULT_RELEASE, RELEASED_DIR
-from .metrics import TABLE1, registered
-from .paths import REPO_ROOT, portable, resolve
-from .provenance import sha256_file
+from ..atomic import write_json_atomic
+from ..inference import DEFAULT_RELEASE, RELEASED_DIR
+from ..metrics import TABLE1, registered
+from ..paths import REPO_ROOT, portable, resolve
+from ..provenance import sha256_file
 
 #: The two training stages: overrides of the paper profile (which sets the width) and the family defaults.
 STAGES = (
@@ -53,7 +53,7 @@ LIMITS = (
 
 
 def stage_configs(variant: str, data_dir: str, device: str = "auto", stage1_dir: Path | None = None) -> list:
-    from .config import load_config
+    from ..config import load_config
 
     cfgs = [load_config("paper", variant=variant, data_dir=data_dir, device=device, **STAGES[0])]
     cfgs.append(load_config("paper", variant=variant, data_dir=data_dir, device=device, init_from=str(stage1_dir), **STAGES[1]))
@@ -62,8 +62,8 @@ def stage_configs(variant: str, data_dir: str, device: str = "auto", stage1_dir:
 
 def train_release(variant: str, data_dir: str, device: str = "auto", runs_root: Path | None = None, log=print):
     """Both stages (resuming where they stopped); returns the stage-2 FitResult."""
-    from .data import load_data
-    from .train import fit
+    from ..data import load_data
+    from ..train import fit
 
     runs_root = runs_root or REPO_ROOT / "runs" / "release"
     s1, s2 = runs_root / f"{variant}-256", runs_root / f"{variant}-512"
@@ -81,10 +81,10 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     import pandas as pd
     from safetensors.torch import load_file, save_file
 
-    from .evaluate import IDENTITY, evaluate_run, summarize
-    from .families import get_variant
-    from .outputs import data_tag
-    from .provenance import git_commit
+    from ..reporting.evaluate import IDENTITY, evaluate_run, summarize
+    from ..models import get_variant
+    from ..outputs import data_tag
+    from ..provenance import git_commit
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = json.loads((run_dir / "config.json").read_text())
@@ -108,7 +108,7 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     metrics = card_metrics(summary, (IDENTITY, variant.label))
     card = {
         "model": variant.label, "variant": variant.name, "family": variant.family,
-        "architecture": f"residual U-Net (dae_lib/residual.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
+        "architecture": f"residual U-Net (dae_lib/models/residual_unet.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
         "data": data_tag(cfg["data_dir"]), "split_sha256": hashlib.sha256(split_text.encode()).hexdigest(),
         "cases": {p: int((split_rows["split"] == p).sum()) for p in ("train", "val", "test")},
         "image_size": cfg["image_size"], "polarity": data_rec["stored_polarity"],
@@ -176,7 +176,7 @@ def model_card_markdown(card: dict) -> str:
         f"scored at {card.get('evaluated_at_commit', card['commit'])}; "
         f"torch {card['torch']}; {card['utc']}. Variant, learning rate and loss weights chosen on the validation part; "
         "stage lengths set by a CPU budget; no setting chosen on the test cases. Regenerate: "
-        "`python -m dae_lib.release --data ../shared/data/bse-jsrt-512`.",
+        "`python -m dae_lib.studies.release --data ../shared/data/bse-jsrt-512`.",
         "",
         f"**Test metrics** ({card['n_test']} held-out cases, mean +- sd over images, fp32):",
         "",
@@ -193,10 +193,10 @@ def model_card_markdown(card: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from .errors import run_guarded
-    from .outputs import data_tag, normalise_data_dir
+    from ..errors import run_guarded
+    from ..outputs import data_tag, normalise_data_dir
 
-    p = argparse.ArgumentParser(prog="python -m dae_lib.release", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dae_lib.studies.release", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="BSE-JSRT folder")
     p.add_argument("--variant", default=DEFAULT_RELEASE.split("-")[0], help="default: the released one (inference.DEFAULT_RELEASE)")
     p.add_argument("--device", default="auto")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .atomic import atomic_path
-from .masks import bone_mask, mask_thresholds
-from .paths import FIGURES_DIR, resolve
-from .phantom import chest_phantom
+from ..atomic import atomic_path
+from ..masks import bone_mask, mask_thresholds
+from ..paths import FIGURES_DIR, resolve
+from ..phantom import chest_phantom
 
 
 def _save(fig, path: Path, dpi=100) -> Path:
@@ -88,7 +88,7 @@ def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
     """One training pair under ``n`` random draws of the paired augmentation (X, S, M rows)."""
     import torch
 
-    from .augment import PairedAugment
+    from ..augment import PairedAugment
 
     aug = PairedAugment.from_config(cfg)
     torch.manual_seed(seed)

@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import metrics
-from .atomic import atomic_path
-from .data import PairedImages, hashes_by_case, load_data
-from .device import pick_device
-from .errors import RunDirError
-from .families import get_variant, label_of, variants
-from .inference import config_from_run, load_model, predict, predict_masks
-from .split import check_split, read_split_csv
+from .. import metrics
+from ..atomic import atomic_path
+from ..data import PairedImages, hashes_by_case, load_data
+from ..device import pick_device
+from ..errors import RunDirError
+from ..models import get_variant, label_of, variants
+from ..inference import config_from_run, load_model, predict, predict_masks
+from ..split import check_split, read_split_csv
 
 IDENTITY = "Identity (S_hat = X)"
 
@@ -108,7 +108,7 @@ def format_table(summary: pd.DataFrame) -> str:
 
 def find_runs(runs_dir: str | Path) -> dict[str, Path]:
     """The run folders directly under ``runs_dir`` (those with a config.json), by variant, in the
-    order of the variants table (families.variants)."""
+    order of the variants table (models.variants)."""
     runs_dir = Path(runs_dir)
     found: dict[str, Path] = {}
     for d in sorted(p for p in runs_dir.iterdir() if (p / "config.json").is_file()) if runs_dir.is_dir() else []:

@@ -1,0 +1,1 @@
+"""Reporting: evaluation of trained runs, Table 1, statistics of paired claims, figures."""
