@@ -383,3 +383,14 @@ def test_a_pt_file_without_weights_is_a_one_line_error(tmp_path, run_dir, capsys
     img = _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
     assert cli_main(["suppress", str(img), "--out", str(tmp_path / "out"), "--weights", str(folder / "checkpoint.pt")]) == 2
     assert "holds no model weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("word", ["Inverted", "inverse", "", "auto "])
+def test_polarity_of_refuses_a_word_it_does_not_know(tmp_path, word):
+    """The rule lives where it is used: an unknown setting (notebook 05 with polarity="Inverted")
+    is a one-line ConfigError, never read as "auto"."""
+    from dae_lib.errors import ConfigError
+
+    r = radiograph.read_radiograph(_png8(tmp_path / "a.png", phantom_radiograph(128)))
+    with pytest.raises(ConfigError, match="polarity must be one of auto, clinical, inverted"):
+        radiograph.polarity_of(r, word)
