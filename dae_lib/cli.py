@@ -21,7 +21,7 @@ from pathlib import Path
 from .config import AMP_MODES, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, run_guarded
 from .models import FAMILIES, variants
-from .outputs import outputs
+from .runs import outputs
 
 
 def _data_arg(value: str | None) -> str | None:
@@ -32,7 +32,7 @@ def _data_arg(value: str | None) -> str | None:
 
 def _path_arg(value: str | None) -> str | None:
     """A path the user typed, absolute: a relative one is taken from the current folder (the
-    library itself takes relative paths from the repository: paths.resolve)."""
+    library itself takes relative paths from the repository: runs.resolve)."""
     return None if value is None else str(Path(value).expanduser().resolve())
 
 
@@ -108,7 +108,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .outputs import normalise_data_dir, outputs
+    from .runs import normalise_data_dir
     from .pipeline import PipelineError, run
 
     t0 = time.time()

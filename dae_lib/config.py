@@ -18,7 +18,7 @@ Choices the paper leaves open, decided here (and only here):
 - Loss weights lm = 1.0 and ls = 0.01: with images in [0, 1] the MSE of a useful estimate is
   ~1e-4..1e-3 and the mask BCE ~0.1..0.5; ls = 0.01 keeps the auxiliary segmentation term from
   dominating the shared encoder. Change them here (or per run) and choose on the validation part.
-- Bone mask threshold: Otsu's threshold of B = X - S per image, floored at 2/255 (see masks.py).
+- Bone mask threshold: Otsu's threshold of B = X - S per image, floored at 2/255 (see losses.py).
 - Split: 15 % test (the paper's 85/15), and a validation part of 10 % of the *training* cases for
   model selection (best epoch); the test part is only used for the final numbers.
 - Augmentation ranges: rotation +-10 deg, shifts +-5 % of the size, shear +-5 deg, zoom 0.9..1.1,
@@ -321,7 +321,7 @@ def _coerce(key: str, value):
 #: config.json when they are loaded, so editing config.json cannot relabel them.
 FINGERPRINT_FIELDS = ("variant", "channels", "kernel_size", "unet_width", "unet_depth", "lm", "ls", "msssim_form", "image_size")
 #: Fields added to the fingerprint after weights files were first recorded with one: a record that
-#: lacks them was made before and is not checked on them (inference.check_fingerprint). Such
+#: lacks them was made before and is not checked on them (runs.check_fingerprint). Such
 #: weights still load; image_size is then bounded by its range alone (MAX_IMAGE_SIZE).
 FINGERPRINT_ADDED_LATER = ("image_size",)
 

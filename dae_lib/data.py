@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +32,15 @@ import torch.nn.functional as F
 from .atomic import atomic_path
 from .config import POLARITIES, check_choice, is_phantom
 from .errors import DataError
-from .masks import bone_mask
-from .provenance import sha256_file
+from .losses import bone_mask
 from .radiograph import IMAGE_SUFFIXES, bits_used, read_radiograph
 from .phantom import phantom_ids, phantom_set
+from .runs import REPO_ROOT, sha256_file
 
 log = logging.getLogger(__name__)
+
+#: Where read data sets are cached as tensors (override with DAE_CACHE).
+CACHE_DIR = Path(os.environ.get("DAE_CACHE", REPO_ROOT / ".cache"))
 
 LAYOUTS = {
     "flat": ("JSRT", "BSE_JSRT"),
@@ -328,12 +332,10 @@ def load_data(cfg, cache: bool | None = None) -> PairedImages:
 
 def _code_version() -> str:
     here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / n).read_bytes() for n in ("data.py", "radiograph.py", "masks.py", "phantom.py"))).hexdigest()
+    return hashlib.sha256(b"".join((here / n).read_bytes() for n in ("data.py", "radiograph.py", "losses.py", "phantom.py"))).hexdigest()
 
 
 def _cached(key, make) -> PairedImages:
-    from .paths import CACHE_DIR
-
     digest = hashlib.sha256(json.dumps([key, _code_version()], default=str).encode()).hexdigest()[:24]
     path = CACHE_DIR / f"pairs-{digest}.pt"
     if path.exists():

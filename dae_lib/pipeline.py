@@ -16,8 +16,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .models import FAMILIES, variants
-from .outputs import normalise_data_dir, outputs
-from .paths import REPO_ROOT
+from .runs import REPO_ROOT, normalise_data_dir, outputs
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
@@ -254,7 +253,7 @@ def record_wall_time(
 
     from .atomic import append_csv
     from .device import describe, pick_device
-    from .provenance import record
+    from .runs import record
 
     row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)), families="+".join(families), jobs=jobs)
     return append_csv(Path(results_dir) / "wall_times.csv", pd.DataFrame([row]))

@@ -19,7 +19,7 @@ suffix is not an image suffix is kept whole (DICOM ``IMG.001`` -> ``IMG.001.dcm`
 (``a.png.png``, ``a.tif.png``); any that still collide get ``~2``, ``~3`` in the sorted order of
 their paths. Every name is reserved for one input before anything is written.
 
-Weights: by default the released improved model (inference.DEFAULT_RELEASE, 512 px). ``--weights``
+Weights: by default the released improved model (runs.DEFAULT_RELEASE, 512 px). ``--weights``
 takes any run folder, its best.safetensors / last.safetensors, or its checkpoint.pt (read with
 ``weights_only=True``: a pickle carrying code is refused), the reproduced four included.
 
@@ -49,7 +49,6 @@ import errno
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,8 +56,9 @@ import numpy as np
 import torch
 
 from .config import AMP_MODES, POLARITIES, check_choice
-from .errors import DataError, InputError, RunDirError, WeightsError, run_guarded, shown
+from .errors import DataError, InputError, RunDirError, run_guarded, shown
 from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, is_dicom, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
+from .runs import load_trained, released_folder, run_split
 
 PREVIEW_SUFFIX = ".png"
 #: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).
@@ -294,38 +294,11 @@ def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
 
 
 def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
-    """(model in eval mode, its image size, a description) for --weights (None: the release)."""
-    from .device import fastest
-    from .models import build_model
-    from .inference import DEFAULT_RELEASE, RELEASED_DIR, check_fingerprint, config_from_run, load_state, load_weights
-
-    if weights is None:
-        folder, file = RELEASED_DIR / DEFAULT_RELEASE, RELEASED_DIR / DEFAULT_RELEASE / "best.safetensors"
-    else:
-        p = Path(weights)
-        if not p.exists():
-            raise WeightsError(f"{p}: no such weights file or run folder")
-        folder, file = (p, p / "best.safetensors") if p.is_dir() else (p.parent, p)
-    cfg = config_from_run(folder)
-    model = build_model(cfg)
-    if file.suffix in (".pt", ".pth"):
-        try:
-            with warnings.catch_warnings():  # torch adds a warning of its own to a refusal: the one line says it
-                warnings.simplefilter("ignore")
-                state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as e:  # weights_only refuses any pickle that would run code
-            raise WeightsError(f"{file}: refused: not a plain weights file that loads with weights_only=True ({type(e).__name__})") from None
-        state = state.get("model", state) if isinstance(state, dict) else state
-        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise WeightsError(f"{file}: holds no model weights (a dict of tensors, or a checkpoint with one under 'model')")
-        load_state(model, state, file, what=f"variant {cfg.variant}")
-    else:
-        load_weights(model, file, what=f"variant {cfg.variant}")
-        check_fingerprint(file, cfg)
-    model = model.to(device).eval()
-    if fastest(device)["channels_last"]:  # weights in the layout the inputs get (inference.predict): 1.8x on a CPU
-        model = model.to(memory_format=torch.channels_last)
-    return model, cfg.image_size, f"{cfg.variant} from {file}"
+    """(model in eval mode, its image size, a description) for --weights (None: the release), from
+    the one loader (runs.load_trained), its weights in the layout the inputs get on ``device``
+    (inference.predict: channels-last, 1.8x on a CPU)."""
+    trained = load_trained(weights, device, fastest_layout=True)
+    return trained.model, trained.image_size, trained.description
 
 
 @dataclass
@@ -408,13 +381,11 @@ def example_radiograph(data_dir=None, index: int = 0):
     """A radiograph to try the released model on (notebook 05): with a BSE-JSRT folder, a test
     case of the released model's own split (never one it trained on), else a phantom case."""
     from .data import find_pairs
-    from .inference import DEFAULT_RELEASE, RELEASED_DIR
     from .phantom import chest_phantom
     from .radiograph import Radiograph
-    from .split import read_split_csv
 
     if data_dir:
-        test = [c for c, part in read_split_csv(RELEASED_DIR / DEFAULT_RELEASE / "split.csv").items() if part == "test"]
+        test = [c for c, part in run_split(released_folder()).items() if part == "test"]
         pairs = {p.case_id: p for p in find_pairs(data_dir)}
         have = [c for c in sorted(test) if c in pairs]
         if have:

@@ -17,17 +17,15 @@ a run that is stopped and resumed from its checkpoint gives the same weights as 
 one (exactly, on the CPU). The test cases are never touched here.
 
 Run directory contents: config.json, split.csv, data.json, log.csv, checkpoint.pt,
-last.safetensors, best.safetensors, provenance.json (what inference reads: see inference.py).
+last.safetensors, best.safetensors, provenance.json (runs.py names them and reads them back).
 """
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import random
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +42,13 @@ from .data import PairedImages, case_ids, file_hashes, hashes_by_case, load_data
 from .device import autocast, describe, pick_device, resolve_amp
 from .errors import RunDirError, TrainingInterrupted, WeightsError
 from .models import build_model
-from .inference import RUN_DATA_FILE, load_weights, predict, run_data_record, weights_metadata
+from .inference import predict
 from .losses import total_loss
-from .paths import portable, resolve
-from .provenance import record, sha256_file
-from .split import check_split, checked_split, read_split_csv, split_indices, write_split_csv
+from .runs import (
+    BEST_WEIGHTS, CHECKPOINT, CONFIG_FILE, LAST_WEIGHTS, LOCK_FILE, LOG_FILE, PROVENANCE_FILE, SPLIT_FILE, is_run_folder,
+    load_weights, portable, record, resolve, run_lock, sha256_file, start_run_folder, weights_file, weights_metadata,
+)
+from .split import check_split, checked_split, read_split_csv, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def initial_weights_file(cfg: Config) -> Path | None:
     if not cfg.init_from:
         return None
     p = resolve(cfg.init_from)
-    return p / "best.safetensors" if p.is_dir() else p
+    return weights_file(p, "best") if p.is_dir() else p
 
 
 def save_weights(model: torch.nn.Module, path: Path, cfg: Config | None = None) -> None:
@@ -126,24 +126,6 @@ def _write_log(path: Path, history: list[dict]) -> None:
         w.writerows(history)
 
 
-#: The file that marks a folder as a run folder of ours (written first when a run starts). Folders
-#: without it are only taken for runs made before it existed: config.json naming a variant, and
-#: split.csv and checkpoint.pt beside it.
-RUN_MARKER = ".dae-run"
-LOCK_FILE = ".lock"
-
-
-def is_run_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a run of ours (the marker, or a run from before the marker)."""
-    if (folder / RUN_MARKER).is_file():
-        return True
-    try:
-        recorded = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(recorded, dict) and "variant" in recorded and (folder / "split.csv").is_file() and (folder / "checkpoint.pt").is_file()
-
-
 def _check_resumable(out_dir: Path, cfg: Config, resume: bool) -> dict | None:
     """The checkpoint to resume from, or None for a fresh run. A RunDirError, before anything is
     written, for a path that is a file, a folder that is not ours, a run with other settings, or a
@@ -158,8 +140,8 @@ def _check_resumable(out_dir: Path, cfg: Config, resume: bool) -> dict | None:
         return None
     if not is_run_folder(out_dir):
         raise RunDirError(f"{out_dir}: folder is not empty and holds no run of ours; nothing was changed: choose another output folder")
-    ckpt_path = out_dir / "checkpoint.pt"
-    cfg_path = out_dir / "config.json"
+    ckpt_path = out_dir / CHECKPOINT
+    cfg_path = out_dir / CONFIG_FILE
     recorded = read_record(cfg_path) if cfg_path.exists() else {}  # damaged: a RunDirError naming it
     diff = resume_conflicts(recorded, cfg) if recorded else []
     if diff:
@@ -180,40 +162,19 @@ def _check_resumable(out_dir: Path, cfg: Config, resume: bool) -> dict | None:
     return ckpt
 
 
-@contextmanager
-def run_lock(out_dir: Path):
-    """Hold an exclusive lock on the run folder: a second training into it is refused."""
-    import fcntl
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    f = open(out_dir / LOCK_FILE, "a")
-    try:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirError(f"{out_dir}: another training is writing to this run folder (locked); wait for it or choose another folder") from None
-        yield
-    finally:
-        f.close()
-
-
 def _start_run(cfg: Config, out_dir: Path, data: PairedImages, split: dict[str, str]) -> dict[str, str]:
-    """Write the records of a run that starts with ``split`` (marker, config.json, split.csv, data.json)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / RUN_MARKER, {"what": "a dae_lib run folder", "variant": cfg.variant})
-    write_split_csv(out_dir / "split.csv", data.ids, split, data.files, file_hashes(data))
-    write_json_atomic(out_dir / "config.json", cfg.to_dict())
-    write_json_atomic(out_dir / RUN_DATA_FILE, run_data_record(data))
+    """Write the records of a run that starts with ``split`` (runs.start_run_folder); the split."""
+    start_run_folder(out_dir, cfg, data, split, file_hashes(data))
     return split
 
 
 def _resume_split(out_dir: Path, data: PairedImages) -> dict[str, str]:
     """The split a run started with (its split.csv), checked against the data now: the cases it
     lists present and unchanged (else a DataError naming them); new cases are left out."""
-    new = check_split(out_dir / "split.csv", data.ids, hashes_by_case(data))
+    new = check_split(out_dir / SPLIT_FILE, data.ids, hashes_by_case(data))
     if new:
         log.info("%d case(s) in the data are not in this run's split and are not used: %s", len(new), ", ".join(new[:5]))
-    return read_split_csv(out_dir / "split.csv")
+    return read_split_csv(out_dir / SPLIT_FILE)
 
 
 def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augment=None, amp_dtype=None) -> dict:
@@ -266,9 +227,9 @@ def validate(model, cfg: Config, val: PairedImages) -> dict:
 def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, best_epoch: int, improved: bool, cfg: Config | None = None) -> None:
     """Everything an epoch leaves behind; the checkpoint last, so it never points past the files."""
     if improved:
-        save_weights(model, out_dir / "best.safetensors", cfg)
-    save_weights(model, out_dir / "last.safetensors", cfg)
-    _write_log(out_dir / "log.csv", history)
+        save_weights(model, out_dir / BEST_WEIGHTS, cfg)
+    save_weights(model, out_dir / LAST_WEIGHTS, cfg)
+    _write_log(out_dir / LOG_FILE, history)
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -277,7 +238,7 @@ def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, 
         "best_epoch": best_epoch,
         "history": history,
     }
-    with atomic_path(out_dir / "checkpoint.pt") as tmp:
+    with atomic_path(out_dir / CHECKPOINT) as tmp:
         torch.save(state, tmp)
 
 
@@ -360,11 +321,11 @@ def _fit_locked(cfg, out_dir, data, ckpt, split, device, amp_dtype, init, progre
     except KeyboardInterrupt:
         bar.close()
         raise TrainingInterrupted(
-            f"{out_dir}: stopped; {saved} of {cfg.epochs} epochs are saved (checkpoint.pt); run the same command again to resume"
+            f"{out_dir}: stopped; {saved} of {cfg.epochs} epochs are saved ({CHECKPOINT}); run the same command again to resume"
         ) from None
-    if len(history) > start_epoch or not (out_dir / "provenance.json").exists():  # a no-op resume keeps the record
+    if len(history) > start_epoch or not (out_dir / PROVENANCE_FILE).exists():  # a no-op resume keeps the record
         write_json_atomic(
-            out_dir / "provenance.json",
+            out_dir / PROVENANCE_FILE,
             record(
                 data=data.source,
                 n_cases=len(data),
@@ -382,7 +343,7 @@ def _fit_locked(cfg, out_dir, data, ckpt, split, device, amp_dtype, init, progre
                 train_seconds_total=round(sum(r["seconds"] for r in history), 1),
             ),
         )
-    if (out_dir / "best.safetensors").exists():
-        load_weights(model, out_dir / "best.safetensors")
+    if (out_dir / BEST_WEIGHTS).exists():
+        load_weights(model, out_dir / BEST_WEIGHTS)
     model.eval()
     return FitResult(model, history, out_dir, split, data, device, best_epoch)

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from dae_lib.config import load_config
-from dae_lib.paths import SHARED_DATA
+from dae_lib.runs import SHARED_DATA
 from dae_lib.phantom import chest_phantom
 
 

@@ -32,7 +32,7 @@ def test_provenance_records_unknown_commit_outside_the_projects_own_checkout(tmp
     import subprocess
     import sys
 
-    from dae_lib.paths import REPO_ROOT
+    from dae_lib.runs import REPO_ROOT
 
     outer = tmp_path / "outer"
     (outer / "copy").mkdir(parents=True)
@@ -42,7 +42,7 @@ def test_provenance_records_unknown_commit_outside_the_projects_own_checkout(tmp
     subprocess.run([*git, "init", "-q"], cwd=outer, check=True)
     subprocess.run([*git, "add", "-A"], cwd=outer, check=True)
     subprocess.run([*git, "commit", "-qm", "other project"], cwd=outer, check=True)
-    code = "from dae_lib.provenance import git_commit, dirty_files; print(git_commit(), dirty_files())"
+    code = "from dae_lib.runs import git_commit, dirty_files; print(git_commit(), dirty_files())"
     out = subprocess.run([sys.executable, "-c", code], cwd=outer / "copy", capture_output=True, text=True, check=True).stdout
     assert out.strip() == "unknown []"
     own = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout

@@ -5,7 +5,8 @@ Run them with the rest of the device checks: scripts/device_check.sh.
 import pytest
 import torch
 
-from dae_lib.inference import load_model, predict
+from dae_lib.inference import predict
+from dae_lib.runs import load_model
 from dae_lib.train import fit
 from helpers import tiny_config
 

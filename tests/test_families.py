@@ -12,9 +12,9 @@ from dae_lib import cli
 from dae_lib.reporting import table1
 from dae_lib.config import MAY_CHANGE_ON_RESUME, Config, resume_conflicts
 from dae_lib.errors import ConfigError, WeightsError
-from dae_lib.reporting.evaluate import IDENTITY, find_runs, finished_runs, predict_test_cases
+from dae_lib.reporting.evaluate import IDENTITY, predict_test_cases
 from dae_lib.models import ABLATION, FAMILIES, Family, build_model, get_variant, variants
-from dae_lib.inference import load_model, run_data
+from dae_lib.runs import find_runs, finished_runs, load_model, run_data
 from dae_lib.models.dae import DAE
 from dae_lib.train import fit
 from helpers import tiny_config
@@ -121,9 +121,9 @@ def test_the_command_line_reports_input_errors_in_one_line_and_lets_bugs_show(ti
 
 
 def test_inference_does_not_import_the_training_code():
-    code = "import sys, dae_lib.inference, dae_lib.reporting.evaluate; print(sorted(m for m in sys.modules if m.startswith('dae_lib')))"
+    code = "import sys, dae_lib.inference, dae_lib.runs, dae_lib.reporting.evaluate; print(sorted(m for m in sys.modules if m.startswith('dae_lib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "dae_lib.inference" in out and "dae_lib.train" not in out and "dae_lib.augment" not in out
+    assert "dae_lib.inference" in out and "dae_lib.runs" in out and "dae_lib.train" not in out and "dae_lib.augment" not in out
 
 
 def test_inference_restores_the_mode_and_runs_the_family_model(tiny_family_registered):

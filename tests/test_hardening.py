@@ -18,9 +18,9 @@ from dae_lib.cli import main as cli
 from dae_lib.data import find_pairs, load_folder
 from dae_lib.errors import DataError, RunDirError, WeightsError
 from dae_lib.reporting.evaluate import evaluate_run
-from dae_lib.inference import load_model
+from dae_lib.runs import load_model, run_lock
 from dae_lib.split import read_split_csv
-from dae_lib.train import fit, run_lock
+from dae_lib.train import fit
 from helpers import bomb_png, tiny_config, write_pair_folder
 
 TINY = ["--profile", "smoke", "--image-size", "64", "--epochs", "2", "--amp", "off", "--quiet", "--set", "n_phantom=8"]

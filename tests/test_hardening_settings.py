@@ -21,8 +21,7 @@ from dae_lib.cli import main as cli
 from dae_lib.config import MAX_IMAGE_SIZE, Config, fingerprint, load_config
 from dae_lib.errors import ConfigError, DataError, RunDirError, WeightsError
 from dae_lib.reporting.evaluate import IDENTITY
-from dae_lib.inference import METADATA_KEY, config_from_run, load_model, load_released
-from dae_lib.paths import REPO_ROOT
+from dae_lib.runs import METADATA_KEY, REPO_ROOT, config_from_run, load_model, load_released
 from dae_lib.split import checked_split, part_sizes
 from dae_lib.reporting.stats import MIN_TEST_CASES
 from helpers import tiny_config, tiny_run_folder, write_pair_folder

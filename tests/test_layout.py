@@ -62,3 +62,39 @@ def test_the_layout_has_its_sub_packages():
     for sub in ("models", "reporting", "studies"):
         assert (PACKAGE / sub / "__init__.py").is_file()
     assert not any((PACKAGE / f"{m}.py").exists() for m in ("families", "model", "residual", "evaluate", "table1", "bench", "release"))
+
+
+#: The run folder's file names: each written as a literal in runs.py alone, every other module uses
+#: its constant (runs.CONFIG_FILE, runs.SPLIT_FILE, runs.BEST_WEIGHTS).
+RUN_FILE_NAMES = {"config.json": "CONFIG_FILE", "split.csv": "SPLIT_FILE", "best.safetensors": "BEST_WEIGHTS"}
+#: At most this many modules directly in dae_lib/ (__init__ and __main__ included): the flat core.
+MAX_TOP_MODULES = 20
+
+
+def _modules_with_literal(text: str) -> list[str]:
+    """The library modules holding the string constant ``text`` (the whole string, not a mention in prose)."""
+    found = []
+    for p in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(p.read_text())
+        if any(isinstance(n, ast.Constant) and n.value == text for n in ast.walk(tree)):
+            found.append(str(p.relative_to(PACKAGE)))
+    return found
+
+
+def test_the_run_folder_file_names_are_written_in_runs_py_only():
+    from dae_lib import runs
+
+    for name, constant in RUN_FILE_NAMES.items():
+        assert _modules_with_literal(name) == ["runs.py"], name
+        assert getattr(runs, constant) == name
+
+
+def test_the_literal_check_finds_a_literal():
+    assert _modules_with_literal("dae_lib.fingerprint") == ["runs.py"]  # runs.METADATA_KEY
+    assert _modules_with_literal("a string no module holds, 8f3a") == []
+
+
+def test_at_most_twenty_modules_directly_in_the_package():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, top
+    assert not any((PACKAGE / f"{m}.py").exists() for m in ("outputs", "paths", "provenance", "masks"))

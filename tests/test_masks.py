@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.filters import threshold_otsu
 
-from dae_lib.masks import bone_mask, mask_thresholds, otsu_threshold
+from dae_lib.losses import bone_mask, mask_thresholds, otsu_threshold
 from dae_lib.phantom import chest_phantom
 
 

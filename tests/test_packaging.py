@@ -3,7 +3,7 @@ import fnmatch
 import subprocess
 import tomllib
 
-from dae_lib.paths import REPO_ROOT
+from dae_lib.runs import REPO_ROOT
 
 
 def test_every_data_file_of_the_package_is_in_package_data():

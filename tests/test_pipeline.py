@@ -11,7 +11,7 @@ import pytest
 from dae_lib import pipeline
 from dae_lib.errors import ConfigError
 from dae_lib.reporting.evaluate import IDENTITY
-from dae_lib.paths import REPO_ROOT
+from dae_lib.runs import REPO_ROOT
 from dae_lib.reporting import table1
 from dae_lib.reporting.table1 import write_table1
 
@@ -163,7 +163,7 @@ def test_plan_trains_every_variant_once_per_seed(tmp_path):
 
 def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data, tmp_path):
     from dae_lib.reporting.evaluate import summarize
-    from dae_lib.outputs import outputs
+    from dae_lib.runs import outputs
     from dae_lib.train import fit
     from helpers import tiny_config
 
@@ -185,7 +185,7 @@ def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data
 def test_portable_paths_stay_relative_through_a_symlinked_data_folder(tmp_path):
     """A data folder reached through a symbolic link (a shared folder linked beside the checkout)
     is recorded as given, not as the machine's folder the link points to."""
-    from dae_lib.paths import portable
+    from dae_lib.runs import portable
 
     target = tmp_path / "elsewhere" / "bse-jsrt-512"
     target.mkdir(parents=True)

@@ -6,7 +6,7 @@ from dae_lib import metrics
 from dae_lib.config import Config
 from dae_lib.data import find_pairs, load_folder
 from dae_lib.reporting.evaluate import IDENTITY
-from dae_lib.paths import RESULTS_DIR, SHARED_DATA
+from dae_lib.runs import RESULTS_DIR, SHARED_DATA
 from dae_lib.split import make_split, split_indices
 from helpers import real_data
 
@@ -58,7 +58,7 @@ def test_released_weights_reproduce_their_model_card(real512):
     import json
 
     from dae_lib.reporting.evaluate import evaluate_run, summarize
-    from dae_lib.inference import DEFAULT_RELEASE, RELEASED_DIR
+    from dae_lib.runs import DEFAULT_RELEASE, RELEASED_DIR
 
     folder = RELEASED_DIR / DEFAULT_RELEASE
     if not folder.is_dir():

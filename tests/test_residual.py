@@ -5,7 +5,8 @@ import torch
 from dae_lib.config import load_config
 from dae_lib.errors import WeightsError
 from dae_lib.models import build_model, get_variant, variants
-from dae_lib.inference import load_model, predict
+from dae_lib.inference import predict
+from dae_lib.runs import load_model
 from dae_lib.models.residual_unet import ResidualUNet, level_widths
 from dae_lib.train import fit, learning_rate
 from helpers import tiny_config
@@ -101,7 +102,7 @@ def test_the_improved_family_learns_to_beat_doing_nothing_on_the_phantom(tiny_da
 def test_release_folder_loads_reproduces_its_card_and_holds_no_machine_path(tiny_data, tmp_path, monkeypatch):
     import json
 
-    from dae_lib import inference
+    from dae_lib import runs
 
     from dae_lib.studies import release
     from dae_lib.reporting.evaluate import IDENTITY, evaluate_run, summarize
@@ -114,8 +115,8 @@ def test_release_folder_loads_reproduces_its_card_and_holds_no_machine_path(tiny
         if p.suffix != ".safetensors":
             assert str(tmp_path) not in p.read_text() and "/root/" not in p.read_text(), p.name
     card = json.loads((out / "model_card.json").read_text())
-    monkeypatch.setattr(inference, "RELEASED_DIR", out.parent)
-    model = inference.load_released("r_dae-phantom")
+    monkeypatch.setattr(runs, "RELEASED_DIR", out.parent)
+    model = runs.load_released("r_dae-phantom")
     assert not model.training and model.bone_seg is not None
     # the card's test numbers are what the weights give on the split it names
     (tmp_path / "again").mkdir()
@@ -126,4 +127,4 @@ def test_release_folder_loads_reproduces_its_card_and_holds_no_machine_path(tiny
     assert again.loc[IDENTITY, "bsr_mean"] == 0
     assert "not for diagnosis" in (out / "model_card.md").read_text().lower() or "not a medical device" in (out / "model_card.md").read_text().lower()
     with pytest.raises(WeightsError, match="no released model 'nope'"):
-        inference.load_released("nope")
+        runs.load_released("nope")

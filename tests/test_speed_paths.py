@@ -11,7 +11,7 @@ from dae_lib.models.dae import DAE
 
 
 def test_data_cache_returns_identical_tensors_and_notices_changed_files(tmp_path, monkeypatch, pair_folder):
-    monkeypatch.setattr("dae_lib.paths.CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr("dae_lib.data.CACHE_DIR", tmp_path / "cache")
     root, ids = pair_folder
     cfg = tiny_config(data_dir=str(root), image_size=48)
     first = load_data(cfg)

@@ -71,7 +71,7 @@ def test_augmentation_never_touches_validation_or_test_cases(tiny_data, tmp_path
 
 def test_paired_augmentation_is_identical_on_x_s_and_m():
     from dae_lib.phantom import chest_phantom
-    from dae_lib.masks import bone_mask
+    from dae_lib.losses import bone_mask
 
     x, s, b = chest_phantom(96, seed=0)
     X, S = x[None, None].repeat(4, 1, 1, 1), s[None, None].repeat(4, 1, 1, 1)

@@ -184,7 +184,8 @@ def test_dicom_round_trip_keeps_patient_and_study_with_new_series(tmp_path, run_
 def test_detail_finer_than_the_model_grid_passes_through_untouched(run_dir):
     """At 4x the model's size, a +-delta checkerboard averages out of what the model sees, so the
     bone estimate is the same with and without it, and the checkerboard survives exactly."""
-    from dae_lib.inference import load_model, suppress_full
+    from dae_lib.inference import suppress_full
+    from dae_lib.runs import load_model
 
     model = load_model(run_dir)
     x = torch.from_numpy(np.kron(phantom_radiograph(64, seed=4) * 0.8 + 0.1, np.ones((4, 4)))).float()[None, None]
@@ -198,7 +199,8 @@ def test_detail_finer_than_the_model_grid_passes_through_untouched(run_dir):
 
 
 def test_at_the_model_size_it_is_predict(run_dir):
-    from dae_lib.inference import load_model, predict, suppress_full
+    from dae_lib.inference import predict, suppress_full
+    from dae_lib.runs import load_model
 
     model = load_model(run_dir)
     x = torch.from_numpy(phantom_radiograph(64, seed=5)).float()[None, None]

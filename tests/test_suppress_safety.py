@@ -493,7 +493,7 @@ def test_24_the_suppression_model_is_float32_channels_last_and_holds_the_release
     from safetensors.torch import load_file
 
     from dae_lib.device import fastest
-    from dae_lib.inference import DEFAULT_RELEASE, RELEASED_DIR
+    from dae_lib.runs import DEFAULT_RELEASE, RELEASED_DIR
 
     model, size, _ = suppress.load_suppression_model(None, torch.device("cpu"))
     stored = load_file(str(RELEASED_DIR / DEFAULT_RELEASE / "best.safetensors"))

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from helpers import tiny_config
 from dae_lib.reporting.evaluate import IDENTITY, evaluate_run
 from dae_lib.errors import RunDirError
-from dae_lib.inference import load_model
+from dae_lib.runs import load_model
 from dae_lib.train import fit
 
 

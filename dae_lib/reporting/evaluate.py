@@ -8,7 +8,6 @@ as the model sees them (clinical polarity, [0, 1], the configured size), with th
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +18,9 @@ from ..atomic import atomic_path
 from ..data import PairedImages, hashes_by_case, load_data
 from ..device import pick_device
 from ..errors import RunDirError
-from ..models import get_variant, label_of, variants
-from ..inference import config_from_run, load_model, predict, predict_masks
+from ..models import get_variant, label_of
+from ..inference import predict, predict_masks
+from ..runs import LOG_FILE, TEST_METRICS, config_from_run, finished_runs, load_model, run_split_file
 from ..split import check_split, read_split_csv
 
 IDENTITY = "Identity (S_hat = X)"
@@ -52,9 +52,7 @@ def model_rows(model, data: PairedImages, method: str, batch_size: int | None = 
 def run_part(data: PairedImages, run_dir: str | Path, part: str = "test") -> PairedImages:
     """The cases of ``part`` ("train", "val", "test") in the run's split.csv, taken from ``data``
     (in data order). Cases the split lists but the data lack are an error naming them."""
-    path = Path(run_dir) / "split.csv"
-    if not path.is_file():
-        raise RunDirError(f"{run_dir}: no split.csv (not a finished run folder)")
+    path = run_split_file(run_dir)
     check_split(path, data.ids, hashes_by_case(data), parts=(part,))  # present and unchanged, else named
     split = read_split_csv(path)
     return data.subset([k for k, cid in enumerate(data.ids) if split.get(cid) == part])
@@ -70,7 +68,7 @@ def evaluate_run(run_dir: str | Path, data: PairedImages | None = None, which: s
     test = run_part(data, run_dir)
     model = load_model(run_dir, which, pick_device(device))
     df = pd.concat([identity_rows(test), model_rows(model, test, label_of(cfg.variant))], ignore_index=True)
-    with atomic_path(run_dir / "test_metrics.csv") as tmp:
+    with atomic_path(run_dir / TEST_METRICS) as tmp:
         df.to_csv(tmp, index=False)
     return df
 
@@ -106,45 +104,10 @@ def format_table(summary: pd.DataFrame) -> str:
     return "\n".join([head, *rows])
 
 
-def find_runs(runs_dir: str | Path) -> dict[str, Path]:
-    """The run folders directly under ``runs_dir`` (those with a config.json), by variant, in the
-    order of the variants table (models.variants)."""
-    runs_dir = Path(runs_dir)
-    found: dict[str, Path] = {}
-    for d in sorted(p for p in runs_dir.iterdir() if (p / "config.json").is_file()) if runs_dir.is_dir() else []:
-        variant = json.loads((d / "config.json").read_text()).get("variant")
-        if variant in found:
-            raise RunDirError(f"{d} and {found[variant]}: two runs of variant {variant} in one table; move one away")
-        found[variant] = d
-    order = list(variants())
-    return dict(sorted(found.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
-
-
-def finished_runs(runs_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
-    """({variant: run folder} of the runs with best weights, the variants still missing): missing
-    are the four-way ablation members of each family present (the paper's when none is) that have
-    no weights yet."""
-    runs = find_runs(runs_dir)
-    done = {v: d for v, d in runs.items() if (d / "best.safetensors").is_file()}
-    families = dict.fromkeys(get_variant(v).family for v in runs) or {"paper": None}
-    missing = [v for f in families for v in variants(f) if v not in done]
-    return done, missing
-
-
-def seed_folders(runs_dir: str | Path) -> dict[int, Path]:
-    """The folders holding one seed's runs each: ``runs_dir`` itself (seed 0) and its seed<k>/."""
-    runs_dir = Path(runs_dir)
-    out = {0: runs_dir}
-    for d in sorted(runs_dir.glob("seed*")) if runs_dir.is_dir() else []:
-        if d.is_dir() and d.name[4:].isdigit():
-            out[int(d.name[4:])] = d
-    return dict(sorted(out.items()))
-
-
 def validation_psnr(run_dir: str | Path) -> float:
     """Validation PSNR of the epoch a run kept (lowest validation loss, as ``fit`` keeps it): how a
     variant is picked, never by its test cases."""
-    log = pd.read_csv(Path(run_dir) / "log.csv")
+    log = pd.read_csv(Path(run_dir) / LOG_FILE)
     if "val_loss" not in log or "val_psnr" not in log:
         return float("nan")
     return float(log.loc[log["val_loss"].idxmin(), "val_psnr"])

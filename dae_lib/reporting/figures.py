@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..atomic import atomic_path
-from ..masks import bone_mask, mask_thresholds
-from ..paths import FIGURES_DIR, resolve
+from ..losses import bone_mask, mask_thresholds
 from ..phantom import chest_phantom
+from ..runs import FIGURES_DIR, LOG_FILE, resolve
 
 
 def _save(fig, path: Path, dpi=100) -> Path:
@@ -111,7 +111,7 @@ def loss_curves(run_dirs: dict, path=None):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for label, run in run_dirs.items():
-        log = Path(run) / "log.csv"
+        log = Path(run) / LOG_FILE
         if not log.exists():
             continue
         df = pd.read_csv(log)

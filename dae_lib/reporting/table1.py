@@ -18,10 +18,10 @@ import yaml
 
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import RunDirError
-from .evaluate import IDENTITY, evaluate_run, finished_runs, find_runs, seed_folders
+from .evaluate import IDENTITY, evaluate_run
 from ..models import FAMILIES, get_variant, variants
 from ..metrics import HEAD, REGION, TABLE1, Metric, by_name, registered
-from ..paths import portable
+from ..runs import BEST_WEIGHTS, PROVENANCE_FILE, TEST_METRICS, finished_runs, find_runs, portable, seed_folders
 from .stats import MIN_TEST_CASES, judgeable, mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
@@ -100,7 +100,7 @@ def _collect_one_seed(runs_dir: Path, data) -> tuple[pd.DataFrame, list[str]]:
     frames = []
     done, missing = finished_runs(runs_dir)
     for variant, run in done.items():
-        weights, cached = run / "best.safetensors", run / "test_metrics.csv"
+        weights, cached = run / BEST_WEIGHTS, run / TEST_METRICS
         df = pd.read_csv(cached) if cached.exists() and cached.stat().st_mtime >= weights.stat().st_mtime else None
         needed = set(_names(TABLE1, REGION, *([HEAD] if get_variant(variant).seg_head else [])))
         if df is None or not needed <= set(df.columns):  # absent, stale, or from an older evaluation
@@ -115,7 +115,7 @@ def run_provenance(runs_dir: str | Path) -> dict:
     """Provenance of the runs in a table, by variant: from each run's provenance.json."""
     out = {}
     for variant, run in find_runs(runs_dir).items():
-        p = run / "provenance.json"
+        p = run / PROVENANCE_FILE
         if p.exists():
             out[variant] = json.loads(p.read_text())
     return out

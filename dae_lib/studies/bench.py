@@ -243,14 +243,14 @@ def write_rows(rows: list[dict], path: Path) -> Path:
     import pandas as pd
 
     from ..atomic import append_csv
-    from ..provenance import record
+    from ..runs import record
 
     prov = record()
     return append_csv(path, pd.DataFrame([{**r, "commit": prov["commit"], "torch": prov["torch"], "machine": prov["machine"], "utc": prov["utc"]} for r in rows]))
 
 
 def main(argv=None) -> int:
-    from ..paths import RESULTS_DIR, resolve
+    from ..runs import RESULTS_DIR, resolve
 
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.bench", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])

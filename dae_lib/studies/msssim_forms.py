@@ -22,8 +22,7 @@ from ..atomic import atomic_path
 from ..reporting.evaluate import summarize
 from ..models import variants
 from ..metrics import TABLE1, by_name, registered
-from ..outputs import normalise_data_dir, outputs
-from ..paths import portable
+from ..runs import PROVENANCE_FILE, normalise_data_dir, outputs, portable, seed_folder
 
 #: The reproduced variants whose loss has the MS-SSIM term (the others do not depend on its form).
 VARIANTS = tuple(name for name, v in variants("paper").items() if v.msssim)
@@ -52,7 +51,7 @@ def train_wang(profile: str, data_dir=None, seeds: int = 3, out_root=None, devic
         for variant in VARIANTS:
             cfg = load_config(profile, variant=variant, data_dir=data_dir, seed=seed, device=device, msssim_form="wang")
             data = data if data is not None else load_data(cfg)
-            out = root / variant if seed == 0 else root / f"seed{seed}" / variant
+            out = seed_folder(root, seed) / variant
             log(f"{variant}, seed {seed}, Wang's form -> {out}")
             fit(cfg, out, data=data, progress=False, profile=profile)
     return root
@@ -60,7 +59,7 @@ def train_wang(profile: str, data_dir=None, seeds: int = 3, out_root=None, devic
 
 def _provenance(runs_dir: Path) -> dict:
     """What the CSV records of one form's runs: total training time, commits, devices, data source."""
-    provs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob("**/provenance.json"))]
+    provs = [json.loads(p.read_text()) for p in sorted(Path(runs_dir).glob(f"**/{PROVENANCE_FILE}"))]
     provs = [p for p in provs if p.get("variant") in VARIANTS] or provs
     return {
         "train_seconds": round(sum(float(p.get("train_seconds_total") or 0) for p in provs), 1),  # all runs of the form

@@ -84,8 +84,7 @@ def compare_precision(
     from ..data import load_data
     from ..errors import ConfigError
     from ..device import describe, pick_device
-    from ..outputs import outputs
-    from ..provenance import record
+    from ..runs import outputs, record
     from ..train import fit
 
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:

@@ -12,7 +12,7 @@ same command again to go on; a GPU is used where torch sees one, the CPU otherwi
 Then the test cases of the run's split are scored once (fp32, with the identity row), and the
 release folder ``dae_lib/released/<variant>-<data>/`` is written: best.safetensors, config.json,
 data.json, split.csv (case IDs and file hashes, no paths), model_card.json and model_card.md. It
-lives inside the package, so ``inference.load_released()`` works after a plain ``pip install``.
+lives inside the package, so ``runs.load_released()`` works after a plain ``pip install``.
 The variant, the learning rate and the loss weights were chosen on the validation part
 (results/sweep.csv and the validation PSNR of the quick-profile runs); the stage lengths and the
 stage-2 learning rate were set by the CPU budget (about 30 minutes on 2 cores), not tuned, and each
@@ -29,10 +29,11 @@ import time
 from pathlib import Path
 
 from ..atomic import write_json_atomic
-from ..inference import DEFAULT_RELEASE, RELEASED_DIR
 from ..metrics import TABLE1, registered
-from ..paths import REPO_ROOT, portable, resolve
-from ..provenance import sha256_file
+from ..runs import (
+    BEST_WEIGHTS, CONFIG_FILE, DATA_FILE, DEFAULT_RELEASE, PROVENANCE_FILE, RELEASED_DIR, REPO_ROOT, SPLIT_FILE, TEST_METRICS,
+    data_tag, git_commit, normalise_data_dir, portable, resolve, sha256_file,
+)
 
 #: The two training stages: overrides of the paper profile (which sets the width) and the family defaults.
 STAGES = (
@@ -83,28 +84,26 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
 
     from ..reporting.evaluate import IDENTITY, evaluate_run, summarize
     from ..models import get_variant
-    from ..outputs import data_tag
-    from ..provenance import git_commit
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    cfg = json.loads((run_dir / "config.json").read_text())
-    prov = json.loads((run_dir / "provenance.json").read_text())
-    stage1 = json.loads((resolve(cfg["init_from"]) / "provenance.json").read_text()) if cfg.get("init_from") else {}
+    cfg = json.loads((run_dir / CONFIG_FILE).read_text())
+    prov = json.loads((run_dir / PROVENANCE_FILE).read_text())
+    stage1 = json.loads((resolve(cfg["init_from"]) / PROVENANCE_FILE).read_text()) if cfg.get("init_from") else {}
     variant = get_variant(cfg["variant"])
-    split_rows = pd.read_csv(run_dir / "split.csv")[["case_id", "split", "x_sha256", "s_sha256"]]
+    split_rows = pd.read_csv(run_dir / SPLIT_FILE)[["case_id", "split", "x_sha256", "s_sha256"]]
     split_text = split_rows.to_csv(index=False)
 
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = load_file(str(run_dir / "best.safetensors"))
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(tmp / "best.safetensors"))
-    write_json_atomic(tmp / "config.json", {**cfg, "data_dir": portable(cfg["data_dir"]), "init_from": None})
-    data_rec = json.loads((run_dir / "data.json").read_text())
-    write_json_atomic(tmp / "data.json", {**data_rec, "source": data_tag(cfg["data_dir"])})
-    (tmp / "split.csv").write_text(split_text)
+    state = load_file(str(run_dir / BEST_WEIGHTS))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, str(tmp / BEST_WEIGHTS))
+    write_json_atomic(tmp / CONFIG_FILE, {**cfg, "data_dir": portable(cfg["data_dir"]), "init_from": None})
+    data_rec = json.loads((run_dir / DATA_FILE).read_text())
+    write_json_atomic(tmp / DATA_FILE, {**data_rec, "source": data_tag(cfg["data_dir"])})
+    (tmp / SPLIT_FILE).write_text(split_text)
     summary = summarize(evaluate_run(tmp, data))
-    (tmp / "test_metrics.csv").unlink()  # evaluate_run's by-product; the card holds the numbers
+    (tmp / TEST_METRICS).unlink()  # evaluate_run's by-product; the card holds the numbers
     metrics = card_metrics(summary, (IDENTITY, variant.label))
     card = {
         "model": variant.label, "variant": variant.name, "family": variant.family,
@@ -119,9 +118,9 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
         "seed": cfg["seed"], "commit": prov["commit"], "evaluated_at_commit": git_commit(), "torch": prov["torch"], "utc": prov["utc"],
         "test_metrics": metrics, "n_test": int(summary.loc[IDENTITY, "n"]),
         "weights": "float16 safetensors (trained in float32 with bf16 autocast; loaded into a float32 model)",
-        "weights_sha256": sha256_file(tmp / "best.safetensors"),
+        "weights_sha256": sha256_file(tmp / BEST_WEIGHTS),
         "intended_use": INTENDED_USE, "limits": LIMITS,
-        "load": f"from dae_lib.inference import load_released; model = load_released({out_dir.name!r})",
+        "load": f"from dae_lib.runs import load_released; model = load_released({out_dir.name!r})",
     }  # fmt: skip
     write_json_atomic(tmp / "model_card.json", card)
     (tmp / "model_card.md").write_text(model_card_markdown(card))
@@ -194,11 +193,10 @@ def model_card_markdown(card: dict) -> str:
 
 def main(argv=None) -> int:
     from ..errors import run_guarded
-    from ..outputs import data_tag, normalise_data_dir
 
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.release", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="BSE-JSRT folder")
-    p.add_argument("--variant", default=DEFAULT_RELEASE.split("-")[0], help="default: the released one (inference.DEFAULT_RELEASE)")
+    p.add_argument("--variant", default=DEFAULT_RELEASE.split("-")[0], help="default: the released one (runs.DEFAULT_RELEASE)")
     p.add_argument("--device", default="auto")
     p.add_argument("--train-only", action="store_true", help="train (or resume) without writing the release")
     args = p.parse_args(argv)

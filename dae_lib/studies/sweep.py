@@ -49,8 +49,7 @@ def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_d
     from ..config import load_config
     from ..data import load_data
     from ..device import describe, pick_device
-    from ..outputs import outputs
-    from ..provenance import record
+    from ..runs import outputs, record
     from ..train import fit
 
     out = outputs(profile, data_dir, out_root)
@@ -91,7 +90,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def go():
-        from ..outputs import normalise_data_dir
+        from ..runs import normalise_data_dir
 
         fixed = grid(args.set)[0] if args.set else {}
         run_sweep(args.variant, grid(args.grid), args.profile, normalise_data_dir(args.data), args.out_root, **fixed)
