@@ -112,8 +112,8 @@ class Radiograph:
 
     @property
     def output_suffix(self) -> str:
-        """The suffix of the soft-tissue file written for this input."""
-        return ".dcm" if self.kind == "dicom" else ".tif" if self.is_signed else ".png"
+        """The suffix of the soft-tissue file written for this input (``output_suffix_of``)."""
+        return _output_suffix(self.kind == "dicom", self.is_signed)
 
     @property
     def png_scale(self) -> tuple[float, float] | None:
@@ -123,6 +123,26 @@ class Radiograph:
     def stored_values(self, a: np.ndarray, dtype) -> np.ndarray:
         """[0, 1] values back on the input's scale, as ``dtype`` (rounded for integer types)."""
         return to_stored(a, self.scale, dtype)
+
+
+def _output_suffix(dicom: bool, signed: bool) -> str:
+    """The one rule: a derived DICOM for a DICOM, a signed TIFF for a signed TIFF, else a PNG."""
+    return ".dcm" if dicom else ".tif" if signed else ".png"
+
+
+def output_suffix_of(path: Path) -> str:
+    """``Radiograph.output_suffix`` of the file at ``path`` from its header alone (nothing decoded):
+    what suppress reserves names with before any input is read."""
+    from PIL import Image
+
+    signed = False
+    if not is_dicom(path) and path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            with Image.open(path) as im:
+                signed = _is_signed_tiff(im)
+        except Exception:  # unreadable: reading it later says why
+            pass
+    return _output_suffix(is_dicom(path), signed)
 
 
 def to_stored(a: np.ndarray, scale: tuple[float, float], dtype, rows: int = 1024) -> np.ndarray:

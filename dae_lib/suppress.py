@@ -57,7 +57,7 @@ import torch
 
 from .config import AMP_MODES, POLARITIES, check_choice
 from .errors import DataError, InputError, RunDirError, run_guarded, shown
-from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, is_dicom, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
+from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, output_suffix_of, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
 from .runs import load_trained, released_folder, run_split
 
 PREVIEW_SUFFIX = ".png"
@@ -132,24 +132,6 @@ def output_name(rel: Path) -> str:
     return str(rel.with_suffix("")) if rel.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES else str(rel)
 
 
-def output_suffix(path: Path) -> str:
-    """The suffix of the soft-tissue output of the file at ``path``, from its header alone (the
-    same as the read radiograph's ``output_suffix``)."""
-    if is_dicom(path):
-        return ".dcm"
-    if path.suffix.lower() in (".tif", ".tiff"):
-        from PIL import Image
-
-        from .radiograph import _is_signed_tiff
-
-        try:
-            with Image.open(path) as im:
-                return ".tif" if _is_signed_tiff(im) else ".png"
-        except Exception:  # unreadable: the read says why, later
-            return ".png"
-    return ".png"
-
-
 def output_names(jobs: list[Job]) -> None:
     """Reserve a distinct output name for each job (the rule in the module docstring), compared
     without case so that outputs stay distinct on case-insensitive file systems too."""
@@ -210,7 +192,7 @@ def find_inputs(inputs, out: Path, skip: tuple[Path, ...] = ()) -> tuple[list[Jo
                 if any(o == r or o in r.parents for o in inner):
                     continue
                 found += add(f, rel)
-            if not found and not any(j.source.resolve().is_relative_to(root) for j in jobs):
+            if not found and not any(r.is_relative_to(root) for r in seen):  # all taken already via another input: not empty
                 missing.append(f"{p}: no PNG, JPEG, TIFF or DICOM file in this folder")
         elif p.is_file():
             add(p, Path(p.name))
@@ -271,7 +253,7 @@ def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
     protected = {j.source.resolve() for j in jobs}
     owner: dict[Path, Job] = {}
     for job in jobs:
-        job.suffix = output_suffix(job.source)
+        job.suffix = output_suffix_of(job.source)
         paths = [(out if k < 1 + (job.suffix == ".dcm") else bone, Path(os.path.abspath(p))) for k, p in enumerate(job.outputs(out, bone))]
         problem = None
         for root, p in paths:
