@@ -75,7 +75,8 @@ from .errors import DataError
 #: the largest chest radiographs are about 4300 x 4300). What bounds memory at this size: pixels are
 #: float32 (400 MB a full-size image) and the command holds at most three at once (X, S, B; the
 #: integers written are converted in row blocks, ``to_stored``): a 16-bit 10000 x 10000 PNG through
-#: ``suppress`` peaked at 1.5 GB resident with the released model on the CPU (/usr/bin/time -v; it
+#: ``suppress`` peaked at 1.5 GB resident with the released model on the CPU (2 cores, phantom image,
+#: tree of commit 800fc86, /usr/bin/time -v; it
 #: was 5.2 GB with float64 copies).
 MAX_PIXELS = 100_000_000
 #: The smallest side accepted: below it no chest anatomy is left to work on.
