@@ -1,6 +1,6 @@
 # Two commands for a new user:  make reproduce   and   make test
 # Each creates the project's virtual environment (.venv) first if it is missing.
-#   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper FAMILY=residual   (FAMILY: all | paper | residual)
+#   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper FAMILY=residual   (FAMILY: all | reproduced | residual)
 #   make reproduce PROFILE=paper JOBS=8        (8 trainings at once: pays on a GPU, not on a few CPU cores)
 #   make setup TORCH_REQ=my-cuda-torch.txt        (a CUDA build of torch; see requirements-torch.txt)
 

@@ -16,9 +16,10 @@ from torch import nn
 
 
 class PairedAugment(nn.Module):
-    """Random affine (rotation, shift, shear, zoom) + horizontal flip, shared by X, S and M."""
+    """Random affine (rotation, shift, shear, zoom) + horizontal flip, shared by X, S and M; the
+    ranges are Config's (``from_config``)."""
 
-    def __init__(self, rotation_deg=10.0, shift=0.05, shear_deg=5.0, zoom=(0.9, 1.1), hflip_p=0.5):
+    def __init__(self, rotation_deg: float, shift: float, shear_deg: float, zoom: tuple[float, float], hflip_p: float):
         super().__init__()
         self.affine = K.RandomAffine(
             degrees=rotation_deg,

@@ -2,13 +2,17 @@
 
     python -m dae_lib train --variant dae_msssim [--profile quick] [--data DIR] [--out DIR]
     python -m dae_lib evaluate RUN_DIR
-    python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--jobs 1] [--kernel NAME]   # notebooks 01-05
+    python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--jobs 1] [--kernel NAME]   # the notebooks
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
     python -m dae_lib suppress INPUT... --out DIR [--weights RUN] [--bone DIR]   # your own radiographs (suppress.py)
 
 Without --data (or with --data phantom) everything runs on the synthetic chest phantom. Errors in
 the input (data, settings, run folders, weights: errors.InputError) end the program with a one-line
 message naming the file or setting, and exit status 2; any other error is a bug and shows its traceback.
+
+A subcommand's own modules are imported when it runs, not here: ``python -m dae_lib suppress`` and
+``--help`` start in about 2 s, where importing training, evaluation and the pipeline up front
+(kornia, pandas, matplotlib, papermill) takes about 6 s (``python -X importtime``, 2-core CPU).
 """
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from .config import AMP_MODES, POLARITIES, PROFILES, is_phantom, load_config
+import yaml
+
+from . import suppress
+from .config import AMP_MODES, DEFAULT_PROFILE, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, run_guarded
 from .models import FAMILIES, variants
 from .runs import outputs
@@ -41,7 +48,7 @@ def default_run_dir(profile: str, data_dir: str | None, variant: str) -> Path:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=PROFILES, default="quick", help="parameter profile (default: quick)")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help=f"parameter profile (default: {DEFAULT_PROFILE})")
     p.add_argument("--data", default=None, help="BSE-JSRT folder (JSRT/ + BSE_JSRT/, or the Kaggle layout); default: phantom")
     p.add_argument("--polarity", choices=POLARITIES, default=None, help="override polarity detection")
     p.add_argument("--epochs", type=int, default=None)
@@ -54,8 +61,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_sets(items) -> dict:
-    import yaml
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -108,30 +113,34 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .runs import normalise_data_dir
-    from .pipeline import PipelineError, run
+    from . import pipeline
 
     t0 = time.time()
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, not {args.seeds}")
-    data_dir = normalise_data_dir(_data_arg(args.data))
-    out_root = _path_arg(args.out_root)  # relative to where the user typed it, like --data
+    given = dict(seed=args.seed, device=args.device)
+    request = pipeline.Request(
+        args.profile, _data_arg(args.data), _path_arg(args.out_root),  # relative to where the user typed them
+        seeds=args.seeds, families=tuple(FAMILIES) if args.family == "all" else (args.family,),
+        **{k: v for k, v in given.items() if v is not None},
+    )
     try:
-        families = tuple(FAMILIES) if args.family == "all" else (args.family,)
-        run(args.profile, data_dir, out_root, kernel_name=args.kernel, seed=args.seed or 0, device=args.device or "auto",
-            families=families, seeds=args.seeds, jobs=args.jobs)  # fmt: skip
-    except PipelineError as e:
+        pipeline.run(request, kernel_name=args.kernel, jobs=args.jobs)
+    except pipeline.PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    from .pipeline import record_wall_time
-
-    out = outputs(args.profile, data_dir, out_root)
-    record_wall_time(out.results, args.profile, out.data, time.time() - t0, args.device or "auto", families, args.jobs)
+    pipeline.record_wall_time(request, time.time() - t0, args.jobs)
+    out = request.outputs
     md = (out.results / "table1.md").read_text()
     block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
     print("\n" + block)
     print(f"Table 1: {out.results / 'table1.md'}; figures: {out.figures}; notebooks: {out.executed}")
     print(f"wall time {time.time() - t0:.0f} s")
+    return 0
+
+
+def cmd_store_notebooks(args) -> int:
+    from .pipeline import store_notebooks
+
+    store_notebooks()
     return 0
 
 
@@ -156,8 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--which", choices=("best", "last"), default="best")
     p.add_argument("--device", default="auto", help='where to run the model: "auto" (default: CUDA if present), "cpu", "cuda", ...')
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("reproduce", help="run the notebooks 01-05 with papermill: data, 4 trainings per family, Table 1, figures, the released model on a radiograph")
-    p.add_argument("--profile", choices=PROFILES, default="quick")
+    p = sub.add_parser("reproduce", help="run the notebooks with papermill: data, 4 trainings per family, Table 1, figures, the released model on a radiograph")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")
     p.add_argument("--family", choices=("all", *FAMILIES), default="all", help="model families to train (default: all)")
     p.add_argument("--seeds", type=int, default=1, help="train every variant with this many seeds (--seed, --seed + 1, ...); Table 1 then reports mean +- sd over seeds")
@@ -168,12 +177,10 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser("suppress", help="bone-suppress your own radiographs (PNG, JPEG, TIFF, DICOM files or folders)")
-    from .suppress import add_arguments, cmd as cmd_suppress
-
-    add_arguments(p)
-    p.set_defaults(func=cmd_suppress)
+    suppress.add_arguments(p)
+    p.set_defaults(func=suppress.cmd)
     p = sub.add_parser("store-notebooks", help="(maintainers) refresh the stored notebooks' checked outputs from a smoke run")
-    p.set_defaults(func=lambda args: (__import__("dae_lib.pipeline").pipeline.store_notebooks(), 0)[1])
+    p.set_defaults(func=cmd_store_notebooks)
     p = sub.add_parser("phantom-figure", help="draw one phantom case beside its S, B and M")
     p.add_argument("--out", default=None)
     p.add_argument("--size", type=int, default=512)

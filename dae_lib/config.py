@@ -36,6 +36,7 @@ import yaml
 
 from .errors import ConfigError, RunDirError
 from .models import FAMILIES, get_variant
+from .msssim import FORMS, MIN_SIZE
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 PROFILES = ("smoke", "quick", "paper")
@@ -50,6 +51,9 @@ AMP_MODES = ("auto", "bf16", "off")
 
 #: What ``data_dir`` says for "no folder: the synthetic chest phantom".
 PHANTOM = "phantom"
+#: The profile the command line and the notebooks run unless told otherwise (the notebooks'
+#: parameters cells write it as a literal, as papermill needs; a test keeps them equal).
+DEFAULT_PROFILE = "quick"
 
 
 #: Upper bounds of the sizes and counts: far above every setting used here (the paper's protocol:
@@ -106,7 +110,7 @@ class Config:
     hflip_p: float = 0.5
     # --- model ----------------------------------------------------------------------------
     variant: str = "dae_msssim"  # a name from models.variants(): family and ablation
-    channels: tuple[int, int, int, int] = (16, 32, 64, 64)  # the paper family (model.py)
+    channels: tuple[int, int, int, int] = (16, 32, 64, 64)  # the reproduced family (models/dae.py)
     kernel_size: int = 3
     unet_width: int = 32  # the residual family (models/residual_unet.py): channels of the first level
     unet_depth: int = 4  # its 2x poolings
@@ -152,12 +156,9 @@ class Config:
             raise ConfigError(f"schedule must be constant or cosine, not {self.schedule!r}")
         if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
-        from .msssim import FORMS, MIN_SIZE
-
         if self.msssim_form not in FORMS:
             raise ConfigError(f"msssim_form must be one of {FORMS}, not {self.msssim_form!r}")
         if self.use_msssim:
-
             if self.image_size < MIN_SIZE:
                 raise ConfigError(
                     f"variant {self.variant} uses MS-SSIM, which needs images of at least "
@@ -248,6 +249,11 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
 #: from today's default: runs made before the field existed. msssim_form: every run before it
 #: was trained with Wang's per-image form.
 _RECORDED_BEFORE = {"msssim_form": "wang"}
+
+
+def default(name: str):
+    """The default of the Config field ``name`` (for callers that need it before a Config exists)."""
+    return _DEFAULTS[name]
 
 
 def _recorded_default(key: str):

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .atomic import atomic_path
-from .config import POLARITIES, check_choice, is_phantom
+from .config import POLARITIES, check_choice, default, is_phantom
 from .errors import DataError
 from .losses import bone_mask
 from .radiograph import IMAGE_SUFFIXES, bits_used, read_radiograph
@@ -194,13 +194,6 @@ def find_pairs(root: str | Path) -> list[Pair]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A grayscale image as float32 in [0, 1] on its own format's scale (radiograph.read_radiograph:
-    8-bit / 255; 16-bit / the 2^b - 1 of the bits it uses; float TIFF), a DataError naming the file
-    otherwise. ``load_folder`` puts all 16-bit files of a data set on one common scale."""
-    return read_radiograph(path).pixels.astype(np.float32)
-
-
 def _common_scale(rs: list) -> tuple[list[np.ndarray], str | None]:
     """The pixels of read radiographs, 16-bit ones all on the scale of the largest value among them
     (X and S of a pair must share one scale); and a note when that is not the full 16 bits."""
@@ -252,8 +245,12 @@ def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:
     return ("inverted" if inverted > clinical else "clinical"), inverted, clinical
 
 
-def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mask_kw) -> PairedImages:
-    """Read every pair under ``root`` at ``size`` px in clinical polarity, with bone masks."""
+def load_folder(
+    root: str | Path, size: int, polarity: str = default("polarity"), threshold=default("mask_threshold"),
+    min_threshold=default("mask_min_threshold"),
+) -> PairedImages:  # fmt: skip
+    """Read every pair under ``root`` at ``size`` px in clinical polarity, with bone masks (the
+    settings default to Config's)."""
     pairs = find_pairs(root)
     read = [(read_radiograph(p.x_path), read_radiograph(p.s_path)) for p in pairs]
     pixels, note = _common_scale([r for pair in read for r in pair])
@@ -288,17 +285,17 @@ def load_folder(root: str | Path, size: int = 512, polarity: str = "auto", **mas
         [p.case_id for p in pairs],
         x.contiguous(),
         s.contiguous(),
-        bone_mask(x, s, **mask_kw),
+        bone_mask(x, s, threshold, min_threshold),
         str(root),
         decision,
         [(str(p.x_path), str(p.s_path)) for p in pairs],
     )
 
 
-def load_phantom(n: int, size: int, seed: int = 0, **mask_kw) -> PairedImages:
+def load_phantom(n: int, size: int, seed: int, threshold=default("mask_threshold"), min_threshold=default("mask_min_threshold")) -> PairedImages:
     """``n`` synthetic chest phantom cases (clinical polarity), with masks by the same rule."""
     x, s, _, ids = phantom_set(n, size, seed)
-    return PairedImages(ids, x, s, bone_mask(x, s, **mask_kw), f"phantom(seed={seed})", PolarityDecision("clinical", "phantom"))
+    return PairedImages(ids, x, s, bone_mask(x, s, threshold, min_threshold), f"phantom(seed={seed})", PolarityDecision("clinical", "phantom"))
 
 
 def case_ids(cfg) -> tuple[list[str], str]:

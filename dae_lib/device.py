@@ -43,24 +43,14 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 #: The fastest training / inference configuration per device type, as the benchmark measured it
-#: (``python -m dae_lib.studies.bench``; rows in results/benchmarks.csv). The one place the rule lives:
+#: (``python -m dae_lib.studies.bench``; every measurement, with its machine and commit, in
+#: results/benchmarks.csv; README "Speed" summarises them). The one place the rule lives:
 #: ``resolve_amp("auto")`` and ``fastest()`` read it, ``--amp`` / ``amp:`` still override it.
-#:
-#: - cpu with native bf16 (AMX / AVX512-BF16): bf16 autocast + channels-last. 2 cores, DAE + MS-SSIM,
-#:   512 px: 5.30 img/s against 3.07 fp32 channels-last and 0.92 naive (x5.7; commit e3fc3c0).
-#: - cpu without native bf16: float32 (emulated bf16 is slower than fp32), channels-last.
-#: - cuda: float32 + channels-last. One H200, torch 2.11 + cu130, DAE + MS-SSIM at 512 px, batch 8
-#:   (the paper profile's), each configuration >= 1 s (commit b6f76cb): naive 229 img/s,
-#:   + separable MS-SSIM 280, + channels-last 543 (fp32), + bf16 510, "optimized" (this rule, the
-#:   same fp32 channels-last step measured again) 501, + fused Adam 520, + torch.compile of the
-#:   model 457. fp32 channels-last, bf16 and fused Adam are within the run-to-run spread (the two
-#:   measurements of the same fp32 step differ by 8 %); bf16 never wins, compile of the model
-#:   loses, so the simplest of the fastest stays. The step is launch-bound there (at batch 4, 256 px
-#:   ran at the img/s of 512 px, commit 9bce33d): x2.2-2.4 over naive, not x3.
-#: - inference batch: on a CPU one image at a time is fastest per image (released model at 512 px:
-#:   93 ms at batch 1 against 139 ms at batch 8; the paper's DAE 30.6 against 43.3 ms: larger
-#:   batches spill the caches). On the H200 batches of 8 (0.51 ms/image naive against 1.61 at
-#:   batch 1); channels-last and bf16 change inference there by less than the spread (commit b6f76cb).
+#: - cpu: bf16 autocast + channels-last where bf16 is native (x5.7 over a naive loop at 512 px on
+#:   2 cores), else float32 (emulated bf16 is slower); inference one image at a time (larger
+#:   batches spill the caches).
+#: - cuda: float32 + channels-last (bf16, fused Adam and torch.compile within the spread or slower
+#:   on an H200); inference in batches of 8.
 FASTEST = {
     "cpu": {"amp": "bf16", "channels_last": True, "infer_batch": 1},
     "cuda": {"amp": "off", "channels_last": True, "infer_batch": 8},

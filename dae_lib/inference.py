@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import torch
 
 from .device import autocast, fastest, resolve_amp
+from .data import resize_to
 
 
 @contextmanager
@@ -84,8 +85,6 @@ def suppress_full(model: torch.nn.Module, x: torch.Tensor, image_size: int, amp:
     bone, a smooth component, is estimated at the coarser scale. At ``image_size`` itself this is
     exactly ``predict``.
     """
-    from .data import resize_to
-
     x = x.float().cpu()
     small = resize_to(x, (image_size, image_size)).clamp(0, 1)
     bone_small = small - predict(model, small, amp)

@@ -32,7 +32,7 @@ Rule for the mask (the paper says only "thresholding X - S"): per image,
 Otsu separates the near-zero soft-tissue-only pixels from the bone pixels without a hand-tuned
 level, on 8-bit data and on the phantom alike; the floor tau_min keeps a bone-free image (or one
 with only quantisation noise in X - S) from getting a mask of noise. A fixed threshold can be
-chosen instead (``threshold=0.02``).
+chosen instead (``mask_threshold: 0.02``); Config holds both settings.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from .msssim import FORMS, ms_ssim, ms_ssim_map
 
 
-def msssim_loss(pred: torch.Tensor, target: torch.Tensor, form: str = "paper") -> torch.Tensor:
+def msssim_loss(pred: torch.Tensor, target: torch.Tensor, form: str) -> torch.Tensor:
     """Eq. (6): L_MS-SSIM = 1 - MS-SSIM(S_hat, S), averaged over pixels and the batch.
 
     ``form="paper"``: MS-SSIM(j) per pixel, eq. (5) with alpha = 1 (``msssim.ms_ssim_map``), and the
@@ -67,22 +67,25 @@ def seg_loss(mask_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(mask_logits.float(), mask.float())
 
 
-def total_loss(s_hat, s, mask_logits=None, mask=None, *, use_msssim=True, use_seg=True, lm=1.0, ls=0.01, msssim_form="paper"):
-    """Eq. (1): L = L_MS-SSIM + lm * L_MSE + ls * L_seg, with the terms a variant uses.
+def total_loss(s_hat, s, cfg, mask_logits=None, mask=None, *, seg: bool = True):
+    """Eq. (1): L = L_MS-SSIM + lm * L_MSE + ls * L_seg, with the terms ``cfg.variant`` uses.
 
+    ``cfg`` (a config.Config) gives the weights lm and ls, the MS-SSIM form, and which terms the
+    variant has (``cfg.use_msssim``, ``cfg.use_seg``; models.ABLATION). ``seg=False`` leaves L_seg
+    out whatever the variant (validation: the mask head does not run in eval mode).
     Returns (L, dict of the individual terms, detached: they stay on the device, so logging them
     costs no host synchronisation per step).
     """
     terms = {"mse": mse_loss(s_hat, s)}
-    loss = lm * terms["mse"]
-    if use_msssim:
-        terms["msssim"] = msssim_loss(s_hat, s, msssim_form)
+    loss = cfg.lm * terms["mse"]
+    if cfg.use_msssim:
+        terms["msssim"] = msssim_loss(s_hat, s, cfg.msssim_form)
         loss = loss + terms["msssim"]
-    if use_seg:
+    if cfg.use_seg and seg:
         if mask_logits is None or mask is None:
             raise ValueError("the segmentation term needs mask logits (model in training mode) and a mask")
         terms["seg"] = seg_loss(mask_logits, mask)
-        loss = loss + ls * terms["seg"]
+        loss = loss + cfg.ls * terms["seg"]
     return loss, {k: v.detach() for k, v in terms.items()}
 
 
@@ -116,10 +119,9 @@ def otsu_threshold(values: torch.Tensor, bins: int = 256) -> float:
     return centres[int(torch.argmax(between))].item()
 
 
-def mask_thresholds(
-    x: torch.Tensor, s: torch.Tensor, threshold: str | float = "otsu", min_threshold: float = 2 / 255
-) -> torch.Tensor:
-    """The per-image threshold tau of the mask rule, shape (N,)."""
+def mask_thresholds(x: torch.Tensor, s: torch.Tensor, threshold: str | float, min_threshold: float) -> torch.Tensor:
+    """The per-image threshold tau of the mask rule, shape (N,): ``threshold`` "otsu" (floored at
+    ``min_threshold``) or a fixed level (Config.mask_threshold, Config.mask_min_threshold)."""
     b = bone_image(x, s)
     if threshold == "otsu":
         taus = [max(otsu_threshold(bi), min_threshold) for bi in b]
@@ -128,9 +130,7 @@ def mask_thresholds(
     return torch.tensor(taus, dtype=x.dtype)
 
 
-def bone_mask(
-    x: torch.Tensor, s: torch.Tensor, threshold: str | float = "otsu", min_threshold: float = 2 / 255
-) -> torch.Tensor:
+def bone_mask(x: torch.Tensor, s: torch.Tensor, threshold: str | float, min_threshold: float) -> torch.Tensor:
     """Binary bone mask M = 1[X - S > tau] for images of shape (N, 1, H, W), as float 0/1."""
     taus = mask_thresholds(x, s, threshold, min_threshold).to(x.device)
     return (bone_image(x, s) > taus.view(-1, 1, 1, 1)).to(x.dtype)

@@ -1,22 +1,42 @@
-"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04 -> 05, headless by papermill.
+"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04 -> 05, headless by
+papermill; and the one set-up every notebook starts with (``notebook_setup``).
 
-    python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--family all|paper|residual] [--kernel NAME] [--out-root DIR]
+    python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--family all|reproduced|residual] [--kernel NAME] [--out-root DIR]
 
 Executed copies go to results/executed/<data>-<profile>/ (papermill's run metadata is stripped to
 keep them small). When a cell fails, the pipeline stops with a message naming the notebook and
 the cell, and the executed copy up to the failure is kept for reading.
+
+A notebook's parameters cell holds literal defaults only (papermill replaces them). Its next cell
+passes them to ``notebook_setup``, where the environment variables ``ENVIRONMENT`` names take their
+place when set: nbval (under pytest) cannot inject parameters, so conftest.py sets them; the
+pipeline sets them to the very values it injects.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
+import tempfile
 import time
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+import papermill as pm
+from jupyter_client.kernelspec import KernelSpecManager
+
+from .atomic import append_csv
+from .config import DEFAULT_PROFILE, PHANTOM, PROFILES, Config, check_choice, default, load_config
+from .data import case_ids
+from .device import describe, pick_device
 from .errors import ConfigError
 from .models import FAMILIES, variants
-from .runs import REPO_ROOT, normalise_data_dir, outputs
+from .runs import REPO_ROOT, Outputs, normalise_data_dir, outputs, portable, record
+from .split import checked_split
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
@@ -40,22 +60,44 @@ def check_kernel(name: str | None) -> None:
         return
     if not isinstance(name, str) or not KERNEL_NAME.fullmatch(name):
         raise ConfigError(f"--kernel {name!r}: not a kernel name (letters, digits, '.', '_' and '-' only)")
-    from jupyter_client.kernelspec import KernelSpecManager
-
     installed = sorted(KernelSpecManager().find_kernel_specs())
     if name.lower() not in installed:  # jupyter_client stores kernel names in lower case
         raise ConfigError(f"--kernel {name!r}: no such Jupyter kernel on this machine (installed: {', '.join(installed) or 'none'}; see `jupyter kernelspec list`)")
 
 
-def check_data(profile: str, data_dir=None, seed: int = 0, seeds: int = 1, device: str = "auto") -> None:
+@dataclass(frozen=True)
+class Request:
+    """One pipeline run as the command line (or a test) asks for it: the profile, the data (None:
+    the phantom; a folder is made absolute here, once), where the outputs go (None: the
+    repository), the first training seed and how many, the device, the model families."""
+
+    profile: str = DEFAULT_PROFILE
+    data_dir: str | None = None
+    out_root: str | Path | None = None
+    seed: int = default("seed")
+    seeds: int = 1
+    device: str = default("device")
+    families: tuple[str, ...] = tuple(FAMILIES)
+
+    def __post_init__(self):
+        check_choice("profile", self.profile, PROFILES)
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be at least 1, not {self.seeds}")
+        for family in self.families:
+            check_choice("family", family, tuple(FAMILIES))
+        object.__setattr__(self, "data_dir", normalise_data_dir(self.data_dir))
+        object.__setattr__(self, "families", tuple(self.families))
+
+    @property
+    def outputs(self) -> Outputs:
+        return outputs(self.profile, self.data_dir, self.out_root)
+
+
+def check_data(request: Request) -> None:
     """Refuse, before any notebook runs, what notebook 01 and the trainings would fail on: settings
     the Config refuses (the last training seed included), a data folder that cannot be read, and
     data that cannot give every part of the split (a DataError naming the folder and the counts)."""
-    from .config import load_config
-    from .data import case_ids
-    from .split import checked_split
-
-    cfg = load_config(profile, data_dir=data_dir, seed=seed + seeds - 1, device=device)
+    cfg = load_config(request.profile, data_dir=request.data_dir, seed=request.seed + request.seeds - 1, device=request.device)
     ids, where = case_ids(cfg)
     checked_split(ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed, where)
 
@@ -72,18 +114,14 @@ class Step:
         return "variant" in self.parameters
 
 
-def plan(
-    profile: str = "quick", data_dir=None, out_root=None, seed: int = 0, device: str = "auto", families=tuple(FAMILIES),
-    seeds: int = 1,
-) -> list[Step]:  # fmt: skip
-    """The ordered papermill runs of the pipeline: notebook 02 once per variant of ``families`` and
-    training seed (``seed``, ``seed + 1``, ... ``seeds`` of them)."""
-    data_dir = normalise_data_dir(data_dir)
-    out = outputs(profile, data_dir, out_root)
-    common = dict(profile=profile, data_dir=data_dir or "phantom", seed=seed, device=device, out_root=str(out.root))
+def plan(request: Request) -> list[Step]:
+    """The ordered papermill runs of the pipeline: notebook 02 once per variant of the requested
+    families and training seed (``seed``, ``seed + 1``, ... ``seeds`` of them)."""
+    out = request.outputs
+    common = dict(profile=request.profile, data_dir=request.data_dir or PHANTOM, seed=request.seed, device=request.device, out_root=str(out.root))
     steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
-    for s in range(seed, seed + seeds):
-        for variant in (v for f in families for v in variants(f)):
+    for s in range(request.seed, request.seed + request.seeds):
+        for variant in (v for f in request.families for v in variants(f)):
             name = f"02_training_{variant}.ipynb" if s == 0 else f"02_training_{variant}_seed{s}.ipynb"
             steps.append(Step(NOTEBOOKS[1], out.executed / name, {**common, "variant": variant, "seed": s}))
     steps += [Step(nb, out.executed / nb, common) for nb in NOTEBOOKS[2:]]
@@ -121,27 +159,40 @@ def _label(step: Step) -> str:
     return step.notebook + (f" (variant {step.parameters['variant']}, seed {step.parameters['seed']})" if step.trains else "")
 
 
+@contextmanager
+def _kernel_environment(parameters: dict):
+    """The environment a notebook's kernel inherits: the ENVIRONMENT variables set to the
+    parameters injected, so that notebook_setup reads the same values from both (restored after)."""
+    saved = {name: os.environ.get(name) for name in ENVIRONMENT.values()}
+    os.environ.update({name: str(parameters[key]) for key, name in ENVIRONMENT.items() if key in parameters})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def execute_notebook(source: Path, output: Path, parameters: dict, kernel_name=None) -> None:
+    """papermill's run of one notebook with ``parameters`` (in its own folder, no progress bar)."""
+    with _kernel_environment(parameters):
+        pm.execute_notebook(
+            str(source), str(output), parameters=parameters, kernel_name=kernel_name, cwd=str(source.parent), progress_bar=False
+        )
+
+
 def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int | None = None) -> str | None:
     """Execute one step with papermill (in this process, or in a worker of ``run``'s pool); returns
     None, or the one-line message of its failure naming the notebook and the cell. ``threads``
     caps the CPU threads of the notebook's kernel (OMP_NUM_THREADS, which the kernel inherits),
     so that parallel trainings do not fight over the cores; a value the user set is kept."""
-    import os
-
-    import papermill as pm
-
     if threads and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     step.output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pm.execute_notebook(
-            str(Path(notebook_dir) / step.notebook),
-            str(step.output),
-            parameters=step.parameters,
-            kernel_name=kernel_name,
-            cwd=str(notebook_dir),
-            progress_bar=False,
-        )
+        execute_notebook(Path(notebook_dir) / step.notebook, step.output, step.parameters, kernel_name)
     except pm.PapermillExecutionError as e:
         return f"{_label(step)} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
     strip_metadata(step.output)
@@ -153,10 +204,6 @@ def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name,
     kernel). A step is handed to the pool only when a worker is free, so nothing waits in the
     pool's queue: after the first failure, or Ctrl-C, no further training starts; the failure is
     raised once the running ones have ended."""
-    import multiprocessing
-    import os
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     threads = max(1, (os.cpu_count() or 1) // jobs)
     queue, failure = list(steps), None
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -182,11 +229,8 @@ def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name,
         raise PipelineError(failure)
 
 
-def run(
-    profile="quick", data_dir=None, out_root=None, kernel_name=None, seed=0, device="auto", log=print,
-    notebook_dir: Path = NOTEBOOK_DIR, families=tuple(FAMILIES), seeds: int = 1, jobs: int = 1,
-) -> list[Path]:  # fmt: skip
-    """Execute the pipeline for the variants of ``families``; returns the executed notebooks.
+def run(request: Request, kernel_name=None, jobs: int = 1, log=print, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """Execute the pipeline for the variants of the requested families; returns the executed notebooks.
 
     ``jobs`` > 1 runs that many trainings (notebook 02) at once, each in its own process: on a GPU
     one small model leaves most of the device idle, so several runs share it well; on a CPU with
@@ -196,8 +240,8 @@ def run(
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
     check_kernel(kernel_name)
-    check_data(profile, normalise_data_dir(data_dir), seed, seeds, device)
-    steps = plan(profile, data_dir, out_root, seed, device, families, seeds)
+    check_data(request)
+    steps = plan(request)
     training = [s for s in steps if s.trains]
     for step in steps:
         if jobs > 1 and step.trains:
@@ -220,17 +264,13 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
     outputs of the cells that nbval checks are copied back, every other output and execution count
     is cleared, so the stored notebooks stay small and nbval has its reference.
     """
-    import tempfile
-
-    import papermill as pm
-
     with tempfile.TemporaryDirectory(prefix="dae-store-") as tmp:
-        params = dict(profile="smoke", data_dir="phantom", out_root=tmp)
+        params = dict(profile="smoke", data_dir=PHANTOM, out_root=tmp)
         for name in NOTEBOOKS:
             src = notebook_dir / name
             executed = Path(tmp) / name
             log(f"executing {name} (smoke) ...")
-            pm.execute_notebook(str(src), str(executed), parameters=params, cwd=str(notebook_dir), progress_bar=False)
+            execute_notebook(src, executed, params)
             ran = json.loads(executed.read_text())
             stored = json.loads(src.read_text())
             ran_cells = [c for c in ran["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
@@ -244,16 +284,58 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
             src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
 
 
-def record_wall_time(
-    results_dir: Path, profile: str, data: str, seconds: float, device: str = "auto", families=tuple(FAMILIES), jobs: int = 1,
-) -> Path:  # fmt: skip
-    """Append the end-to-end wall time of one pipeline run (of these model families, ``jobs``
-    trainings at a time) to results/wall_times.csv."""
-    import pandas as pd
+def record_wall_time(request: Request, seconds: float, jobs: int = 1) -> Path:
+    """Append the end-to-end wall time of one pipeline run (``jobs`` trainings at a time) to
+    results/wall_times.csv of its output root."""
+    out = request.outputs
+    row = record(
+        profile=request.profile, data=out.data, wall_seconds=round(seconds, 1), device=describe(pick_device(request.device)),
+        families="+".join(request.families), jobs=jobs,
+    )
+    return append_csv(out.results / "wall_times.csv", pd.DataFrame([row]))
 
-    from .atomic import append_csv
-    from .device import describe, pick_device
-    from .runs import record
 
-    row = record(profile=profile, data=data, wall_seconds=round(seconds, 1), device=describe(pick_device(device)), families="+".join(families), jobs=jobs)
-    return append_csv(Path(results_dir) / "wall_times.csv", pd.DataFrame([row]))
+# ------------------------------------------------------------------------------------------------
+# The notebooks' set-up
+# ------------------------------------------------------------------------------------------------
+
+#: The environment variables that stand for notebook parameters where papermill cannot inject them
+#: (nbval under pytest: conftest.py sets them), by parameter name.
+ENVIRONMENT = {"profile": "DAE_PROFILE", "data_dir": "DAE_DATA", "out_root": "DAE_OUT"}
+
+
+@dataclass(frozen=True)
+class NotebookSetup:
+    """What a notebook works with, settled once: the profile, the data (None: the phantom; else an
+    absolute folder), its output folders, its Config, and where each of the first three came from."""
+
+    profile: str
+    data_dir: str | None
+    out: Outputs
+    cfg: Config
+    sources: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        said = lambda k: f" ({self.sources[k]})" if k in self.sources else ""  # noqa: E731
+        data = PHANTOM if self.data_dir is None else portable(self.data_dir)
+        return f"profile {self.profile}{said('profile')}; data {data}{said('data_dir')}; outputs under {portable(self.out.root)}{said('out_root')}"
+
+
+def notebook_setup(profile: str, data_dir: str, out_root: str, **settings) -> NotebookSetup:
+    """The one set-up of every notebook, called with its parameters cell's values.
+
+    The ENVIRONMENT variables take the place of ``profile``, ``data_dir`` and ``out_root`` where they
+    are set (nbval; the pipeline sets them to what it injects). The data folder and the output root
+    are made absolute here, once (relative paths from the repository, runs.resolve); "" means the
+    repository's own runs/, results/ and figures/. ``settings`` (seed, device, variant, ...) go to
+    the Config with the profile, which checks every one of them (a ConfigError naming it)."""
+    given = dict(profile=profile, data_dir=data_dir, out_root=out_root)
+    sources = {}
+    for key, name in ENVIRONMENT.items():
+        if os.environ.get(name) is not None:
+            given[key], sources[key] = os.environ[name], f"from {name}"
+    check_choice("profile", given["profile"], PROFILES)
+    data = normalise_data_dir(given["data_dir"])
+    cfg = load_config(given["profile"], data_dir=data, **settings)
+    out = outputs(given["profile"], data, given["out_root"] or None)
+    return NotebookSetup(given["profile"], data, out, cfg, sources)

@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .config import POLARITIES, check_choice
 from .errors import DataError
 
 #: The decompression-bomb limit: images of more pixels are refused before decoding (10000 x 10000;
@@ -458,8 +459,6 @@ def polarity_of(r: Radiograph, setting: str = "auto") -> tuple[str, str]:
     "inverted". DICOM: the header decides (the anatomy rule's view is added to the evidence, and
     said when it disagrees). Other images: the anatomy rule; a DataError naming the file and
     asking for --polarity when it is unsure."""
-    from .config import POLARITIES, check_choice
-
     check_choice("polarity", setting, POLARITIES)
     if setting != "auto":
         return setting, "set by --polarity"

@@ -59,7 +59,7 @@ from .atomic import write_json_atomic
 from .config import FINGERPRINT_ADDED_LATER, PHANTOM, Config, config_from_file, fingerprint, is_phantom, read_record
 from .device import fastest
 from .errors import RunDirError, WeightsError
-from .models import build_model, get_variant, variants
+from .models import REPRODUCED, build_model, get_variant, variants
 from .split import read_split_csv, write_split_csv
 
 # ------------------------------------------------------------------------------------------------
@@ -79,8 +79,6 @@ def _find_root() -> Path:
 REPO_ROOT = _find_root()
 RESULTS_DIR = REPO_ROOT / "results"
 FIGURES_DIR = REPO_ROOT / "figures"
-#: Where the shared BSE-JSRT copy lies beside a checkout (override with DAE_REAL_DATA).
-SHARED_DATA = Path(os.environ.get("DAE_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "bse-jsrt-512"))
 
 
 def resolve(path: str | Path | None) -> Path | None:
@@ -306,7 +304,7 @@ def finished_runs(runs_dir: str | Path) -> tuple[dict[str, Path], list[str]]:
     no weights yet."""
     runs = find_runs(runs_dir)
     done = {v: d for v, d in runs.items() if (d / BEST_WEIGHTS).is_file()}
-    families = dict.fromkeys(get_variant(v).family for v in runs) or {"paper": None}
+    families = dict.fromkeys(get_variant(v).family for v in runs) or {REPRODUCED: None}
     missing = [v for f in families for v in variants(f) if v not in done]
     return done, missing
 

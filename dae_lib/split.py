@@ -36,7 +36,7 @@ def _group(case_id: str) -> str:
     return re.sub(r"\d+$", "", case_id)
 
 
-def make_split(ids, test_fraction: float = 0.15, val_fraction: float = 0.10, seed: int = 0) -> dict[str, str]:
+def make_split(ids, test_fraction: float, val_fraction: float, seed: int) -> dict[str, str]:
     """Map each case ID to "train", "val" or "test" (see the module docstring for the rule)."""
     ids = sorted(set(ids))
     if len(ids) < 3:

@@ -45,20 +45,32 @@ any failed, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import csv
 import errno
+import io
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .config import AMP_MODES, POLARITIES, check_choice
+from .data import find_pairs
+from .device import pick_device
 from .errors import DataError, InputError, RunDirError, run_guarded, shown
-from .radiograph import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_candidate, output_suffix_of, polarity_of, read_radiograph, write_dicom, write_png, write_signed_tiff
-from .runs import load_trained, released_folder, run_split
+from .inference import suppress_full
+from .phantom import chest_phantom
+from .radiograph import (
+    DICOM_SUFFIXES, IMAGE_SUFFIXES, Radiograph, is_candidate, output_suffix_of, polarity_of, read_radiograph, write_dicom,
+    write_png, write_signed_tiff,
+)
+from .runs import TrainedModel, load_trained, released_folder, run_split
 
 PREVIEW_SUFFIX = ".png"
 #: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).
@@ -67,6 +79,29 @@ REPORT_PREFIX = "suppress-report"
 REPORT_COLUMNS = ("input", "status", "polarity", "evidence", "outputs", "message")
 #: Write errors after which no other input can be written either: the batch stops there.
 FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one command reads and writes its files (the command line's --polarity, --amp,
+    --overwrite and --allow-out-in-input)."""
+
+    polarity: str = "auto"  # how the inputs are stored: auto | clinical | inverted
+    amp: str = "auto"  # bf16 autocast where supported, or "off"
+    overwrite: bool = False  # replace outputs that exist (inputs never)
+    allow_out_in_input: bool = False  # --out may lie inside an input folder (it is then not scanned)
+
+    def check(self) -> None:
+        check_choice("polarity", self.polarity, POLARITIES)
+        check_choice("amp", self.amp, AMP_MODES)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where the outputs go: the soft-tissue folder, and the bone folder when asked for."""
+
+    out: Path
+    bone: Path | None = None
 
 
 @dataclass
@@ -207,8 +242,6 @@ def find_inputs(inputs, out: Path, skip: tuple[Path, ...] = ()) -> tuple[list[Jo
 
 def earlier_outputs(out: Path) -> set[Path]:
     """The outputs that earlier runs into ``out`` listed in their reports (resolved paths)."""
-    import csv
-
     found = set()
     for report in sorted(out.glob(f"{REPORT_PREFIX}-*.csv")) if out.is_dir() else ():
         try:
@@ -235,8 +268,6 @@ def check_out_folder(inputs, out: Path, allow_inside: bool, what: str = "--out")
 def check_writable(folder: Path, flag: str) -> None:
     """Make ``folder`` (and its parents) and check a file can be written there, before any input
     is read: a RunDirError naming it otherwise (a file in its path, a read-only disk, no permission)."""
-    import tempfile
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
@@ -275,12 +306,11 @@ def reserve_outputs(jobs: list[Job], out: Path, bone: Path | None) -> None:
             owner[p] = job
 
 
-def load_suppression_model(weights: str | None, device) -> tuple[torch.nn.Module, int, str]:
-    """(model in eval mode, its image size, a description) for --weights (None: the release), from
-    the one loader (runs.load_trained), its weights in the layout the inputs get on ``device``
+def load_suppression_model(weights: str | None, device) -> TrainedModel:
+    """The model for --weights (None: the release), in eval mode, from the one loader
+    (runs.load_trained), its weights in the layout the inputs get on ``device``
     (inference.predict: channels-last, 1.8x on a CPU)."""
-    trained = load_trained(weights, device, fastest_layout=True)
-    return trained.model, trained.image_size, trained.description
+    return load_trained(weights, device, fastest_layout=True)
 
 
 @dataclass
@@ -294,18 +324,16 @@ class Suppressed:
     polarity_rule: str  # the evidence that decided it
 
 
-def suppress_radiograph(model, image_size: int, r, polarity: str = "auto", amp: str = "auto", in_place: bool = False) -> Suppressed:
-    """Suppress the bones of one read radiograph (radiograph.Radiograph) at its full resolution.
-    ``in_place``: turn ``r.pixels`` itself to clinical polarity rather than a copy (the command
-    does, to hold one full-size image less in memory)."""
-    from .inference import suppress_full
-
+def suppress_radiograph(trained: TrainedModel, r: Radiograph, polarity: str = "auto", amp: str = "auto", in_place: bool = False) -> Suppressed:
+    """Suppress the bones of one read radiograph at its full resolution, with a model of
+    ``load_suppression_model``. ``in_place``: turn ``r.pixels`` itself to clinical polarity rather
+    than a copy (the command does, to hold one full-size image less in memory)."""
     stored, how = polarity_of(r, polarity)
     px = np.asarray(r.pixels, dtype=np.float32)
     if stored == "inverted":
         px = np.subtract(1, px, out=px if in_place and px is r.pixels else None, dtype=np.float32)
     x = torch.from_numpy(px)
-    s, b = suppress_full(model, x[None, None], image_size, amp)
+    s, b = suppress_full(trained.model, x[None, None], trained.image_size, amp)
     return Suppressed(px, s[0, 0].numpy(), b[0, 0].numpy(), stored, how)
 
 
@@ -316,36 +344,35 @@ def _rollback(job: Job) -> None:
     job.written = []
 
 
-def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
-                 description: str) -> str:  # fmt: skip
+def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: Settings) -> str:
     """Suppress one file into its outputs; sets and returns the job's status ("done" or "kept").
     InputError for a bad input (nothing written), OSError when writing fails (its outputs of this
     run removed)."""
     r = read_radiograph(job.source)
     if r.output_suffix != job.suffix:  # the file changed since its name was reserved
         raise DataError(f"{job.source}: changed while the command ran (now gives a {r.output_suffix} output, not {job.suffix}); skipped")
-    targets = job.outputs(out, bone)
+    targets = job.outputs(where.out, where.bone)
     there = [t for t in targets if os.path.lexists(t)]
     odd = [t for t in there if not t.is_file()]
     if odd:
         raise RunDirError(f"{job.source}: {odd[0]}, where its output goes, is not a regular file; nothing written for it")
-    if there and not overwrite:
+    if there and not settings.overwrite:
         if len(there) == len(targets):
             job.status = "kept"
             return job.status
         raise RunDirError(f"{job.source}: {', '.join(map(str, there))} exist(s) already and would be replaced (--overwrite replaces them); nothing written for it")
-    res = suppress_radiograph(model, image_size, r, polarity, amp, in_place=True)
+    res = suppress_radiograph(trained, r, settings.polarity, settings.amp, in_place=True)
     job.polarity, job.evidence = res.polarity, res.polarity_rule + (f"; {r.oriented}" if r.oriented else "")
     r.pixels = res.x = None  # the command needs only S and B from here on: one full-size image less
-    b = np.clip(res.b, 0, 1, out=res.b) if bone is not None else None
+    b = np.clip(res.b, 0, 1, out=res.b) if where.bone is not None else None
     s = res.s
-    replace = overwrite
+    replace = settings.overwrite
     try:
         if r.kind == "dicom":
             job.written.append(write_png(targets[1], s, 8, replace=replace))  # preview as displayed: clinical polarity
         stored = np.subtract(1, s, out=s) if res.polarity == "inverted" else s
         if r.kind == "dicom":
-            job.written.insert(0, write_dicom(targets[0], r, stored, description, replace=replace))
+            job.written.insert(0, write_dicom(targets[0], r, stored, f"Bone suppressed by dae_lib ({trained.description})", replace=replace))
         elif r.is_signed:
             job.written.append(write_signed_tiff(targets[0], stored, r.scale, replace=replace))
         else:
@@ -362,10 +389,6 @@ def suppress_one(model, image_size: int, job: Job, out: Path, bone: Path | None,
 def example_radiograph(data_dir=None, index: int = 0):
     """A radiograph to try the released model on (notebook 05): with a BSE-JSRT folder, a test
     case of the released model's own split (never one it trained on), else a phantom case."""
-    from .data import find_pairs
-    from .phantom import chest_phantom
-    from .radiograph import Radiograph
-
     if data_dir:
         test = [c for c, part in run_split(released_folder()).items() if part == "test"]
         pairs = {p.case_id: p for p in find_pairs(data_dir)}
@@ -388,12 +411,10 @@ def _file_error(job: Job, e: BaseException) -> str:
     return f"{job.source}: unexpected error ({type(e).__name__}: {e}); a bug: please report it (DAE_TRACEBACK=1 shows where)"
 
 
-def process(jobs: list[Job], model, size: int, out: Path, bone: Path | None, polarity: str, amp: str, overwrite: bool,
-            description: str, report: Report, progress: bool = True, log=print) -> None:  # fmt: skip
-    """Each job in turn, isolated: its errors are its line (Job.message), the batch goes on; a full
-    or read-only disk, or Ctrl-C, stops it (the rest "not tried")."""
-    from tqdm.auto import tqdm
-
+def process(report: Report, trained: TrainedModel, where: Destination, settings: Settings, progress: bool = True, log=print) -> None:
+    """Each of the report's jobs in turn, isolated: its errors are its line (Job.message), the batch
+    goes on; a full or read-only disk, or Ctrl-C, stops it (the rest "not tried")."""
+    jobs = report.jobs
     todo = [j for j in jobs if j.status == "pending"]
     bar = tqdm(todo, desc="suppress", unit="image", disable=not progress or len(todo) < 2)
     say = bar.write if not bar.disable else log
@@ -403,7 +424,7 @@ def process(jobs: list[Job], model, size: int, out: Path, bone: Path | None, pol
             job.status, job.message = "not tried", f"{job.source}: not tried ({stop})"
             continue
         try:
-            suppress_one(model, size, job, out, bone, polarity, amp, overwrite, description)
+            suppress_one(trained, job, where, settings)
         except InputError as e:
             job.fail(str(e))
         except KeyboardInterrupt:
@@ -423,11 +444,6 @@ def process(jobs: list[Job], model, size: int, out: Path, bone: Path | None, pol
 def write_report(report: Report, out: Path) -> Path | None:
     """The report CSV in ``out`` under a name of its own (never replacing a file); None when
     nothing was tried or it cannot be written (said in the summary instead)."""
-    import csv
-    import io
-
-    from .atomic import atomic_path
-
     if not report.jobs:
         return None
     buf = io.StringIO()
@@ -449,37 +465,33 @@ def write_report(report: Report, out: Path) -> Path | None:
     return None
 
 
-def run(inputs, out, weights=None, bone=None, polarity="auto", device="auto", amp="auto", overwrite=False,
-        allow_out_in_input=False, progress=True, log=print) -> Report:  # fmt: skip
-    """Process ``inputs`` into ``out``; the report of what was done, kept, failed and not tried.
-    An unusable setting (output folders, weights, no input at all) raises an InputError before
-    anything is written."""
-    from .device import pick_device
-
-    check_choice("polarity", polarity, POLARITIES)
-    check_choice("amp", amp, AMP_MODES)
+def run(inputs, out, weights=None, bone=None, device="auto", settings: Settings = Settings(), progress=True, log=print) -> Report:
+    """Process ``inputs`` into ``out`` (and the bone images into ``bone``); the report of what was
+    done, kept, failed and not tried. An unusable setting (output folders, weights, no input at
+    all) raises an InputError before anything is written."""
+    settings.check()
     if not str(out).strip():
         raise RunDirError("--out is empty: name a folder")
     out, bone = Path(out), (Path(bone) if bone else None)
-    check_out_folder(inputs, out, allow_out_in_input)
+    check_out_folder(inputs, out, settings.allow_out_in_input)
     if bone is not None:
-        check_out_folder(inputs, bone, allow_out_in_input, "--bone")
+        check_out_folder(inputs, bone, settings.allow_out_in_input, "--bone")
         if bone.resolve() == out.resolve():
             raise RunDirError(f"{bone}: --bone is the --out folder; the bone images would replace the soft-tissue ones: choose another folder")
     jobs, missing = find_inputs(inputs, out, (bone,) if bone is not None else ())
     if not jobs:
         why = "; ".join(missing) if missing else f"no PNG, JPEG, TIFF or DICOM file in {', '.join(map(str, inputs))}"
         raise DataError(f"nothing to suppress: {why}")
-    model, size, what = load_suppression_model(weights, pick_device(device))
+    trained = load_suppression_model(weights, pick_device(device))
     for folder, flag in ((out, "--out"), (bone, "--bone")):
         if folder is not None:
             check_writable(folder, flag)
     report = Report(jobs=jobs, missing=list(missing))
     output_names(jobs)
     reserve_outputs(jobs, out, bone)
-    log(shown(f"{len(jobs)} radiograph(s) -> {out} with {what}"))
+    log(shown(f"{len(jobs)} radiograph(s) -> {out} with {trained.description}"))
     try:
-        process(jobs, model, size, out, bone, polarity, amp, overwrite, f"Bone suppressed by dae_lib ({what})", report, progress, log)
+        process(report, trained, Destination(out, bone), settings, progress, log)
     finally:
         try:
             report.path = write_report(report, out)
@@ -519,8 +531,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd(args) -> int:
     t0 = time.time()
-    report = run(args.inputs, args.out, args.weights, args.bone, args.polarity, args.device, args.amp, args.overwrite,
-                 args.allow_out_in_input, progress=not args.quiet)  # fmt: skip
+    settings = Settings(args.polarity, args.amp, args.overwrite, args.allow_out_in_input)
+    report = run(args.inputs, args.out, args.weights, args.bone, args.device, settings, progress=not args.quiet)
     for line in report.failed:
         print(shown(f"error: {line}"), file=sys.stderr)
     where = f"; report {report.path}" if report.path else ("; the report could not be written" if report.jobs else "")

@@ -198,10 +198,7 @@ def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augmen
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp_dtype):
             s_hat, mask_logits = model(xb)
-        loss, terms = total_loss(
-            s_hat, sb, mask_logits, mb, use_msssim=cfg.use_msssim, use_seg=cfg.use_seg, lm=cfg.lm, ls=cfg.ls,
-            msssim_form=cfg.msssim_form,
-        )
+        loss, terms = total_loss(s_hat, sb, cfg, mask_logits, mb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -219,27 +216,55 @@ def validate(model, cfg: Config, val: PairedImages) -> dict:
     if len(val) == 0:
         return {}
     pred = predict(model, val.x, cfg.amp, cfg.eval_batch_size or None, cfg.channels_last, on_device=val.x.device.type != "cpu")
-    loss, _ = total_loss(pred, val.s, use_msssim=cfg.use_msssim, use_seg=False, lm=cfg.lm, msssim_form=cfg.msssim_form)
+    loss, _ = total_loss(pred, val.s, cfg, seg=False)
     m = metrics.all_metrics(pred, val.s, val.x)
     return {"val_loss": float(loss), **{f"val_{k}": float(v.mean()) for k, v in m.items()}}
 
 
-def save_epoch(out_dir: Path, model, opt, history: list[dict], best_val: float, best_epoch: int, improved: bool, cfg: Config | None = None) -> None:
+def save_epoch(out_dir: Path, state: _State, improved: bool, cfg: Config) -> None:
     """Everything an epoch leaves behind; the checkpoint last, so it never points past the files."""
     if improved:
-        save_weights(model, out_dir / BEST_WEIGHTS, cfg)
-    save_weights(model, out_dir / LAST_WEIGHTS, cfg)
-    _write_log(out_dir / LOG_FILE, history)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "epoch": len(history) - 1,
-        "best_val": best_val,
-        "best_epoch": best_epoch,
-        "history": history,
+        save_weights(state.model, out_dir / BEST_WEIGHTS, cfg)
+    save_weights(state.model, out_dir / LAST_WEIGHTS, cfg)
+    _write_log(out_dir / LOG_FILE, state.history)
+    checkpoint = {
+        "model": state.model.state_dict(),
+        "optimizer": state.opt.state_dict(),
+        "epoch": len(state.history) - 1,
+        "best_val": state.best_val,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
     }
     with atomic_path(out_dir / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
+        torch.save(checkpoint, tmp)
+
+
+@dataclass
+class _Plan:
+    """What ``fit`` settles before it takes the run folder's lock: the run, where and on what it
+    trains, and where it starts (a fresh split, or a checkpoint to resume)."""
+
+    cfg: Config
+    out_dir: Path
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    init: Path | None  # weights to start from (cfg.init_from), fresh runs only
+    ckpt: dict | None  # the checkpoint to resume from; None: a fresh run
+    split: dict[str, str] | None  # a fresh run's split
+    profile: str | None
+    max_epochs: int | None
+    t_start: float
+
+
+@dataclass
+class _State:
+    """The model, its optimizer and the epochs done so far (restored from a checkpoint when resuming)."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    history: list[dict]
+    best_val: float = float("inf")
+    best_epoch: int = -1
 
 
 def fit(
@@ -270,80 +295,100 @@ def fit(
         ids, where = (data.ids, data.source) if data is not None else case_ids(cfg)
         split = checked_split(ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed, where)
     data = data if data is not None else load_data(cfg)  # bad input fails before anything is written
+    plan = _Plan(cfg, out_dir, device, amp_dtype, init, ckpt, split, profile, max_epochs, t_start)
     with run_lock(out_dir):
         try:
-            return _fit_locked(cfg, out_dir, data, ckpt, split, device, amp_dtype, init, progress, profile, max_epochs, t_start)
+            return _fit_locked(plan, data, progress)
         except OSError as e:  # a full disk, a folder made read-only under us: one line, the run resumable
             raise RunDirError(f"{out_dir}: cannot write ({e.strerror or e}); the epochs saved so far stay; run the same command again to resume") from None
 
 
-def _fit_locked(cfg, out_dir, data, ckpt, split, device, amp_dtype, init, progress, profile, max_epochs, t_start) -> FitResult:
-    split = _resume_split(out_dir, data) if ckpt is not None else _start_run(cfg, out_dir, data, split)
+def _fit_locked(plan: _Plan, data: PairedImages, progress: bool) -> FitResult:
+    cfg, out_dir, device = plan.cfg, plan.out_dir, plan.device
+    split = _resume_split(out_dir, data) if plan.ckpt is not None else _start_run(cfg, out_dir, data, plan.split)
     parts = split_indices(data.ids, split)
     train, val = data.subset(parts["train"]).to(device), data.subset(parts["val"]).to(device)
-    log.info("device %s, autocast %s, %d train / %d val cases", describe(device), amp_dtype, len(train), len(val))
+    log.info("device %s, autocast %s, %d train / %d val cases", describe(device), plan.amp_dtype, len(train), len(val))
+    state = _initial_state(plan)
+    start_epoch = len(state.history)
+    augment = PairedAugment.from_config(cfg).to(device) if cfg.augment else None
+    _train_epochs(plan, state, train, val, augment, progress)
+    if len(state.history) > start_epoch or not (out_dir / PROVENANCE_FILE).exists():  # a no-op resume keeps the record
+        _write_provenance(plan, data, state, start_epoch)
+    if (out_dir / BEST_WEIGHTS).exists():
+        load_weights(state.model, out_dir / BEST_WEIGHTS)
+    state.model.eval()
+    return FitResult(state.model, state.history, out_dir, split, data, device, state.best_epoch)
 
+
+def _initial_state(plan: _Plan) -> _State:
+    """The seeded untrained model and its optimizer; with ``init_from`` weights on a fresh run, or
+    the checkpoint's model, optimizer and history when resuming."""
+    cfg = plan.cfg
     seed_everything(cfg.seed)
-    model = build_model(cfg).to(device)
+    model = build_model(cfg).to(plan.device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    history, best_val, best_epoch = [], float("inf"), -1
-    if init is not None and ckpt is None:
-        load_weights(model, init, what=f"variant {cfg.variant} (init_from)")
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        history, best_val, best_epoch = ckpt["history"], ckpt["best_val"], ckpt["best_epoch"]
-        log.info("resuming %s at epoch %d", out_dir, len(history))
-    start_epoch = len(history)
-    augment = PairedAugment.from_config(cfg).to(device) if cfg.augment else None
+    state = _State(model, make_optimizer(model, cfg), [])
+    if plan.init is not None and plan.ckpt is None:
+        load_weights(model, plan.init, what=f"variant {cfg.variant} (init_from)")
+    if plan.ckpt is not None:
+        model.load_state_dict(plan.ckpt["model"])
+        state.opt.load_state_dict(plan.ckpt["optimizer"])
+        state.history, state.best_val, state.best_epoch = plan.ckpt["history"], plan.ckpt["best_val"], plan.ckpt["best_epoch"]
+        log.info("resuming %s at epoch %d", plan.out_dir, len(state.history))
+    return state
 
-    end_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, start_epoch + max_epochs)
+
+def _train_epochs(plan: _Plan, state: _State, train: PairedImages, val: PairedImages, augment, progress: bool) -> None:
+    """The epochs of this call (up to ``cfg.epochs``, at most ``max_epochs`` of them), each saved
+    as it ends (``save_epoch``); Ctrl-C: a TrainingInterrupted saying how many are saved."""
+    cfg, out_dir = plan.cfg, plan.out_dir
+    start_epoch = len(state.history)
+    end_epoch = cfg.epochs if plan.max_epochs is None else min(cfg.epochs, start_epoch + plan.max_epochs)
     bar = tqdm(range(start_epoch, end_epoch), desc=cfg.variant, disable=not progress, initial=start_epoch, total=cfg.epochs)
     saved = start_epoch
     try:
         for epoch in bar:
             t0 = time.time()
-            row = {"epoch": epoch + 1, **train_epoch(model, opt, train, cfg, epoch, augment, amp_dtype)}
+            row = {"epoch": epoch + 1, **train_epoch(state.model, state.opt, train, cfg, epoch, augment, plan.amp_dtype)}
             train_s = time.time() - t0
-            row.update(validate(model, cfg, val))
+            row.update(validate(state.model, cfg, val))
             row["seconds"] = time.time() - t0
             row["train_images_per_s"] = len(train) / max(train_s, 1e-9)
-            history.append(row)
+            state.history.append(row)
             score = row.get("val_loss", row["train_loss"])
-            improved = score < best_val
+            improved = score < state.best_val
             if improved:
-                best_val, best_epoch = score, epoch + 1
-            save_epoch(out_dir, model, opt, history, best_val, best_epoch, improved, cfg)
-            saved = len(history)
+                state.best_val, state.best_epoch = score, epoch + 1
+            save_epoch(out_dir, state, improved, cfg)
+            saved = len(state.history)
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")
     except KeyboardInterrupt:
         bar.close()
         raise TrainingInterrupted(
             f"{out_dir}: stopped; {saved} of {cfg.epochs} epochs are saved ({CHECKPOINT}); run the same command again to resume"
         ) from None
-    if len(history) > start_epoch or not (out_dir / PROVENANCE_FILE).exists():  # a no-op resume keeps the record
-        write_json_atomic(
-            out_dir / PROVENANCE_FILE,
-            record(
-                data=data.source,
-                n_cases=len(data),
-                polarity=str(data.polarity),
-                profile=profile,
-                variant=cfg.variant,
-                device=describe(device),
-                autocast=str(amp_dtype),
-                seed=cfg.seed,
-                epochs_done=len(history),
-                resumed_at_epoch=start_epoch,
-                init_from=None if init is None else {"file": portable(init), "sha256": sha256_file(init)},
-                best_epoch=best_epoch,
-                wall_seconds_this_call=round(time.time() - t_start, 1),
-                train_seconds_total=round(sum(r["seconds"] for r in history), 1),
-            ),
-        )
-    if (out_dir / BEST_WEIGHTS).exists():
-        load_weights(model, out_dir / BEST_WEIGHTS)
-    model.eval()
-    return FitResult(model, history, out_dir, split, data, device, best_epoch)
+
+
+def _write_provenance(plan: _Plan, data: PairedImages, state: _State, start_epoch: int) -> None:
+    init = plan.init
+    write_json_atomic(
+        plan.out_dir / PROVENANCE_FILE,
+        record(
+            data=data.source,
+            n_cases=len(data),
+            polarity=str(data.polarity),
+            profile=plan.profile,
+            variant=plan.cfg.variant,
+            device=describe(plan.device),
+            autocast=str(plan.amp_dtype),
+            seed=plan.cfg.seed,
+            epochs_done=len(state.history),
+            resumed_at_epoch=start_epoch,
+            init_from=None if init is None else {"file": portable(init), "sha256": sha256_file(init)},
+            best_epoch=state.best_epoch,
+            wall_seconds_this_call=round(time.time() - plan.t_start, 1),
+            train_seconds_total=round(sum(r["seconds"] for r in state.history), 1),
+        ),
+    )

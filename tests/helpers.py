@@ -1,10 +1,13 @@
 """Helpers the tests share (imported as ``from helpers import ...``; fixtures live in conftest.py)."""
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from dae_lib.config import load_config
-from dae_lib.runs import SHARED_DATA
+from dae_lib.runs import REPO_ROOT
 from dae_lib.phantom import chest_phantom
 
 
@@ -36,6 +39,8 @@ def write_pair_folder(root, n=5, size=96, layout="flat", inverted=True, bits=8, 
     return root, ids
 
 
+#: Where the shared BSE-JSRT copy lies beside a checkout (override with DAE_REAL_DATA): the real-data tests.
+SHARED_DATA = Path(os.environ.get("DAE_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "bse-jsrt-512"))
 real_data = pytest.mark.skipif(not (SHARED_DATA / "JSRT").is_dir(), reason=f"real BSE-JSRT folder not found at {SHARED_DATA}")
 
 

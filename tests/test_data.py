@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dae_lib.data import detect_polarity, find_pairs, load_folder, read_image
+from dae_lib.data import detect_polarity, find_pairs, load_folder
+from dae_lib.radiograph import read_radiograph
 from dae_lib.errors import DataError
 from dae_lib.phantom import chest_phantom
 from helpers import write_pair_folder
@@ -57,9 +58,9 @@ def test_sixteen_bit_files(tmp_path):
     assert torch.allclose(data.x[0, 0], x, atol=1e-4)
 
 
-def test_read_image_returns_float_in_unit_range(pair_folder):
+def test_a_read_radiograph_is_float_in_unit_range(pair_folder):
     root, ids = pair_folder
-    a = read_image(root / "JSRT" / f"{ids[0]}.png")
+    a = read_radiograph(root / "JSRT" / f"{ids[0]}.png").pixels
     assert a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
 
 

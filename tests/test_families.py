@@ -27,7 +27,7 @@ def tiny_family_registered(monkeypatch):
 
 
 def test_the_paper_family_is_the_four_reproduced_variants():
-    v = variants("paper")
+    v = variants("reproduced")
     assert list(v) == ["ae", "ae_msssim", "dae", "dae_msssim"]
     assert [x.label for x in v.values()] == ["AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM"]
     assert [(x.seg_head, x.msssim) for x in v.values()] == [(False, False), (False, True), (True, False), (True, True)]

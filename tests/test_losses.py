@@ -44,16 +44,19 @@ def test_total_loss_terms_per_variant():
     p = (s * 0.9).clamp(0, 1)
     logits = torch.zeros_like(s)
     mask = (s > 0.5).float()
-    l_ae, t_ae = losses.total_loss(p, s, use_msssim=False, use_seg=False, lm=1.0)
+    l_ae, t_ae = losses.total_loss(p, s, Config(variant="ae", image_size=192))
     t_ae = {k: float(v) for k, v in t_ae.items()}
     assert set(t_ae) == {"mse"} and l_ae.item() == pytest.approx(t_ae["mse"])
-    l_all, t_all = losses.total_loss(p, s, logits, mask, use_msssim=True, use_seg=True, lm=2.0, ls=0.5)
+    cfg = Config(variant="dae_msssim", image_size=192, lm=2.0, ls=0.5)
+    l_all, t_all = losses.total_loss(p, s, cfg, logits, mask)
     t_all = {k: float(v) for k, v in t_all.items()}
     assert set(t_all) == {"mse", "msssim", "seg"}
     assert t_all["seg"] == pytest.approx(torch.log(torch.tensor(2.0)).item(), rel=1e-5)  # BCE of logit 0
     assert l_all.item() == pytest.approx(t_all["msssim"] + 2.0 * t_all["mse"] + 0.5 * t_all["seg"], rel=1e-6)
     with pytest.raises(ValueError, match="mask logits"):
-        losses.total_loss(p, s, None, mask, use_msssim=False, use_seg=True)
+        losses.total_loss(p, s, Config(variant="dae", image_size=192), None, mask)
+    l_val, t_val = losses.total_loss(p, s, cfg, seg=False)  # validation: eq. (1) without L_seg
+    assert set(t_val) == {"mse", "msssim"} and l_val.item() == pytest.approx(t_all["msssim"] + 2.0 * t_all["mse"], rel=1e-6)
 
 
 @pytest.mark.parametrize("size", [176, 256])

@@ -3,8 +3,11 @@ import pytest
 import torch
 from skimage.filters import threshold_otsu
 
+from dae_lib.config import Config
 from dae_lib.losses import bone_mask, mask_thresholds, otsu_threshold
 from dae_lib.phantom import chest_phantom
+
+RULE = (Config().mask_threshold, Config().mask_min_threshold)  # Otsu, floored at 2/255
 
 
 def test_otsu_matches_scikit_image():
@@ -16,7 +19,7 @@ def test_otsu_matches_scikit_image():
 
 def test_mask_covers_the_bones_of_the_phantom():
     x, s, b = chest_phantom(128, seed=4)
-    m = bone_mask(x[None, None], s[None, None])[0, 0].bool()
+    m = bone_mask(x[None, None], s[None, None], *RULE)[0, 0].bool()
     strong = b > 0.5 * b.max()
     assert m[strong].float().mean() > 0.95  # dense bone is in the mask
     assert (b[~m] < 0.5 * b.max()).all()  # nothing strong is missed
@@ -28,12 +31,12 @@ def test_floor_gives_empty_mask_without_bone():
     _, s, _ = chest_phantom(64, seed=1)
     noise = (torch.rand(s.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * (1 / 255)
     x = (s + noise)[None, None]
-    assert bone_mask(x, s[None, None]).sum() == 0
+    assert bone_mask(x, s[None, None], *RULE).sum() == 0
 
 
 def test_fixed_threshold_and_per_image_thresholds():
     x, s, b = chest_phantom(64, seed=2)
     X, S = torch.stack([x, x])[:, None], torch.stack([s, s])[:, None]
-    taus = mask_thresholds(X, S, threshold=0.02)
+    taus = mask_thresholds(X, S, 0.02, RULE[1])
     assert taus.tolist() == pytest.approx([0.02, 0.02])
-    assert torch.equal(bone_mask(X, S, threshold=0.02)[0, 0], (b > 0.02).float())
+    assert torch.equal(bone_mask(X, S, 0.02, RULE[1])[0, 0], (b > 0.02).float())

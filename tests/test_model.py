@@ -2,11 +2,22 @@
 import torch
 
 from dae_lib.inference import predict
-from dae_lib.models.dae import DAE, n_parameters
+from dae_lib.config import Config
+from dae_lib.models.dae import DAE
+
+
+def n_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def paper_dae(seg_branch=True):
+    """The paper's network at the paper-protocol settings (Config's channels and kernel size)."""
+    cfg = Config()
+    return DAE(cfg.channels, cfg.kernel_size, seg_branch)
 
 
 def test_encoder_maps_512_to_128x128x64():
-    m = DAE()
+    m = paper_dae()
     x = torch.rand(1, 1, 512, 512)
     with torch.no_grad():
         f = m.encoder(x)
@@ -16,14 +27,14 @@ def test_encoder_maps_512_to_128x128x64():
 
 
 def test_channels_double_except_last_and_four_convs():
-    m = DAE()
+    m = paper_dae()
     convs = [c for c in m.encoder.modules() if isinstance(c, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [16, 32, 64, 64]
     assert sum(isinstance(c, torch.nn.MaxPool2d) for c in m.encoder.modules()) == 2
 
 
 def test_estimator_uses_deconvolutions_and_outputs_in_unit_range():
-    m = DAE(seg_branch=False)
+    m = paper_dae(seg_branch=False)
     assert sum(isinstance(c, torch.nn.ConvTranspose2d) for c in m.soft_tissue.modules()) == 4
     with torch.no_grad():
         s_hat, logits = m(torch.rand(2, 1, 64, 96))
@@ -32,7 +43,7 @@ def test_estimator_uses_deconvolutions_and_outputs_in_unit_range():
 
 
 def test_segmentation_branch_is_not_run_in_eval_mode():
-    m = DAE()
+    m = paper_dae()
     calls = []
     m.bone_seg.register_forward_hook(lambda *a: calls.append(1))
     x = torch.rand(1, 1, 64, 64)
@@ -49,21 +60,21 @@ def test_segmentation_branch_is_not_run_in_eval_mode():
 
 
 def test_ae_is_the_same_network_without_the_branch():
-    ae, dae = DAE(seg_branch=False), DAE()
+    ae, dae = paper_dae(seg_branch=False), paper_dae()
     assert ae.bone_seg is None
     assert n_parameters(dae) - n_parameters(ae) == n_parameters(dae.bone_seg)
     assert n_parameters(ae.encoder) == n_parameters(dae.encoder)
 
 
 def test_inference_is_deterministic_no_random_flips():
-    m = DAE().eval()
+    m = paper_dae().eval()
     x = torch.rand(2, 1, 64, 64)
     assert torch.equal(predict(m, x, amp="auto"), predict(m, x, amp="auto"))
 
 
 def test_inference_fast_path_matches_fp32_eval_within_bf16_precision_and_leaves_the_model_alone():
     torch.manual_seed(0)
-    m = DAE().eval()
+    m = paper_dae().eval()
     x = torch.rand(2, 1, 64, 64)
     with torch.no_grad():
         ref = m(x)[0]

@@ -20,7 +20,7 @@ from dae_lib.reporting.table1 import write_table1
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     log = []
-    executed = pipeline.run("smoke", None, root, log=log.append, jobs=2)  # the parallel trainings; one at a time is the plain loop
+    executed = pipeline.run(pipeline.Request("smoke", None, root), log=log.append, jobs=2)  # the parallel trainings; one at a time is the plain loop
     return root, executed, log
 
 
@@ -89,13 +89,13 @@ def _broken_copy(tmp_path, name, source):
 def test_pipeline_names_the_failing_notebook_and_cell(tmp_path):
     nb_dir = _broken_copy(tmp_path, "01_data_preparation.ipynb", 'raise RuntimeError("deliberately broken")')
     with pytest.raises(pipeline.PipelineError, match=r"01_data_preparation.ipynb failed in code cell 3 .*deliberately broken"):
-        pipeline.run("smoke", None, tmp_path / "out", notebook_dir=nb_dir, log=lambda *a: None)
+        pipeline.run(pipeline.Request("smoke", None, tmp_path / "out"), notebook_dir=nb_dir, log=lambda *a: None)
 
 
 def test_a_failing_parallel_training_is_named_and_stops_the_pipeline(tmp_path):
     nb_dir = _broken_copy(tmp_path, "02_training.ipynb", 'raise RuntimeError("deliberately broken")')
     with pytest.raises(pipeline.PipelineError, match=r"02_training.ipynb \(variant \w+, seed 0\) failed in code cell \d+ .*deliberately broken"):
-        pipeline.run("smoke", None, tmp_path / "out", notebook_dir=nb_dir, log=lambda *a: None, jobs=2)
+        pipeline.run(pipeline.Request("smoke", None, tmp_path / "out"), notebook_dir=nb_dir, log=lambda *a: None, jobs=2)
     assert not (tmp_path / "out" / "results" / "table1.md").exists()  # nothing after the trainings ran
 
 
@@ -105,14 +105,14 @@ def test_an_interrupt_leaves_the_queued_trainings_unstarted(tmp_path):
             raise KeyboardInterrupt  # as Ctrl-C arriving once the first training is done
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run("smoke", None, tmp_path / "out", log=log, jobs=2)
+        pipeline.run(pipeline.Request("smoke", None, tmp_path / "out"), log=log, jobs=2)
     started = list((tmp_path / "out" / "results" / "executed" / "phantom-smoke").glob("02_training_*.ipynb"))
     assert len(started) == 2  # the first two (one done, one running), none of the six queued
 
 
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="jobs must be at least 1"):
-        pipeline.run("smoke", None, tmp_path, jobs=0)
+        pipeline.run(pipeline.Request("smoke", None, tmp_path), jobs=0)
 
 
 def _nbval(path):
@@ -150,7 +150,7 @@ def test_committed_tables_hold_no_absolute_machine_path(tmp_path):
 
 
 def test_plan_trains_every_variant_once_per_seed(tmp_path):
-    steps = pipeline.plan("smoke", None, tmp_path, seeds=2, families=("paper",))
+    steps = pipeline.plan(pipeline.Request("smoke", None, tmp_path, seeds=2, families=("reproduced",)))
     training = [s for s in steps if "variant" in s.parameters]
     assert [s.output.name for s in training] == [
         "02_training_ae.ipynb", "02_training_ae_msssim.ipynb", "02_training_dae.ipynb", "02_training_dae_msssim.ipynb",
@@ -197,3 +197,67 @@ def test_portable_paths_stay_relative_through_a_symlinked_data_folder(tmp_path):
         assert rel == os.path.join(".cache", link.name, "bse-jsrt-512") and str(tmp_path) not in rel
     finally:
         link.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# The notebooks' set-up: parameters cells of literals, one set-up function
+# --------------------------------------------------------------------------------------------
+
+
+def _parameters_cell(name):
+    nb = json.loads((REPO_ROOT / "notebooks" / name).read_text())
+    return next("".join(c["source"]) for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+
+
+@pytest.mark.parametrize("name", pipeline.NOTEBOOKS)
+def test_parameters_cells_hold_only_literals_and_the_default_profile(name):
+    """papermill needs literals; the environment is read by notebook_setup alone, and the cell's
+    profile is the command line's default (config.DEFAULT_PROFILE)."""
+    import ast
+
+    from dae_lib.config import DEFAULT_PROFILE
+
+    tree = ast.parse(_parameters_cell(name))
+    values = {}
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant), ast.unparse(stmt)
+        values[stmt.targets[0].id] = stmt.value.value
+    assert values["profile"] == DEFAULT_PROFILE and {"data_dir", "out_root"} <= set(values)
+    nb_text = (REPO_ROOT / "notebooks" / name).read_text()
+    assert "os.environ" not in nb_text and "notebook_setup(profile, data_dir, out_root" in nb_text
+
+
+def test_notebook_setup_takes_the_environment_and_normalises_once(monkeypatch, tmp_path):
+    for name in pipeline.ENVIRONMENT.values():
+        monkeypatch.delenv(name, raising=False)
+    s = pipeline.notebook_setup("quick", "phantom", "", seed=3)
+    assert (s.profile, s.data_dir, s.cfg.seed, s.out.root, s.sources) == ("quick", None, 3, REPO_ROOT, {})
+    monkeypatch.setenv("DAE_PROFILE", "smoke")
+    monkeypatch.setenv("DAE_OUT", str(tmp_path))
+    s = pipeline.notebook_setup("quick", "../shared/data/bse-jsrt-512", "")
+    assert s.profile == "smoke" and s.cfg.image_size == 192 and s.out.root == tmp_path
+    assert os.path.normpath(s.data_dir) == os.path.normpath(REPO_ROOT / "../shared/data/bse-jsrt-512") and s.cfg.data_dir == s.data_dir
+    assert "from DAE_PROFILE" in str(s) and "from DAE_OUT" in str(s)
+    monkeypatch.setenv("DAE_PROFILE", "fast")
+    with pytest.raises(ConfigError, match="profile must be one of smoke, quick, paper, not 'fast'"):
+        pipeline.notebook_setup("quick", "phantom", "")
+
+
+def test_the_pipeline_hands_its_kernels_the_parameters_it_injects(monkeypatch, tmp_path):
+    """The kernel's environment says what papermill injects (never the session's DAE_OUT), and
+    the process's own environment is restored after."""
+    seen = {}
+    monkeypatch.setenv("DAE_OUT", "/elsewhere")
+    monkeypatch.setattr(pipeline.pm, "execute_notebook", lambda *a, **k: seen.update({n: os.environ.get(n) for n in pipeline.ENVIRONMENT.values()}))
+    pipeline.execute_notebook(tmp_path / "x.ipynb", tmp_path / "y.ipynb", dict(profile="smoke", data_dir="phantom", out_root=str(tmp_path)))
+    assert seen == {"DAE_PROFILE": "smoke", "DAE_DATA": "phantom", "DAE_OUT": str(tmp_path)}
+    assert os.environ["DAE_OUT"] == "/elsewhere"
+
+
+def test_a_request_is_checked_and_normalised_where_it_is_made(tmp_path):
+    r = pipeline.Request("smoke", "phantom", tmp_path)
+    assert r.data_dir is None and r.outputs.runs == tmp_path / "runs" / "smoke" / "phantom"
+    with pytest.raises(ConfigError, match="family must be one of reproduced, residual, not 'paper'"):
+        pipeline.Request("smoke", families=("paper",))
+    with pytest.raises(ConfigError, match="--seeds must be at least 1"):
+        pipeline.Request("smoke", seeds=0)

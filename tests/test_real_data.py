@@ -6,7 +6,8 @@ from dae_lib import metrics
 from dae_lib.config import Config
 from dae_lib.data import find_pairs, load_folder
 from dae_lib.reporting.evaluate import IDENTITY
-from dae_lib.runs import RESULTS_DIR, SHARED_DATA
+from dae_lib.runs import RESULTS_DIR
+from helpers import SHARED_DATA
 from dae_lib.split import make_split, split_indices
 from helpers import real_data
 

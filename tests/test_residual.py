@@ -16,7 +16,7 @@ def test_family_is_separately_named_and_has_the_four_way_ablation():
     r = variants("residual")
     assert list(r) == ["r_ae", "r_ae_msssim", "r_dae", "r_dae_msssim"]
     assert [v.label for v in r.values()] == ["R-AE", "R-AE + MS-SSIM", "R-DAE", "R-DAE + MS-SSIM"]
-    assert not set(r) & set(variants("paper"))
+    assert not set(r) & set(variants("reproduced"))
     cfg = load_config("quick", variant="r_dae_msssim")
     assert isinstance(build_model(cfg), ResidualUNet) and cfg.use_seg and cfg.use_msssim
     assert cfg.optimizer == "adamw" and cfg.schedule == "cosine" and cfg.unet_width == 8 and cfg.epochs == 15  # family defaults + profile section

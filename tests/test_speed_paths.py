@@ -31,7 +31,7 @@ def test_data_cache_returns_identical_tensors_and_notices_changed_files(tmp_path
 
 def test_channels_last_bf16_inference_matches_fp32_within_bf16_precision():
     torch.manual_seed(0)
-    model = DAE().eval()
+    model = DAE((16, 32, 64, 64), 3, seg_branch=True).eval()
     x = torch.rand(2, 1, 64, 64)
     ref = predict(model, x, "off", channels_last=False)
     fast = predict(model, x, "auto", channels_last=True)

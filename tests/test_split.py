@@ -14,10 +14,10 @@ JSRT_LIKE = [f"JPCLN{i:03d}" for i in range(1, 37)] + [f"JPCNN{i:03d}" for i in 
 
 
 def test_deterministic_and_order_independent():
-    a = make_split(JSRT_LIKE, seed=0)
-    b = make_split(list(reversed(JSRT_LIKE)), seed=0)
+    a = make_split(JSRT_LIKE, 0.15, 0.10, seed=0)
+    b = make_split(list(reversed(JSRT_LIKE)), 0.15, 0.10, seed=0)
     assert a == b
-    assert make_split(JSRT_LIKE, seed=1) != a
+    assert make_split(JSRT_LIKE, 0.15, 0.10, seed=1) != a
 
 
 def test_disjoint_and_fractions():
@@ -34,7 +34,7 @@ def test_disjoint_and_fractions():
 def test_split_csv_has_sha256_of_each_file(pair_folder, tmp_path):
     root, ids = pair_folder
     data = load_folder(root, size=48)
-    split = make_split(data.ids, seed=0)
+    split = make_split(data.ids, 0.15, 0.10, seed=0)
     from dae_lib.data import file_hashes
 
     path = write_split_csv(tmp_path / "split.csv", data.ids, split, data.files, file_hashes(data))
@@ -75,7 +75,7 @@ def test_paired_augmentation_is_identical_on_x_s_and_m():
 
     x, s, b = chest_phantom(96, seed=0)
     X, S = x[None, None].repeat(4, 1, 1, 1), s[None, None].repeat(4, 1, 1, 1)
-    M = bone_mask(X, S)
+    M = bone_mask(X, S, "otsu", 2 / 255)
     torch.manual_seed(0)
     ax, as_, am = PairedAugment(rotation_deg=20, shift=0.1, shear_deg=10, zoom=(0.8, 1.2), hflip_p=0.5)(X, S, M)
     assert not torch.equal(ax, X)  # something happened

@@ -283,7 +283,7 @@ def test_allowed_in_input_folder_still_never_replaces_an_input(tmp_path, run_dir
     _png8(src / "a.png", phantom_radiograph(128))
     Image.fromarray(np.rint(phantom_radiograph(128) * 255).astype(np.uint8)).save(src / "b.tif")
     before = _snapshot(src)
-    rep = suppress.run([src], src, weights=run_dir, allow_out_in_input=True, progress=False, log=lambda *_: None)
+    rep = suppress.run([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
     assert _snapshot(src).items() >= before.items()  # every input byte-identical
     assert any("a.png" in f and "would replace an input" in f for f in rep.failed)
     assert (src / "b.png").is_file()  # b.tif -> b.png beside it
@@ -297,7 +297,7 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, run_dir):
     (out / "a.png").write_bytes(b"the user's own file")
     rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.kept == [str(src / "a.png")] and (out / "a.png").read_bytes() == b"the user's own file"
-    rep = suppress.run([src], out, weights=run_dir, overwrite=True, progress=False, log=lambda *_: None)
+    rep = suppress.run([src], out, weights=run_dir, settings=suppress.Settings(overwrite=True), progress=False, log=lambda *_: None)
     assert rep.done and Image.open(out / "a.png").size == (128, 128)
 
 

@@ -1,6 +1,7 @@
 """The suppression command as a careless or hostile user meets it (issue 18): never overwrite a
 user's file, never write a silently wrong image, one bad file never stops a batch, every error one
-line. Each test names the numbered item of the issue it rules out."""
+line. Grouped by subject: data loss, silently wrong output, isolation of each file, name
+collisions, messages, smaller cases, what a mutation check and a hostile-user review found."""
 import csv
 import errno
 import os
@@ -37,11 +38,11 @@ def _report(folder):
 
 
 # --------------------------------------------------------------------------------------------
-# 1. Data loss: a file in --out or --bone is never replaced without --overwrite
+# Data loss: a file in --out or --bone is never replaced without --overwrite
 # --------------------------------------------------------------------------------------------
 
 
-def test_1_user_file_named_like_a_dicom_preview_is_kept_and_the_input_refused(tmp_path, run_dir, capsys):
+def test_user_file_named_like_a_dicom_preview_is_kept_and_the_input_refused(tmp_path, run_dir, capsys):
     src = _dicom(tmp_path / "in" / "mono2.dcm", phantom_radiograph(128), monochrome1=False)
     out = tmp_path / "o"
     out.mkdir()
@@ -56,7 +57,7 @@ def test_1_user_file_named_like_a_dicom_preview_is_kept_and_the_input_refused(tm
     assert "failed 1" in stdout
 
 
-def test_1_existing_bone_file_is_kept_and_nothing_written_for_that_input(tmp_path, run_dir, capsys):
+def test_existing_bone_file_is_kept_and_nothing_written_for_that_input(tmp_path, run_dir, capsys):
     src = _png8(tmp_path / "in" / "x.png", phantom_radiograph(128))
     out, bone = tmp_path / "o", tmp_path / "b"
     bone.mkdir()
@@ -69,7 +70,7 @@ def test_1_existing_bone_file_is_kept_and_nothing_written_for_that_input(tmp_pat
     assert code == 0 and Image.open(bone / "x.png").size == (128, 128)
 
 
-def test_1_a_file_appearing_while_the_command_runs_is_not_replaced(tmp_path, run_dir, monkeypatch):
+def test_a_file_appearing_while_the_command_runs_is_not_replaced(tmp_path, run_dir, monkeypatch):
     srcs = [_png8(tmp_path / "in" / f"{n}.png", phantom_radiograph(128, seed=k)) for k, n in enumerate("ab")]
     out = tmp_path / "o"
     real = suppress.suppress_radiograph
@@ -88,7 +89,7 @@ def test_1_a_file_appearing_while_the_command_runs_is_not_replaced(tmp_path, run
     assert rep.done == [str(srcs[1])] and _files(out) == ["a.png", "b.png"]
 
 
-def test_1_an_input_whose_second_output_fails_keeps_none_of_its_outputs(tmp_path, run_dir, monkeypatch):
+def test_an_input_whose_second_output_fails_keeps_none_of_its_outputs(tmp_path, run_dir, monkeypatch):
     src = _png8(tmp_path / "in" / "x.png", phantom_radiograph(128))
     out, bone = tmp_path / "o", tmp_path / "b"
     real = radiograph.write_png
@@ -105,18 +106,18 @@ def test_1_an_input_whose_second_output_fails_keeps_none_of_its_outputs(tmp_path
 
 
 # --------------------------------------------------------------------------------------------
-# 2. Silently wrong output
+# Silently wrong output
 # --------------------------------------------------------------------------------------------
 
 
-def test_2_bone_folder_equal_to_out_is_refused_before_anything(tmp_path, run_dir, capsys):
+def test_bone_folder_equal_to_out_is_refused_before_anything(tmp_path, run_dir, capsys):
     src = _png8(tmp_path / "in" / "x.png", phantom_radiograph(128))
     code, _, errors, _ = _cli(capsys, src, "--out", tmp_path / "o", "--bone", tmp_path / "o", "--weights", run_dir)
     assert code == 2 and len(errors) == 1 and "--bone" in errors[0]
     assert not (tmp_path / "o").exists()
 
 
-def test_2_bone_folder_inside_out_never_shares_a_path(tmp_path, run_dir):
+def test_bone_folder_inside_out_never_shares_a_path(tmp_path, run_dir):
     src = tmp_path / "in"
     _png8(src / "x.png", phantom_radiograph(128))
     _png8(src / "b" / "x.png", phantom_radiograph(128, seed=1))  # its soft tissue would be o/b/x.png = the bone of x.png
@@ -137,7 +138,7 @@ def _exif_jpeg(path, upright, orientation=6):
     return path
 
 
-def test_2_exif_orientation_is_applied_and_the_output_is_upright_without_a_tag(tmp_path, capsys):
+def test_exif_orientation_is_applied_and_the_output_is_upright_without_a_tag(tmp_path, capsys):
     from dae_lib.phantom import chest_phantom
 
     x, s, _ = (t.numpy().astype(np.float64) for t in chest_phantom(512, seed=11))
@@ -158,7 +159,7 @@ def test_2_exif_orientation_is_applied_and_the_output_is_upright_without_a_tag(t
 
 @pytest.mark.parametrize("turn", [0, 1, 3])
 @pytest.mark.parametrize("pad", [None, "left-black", "right-white"])
-def test_2_lone_image_polarity_holds_turned_and_padded(turn, pad):
+def test_lone_image_polarity_holds_turned_and_padded(turn, pad):
     for inverted in (False, True):
         a = np.rot90(phantom_radiograph(256, seed=turn + 5, inverted=inverted), turn)
         if pad:
@@ -170,7 +171,7 @@ def test_2_lone_image_polarity_holds_turned_and_padded(turn, pad):
             assert 96 <= ev.trimmed < 96 + 16  # the padding (and the phantom's own flat edge, if any)
 
 
-def test_2_polarity_unsure_refuses_the_file_with_a_hint_and_the_setting_decides(tmp_path, run_dir, capsys):
+def test_polarity_unsure_refuses_the_file_with_a_hint_and_the_setting_decides(tmp_path, run_dir, capsys):
     src = tmp_path / "in"
     rng = np.random.default_rng(0)
     _png8(src / "noise.png", rng.uniform(0.2, 0.8, (128, 128)))  # no anatomy to tell by
@@ -184,7 +185,7 @@ def test_2_polarity_unsure_refuses_the_file_with_a_hint_and_the_setting_decides(
 
 
 @real_data
-def test_2_lone_image_polarity_on_the_shared_radiographs_turned_and_padded():
+def test_lone_image_polarity_on_the_shared_radiographs_turned_and_padded():
     """Every shared radiograph, both polarities, turned 90 degrees or padded by 1/4 on the left
     (where the rule without trimming failed most): never wrong, never unsure."""
     wrong = []
@@ -201,7 +202,7 @@ def test_2_lone_image_polarity_on_the_shared_radiographs_turned_and_padded():
     ("MONOCHROME2", "INVERSE", "inverted"), ("MONOCHROME1", "INVERSE", "clinical"),
     ("MONOCHROME2", "IDENTITY", "clinical"), ("MONOCHROME1", None, "inverted"),
 ])  # fmt: skip
-def test_2_presentation_lut_shape_inverse_is_honoured(tmp_path, photometric, shape, expected):
+def test_presentation_lut_shape_inverse_is_honoured(tmp_path, photometric, shape, expected):
     path = _dicom(tmp_path / "a.dcm", phantom_radiograph(128), monochrome1=photometric == "MONOCHROME1")
     if shape:
         import pydicom
@@ -213,7 +214,7 @@ def test_2_presentation_lut_shape_inverse_is_honoured(tmp_path, photometric, sha
     assert pol == expected and evidence.startswith(f"DICOM {photometric}") and (shape or "") in evidence
 
 
-def test_2_each_files_polarity_and_evidence_are_printed_and_in_the_report(tmp_path, run_dir, capsys):
+def test_each_files_polarity_and_evidence_are_printed_and_in_the_report(tmp_path, run_dir, capsys):
     src = tmp_path / "in"
     _png8(src / "clin.png", phantom_radiograph(128))
     _png8(src / "inv.png", phantom_radiograph(128, inverted=True))
@@ -233,7 +234,7 @@ def test_2_each_files_polarity_and_evidence_are_printed_and_in_the_report(tmp_pa
 
 
 # --------------------------------------------------------------------------------------------
-# 3. One bad file never stops the batch; the summary always prints
+# One bad file never stops the batch; the summary always prints
 # --------------------------------------------------------------------------------------------
 
 
@@ -249,7 +250,7 @@ def _big_endian_dicom(path, a):
     return path
 
 
-def test_3_big_endian_dicom_first_in_a_folder_is_suppressed_and_the_rest_done(tmp_path, run_dir, capsys):
+def test_big_endian_dicom_first_in_a_folder_is_suppressed_and_the_rest_done(tmp_path, run_dir, capsys):
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -265,7 +266,7 @@ def test_3_big_endian_dicom_first_in_a_folder_is_suppressed_and_the_rest_done(tm
     assert np.abs(d.pixel_array / 4095 - np.asarray(Image.open(tmp_path / "o" / "a_big.png")) / 255).max() < 0.01
 
 
-def test_3_an_unexpected_error_in_one_file_is_its_line_and_the_batch_goes_on(tmp_path, run_dir, capsys, monkeypatch):
+def test_an_unexpected_error_in_one_file_is_its_line_and_the_batch_goes_on(tmp_path, run_dir, capsys, monkeypatch):
     src = tmp_path / "in"
     for k in range(3):
         _png8(src / f"{k}.png", phantom_radiograph(128, seed=k))
@@ -277,7 +278,7 @@ def test_3_an_unexpected_error_in_one_file_is_its_line_and_the_batch_goes_on(tmp
 
 
 @pytest.mark.parametrize("code_, stops", [(errno.EACCES, False), (errno.EROFS, True), (errno.ENOSPC, True)])
-def test_3_read_only_or_full_disk_is_one_line_and_the_summary_prints(tmp_path, run_dir, capsys, monkeypatch, code_, stops):
+def test_read_only_or_full_disk_is_one_line_and_the_summary_prints(tmp_path, run_dir, capsys, monkeypatch, code_, stops):
     src = tmp_path / "in"
     for k in range(3):
         _png8(src / f"{k}.png", phantom_radiograph(128, seed=k))
@@ -301,16 +302,16 @@ def test_3_read_only_or_full_disk_is_one_line_and_the_summary_prints(tmp_path, r
         assert len(errors) == 2 and "2.png" in errors[1] and "not tried" not in stdout
 
 
-def test_3_ctrl_c_prints_the_summary_and_reports_the_rest_as_not_tried(tmp_path, run_dir, capsys, monkeypatch):
+def test_ctrl_c_prints_the_summary_and_reports_the_rest_as_not_tried(tmp_path, run_dir, capsys, monkeypatch):
     src = tmp_path / "in"
     for k in range(3):
         _png8(src / f"{k}.png", phantom_radiograph(128, seed=k))
     real = suppress.suppress_one
 
-    def interrupted(model, size, job, *a):
+    def interrupted(trained, job, *a):
         if job.source.name == "1.png":
             raise KeyboardInterrupt
-        return real(model, size, job, *a)
+        return real(trained, job, *a)
 
     monkeypatch.setattr(suppress, "suppress_one", interrupted)
     code, stdout, _, err = _cli(capsys, src, "--out", tmp_path / "o", "--weights", run_dir)
@@ -318,7 +319,7 @@ def test_3_ctrl_c_prints_the_summary_and_reports_the_rest_as_not_tried(tmp_path,
     assert [r["status"] for r in _report(tmp_path / "o")] == ["done", "not tried", "not tried"]
 
 
-def test_3_a_folder_with_nothing_usable_is_an_error(tmp_path, run_dir, capsys):
+def test_a_folder_with_nothing_usable_is_an_error(tmp_path, run_dir, capsys):
     src = tmp_path / "in"
     src.mkdir()
     (src / "notes.txt").write_text("no images here\n")
@@ -328,11 +329,11 @@ def test_3_a_folder_with_nothing_usable_is_an_error(tmp_path, run_dir, capsys):
 
 
 # --------------------------------------------------------------------------------------------
-# 4. Name collisions: distinct, predictable names
+# Name collisions: distinct, predictable names
 # --------------------------------------------------------------------------------------------
 
 
-def test_4_dicom_series_named_by_uid_or_number_and_same_stem_inputs_all_get_their_own_names(tmp_path, run_dir, capsys):
+def test_dicom_series_named_by_uid_or_number_and_same_stem_inputs_all_get_their_own_names(tmp_path, run_dir, capsys):
     src = tmp_path / "in"
     a = phantom_radiograph(128)
     for name in ("IMG.001", "IMG.002", "1.2.840.1.5", "1.2.840.1.6", "1.2.840.1.7.dcm"):
@@ -352,7 +353,7 @@ def test_4_dicom_series_named_by_uid_or_number_and_same_stem_inputs_all_get_thei
     assert code == 0 and "done 0, skipped 8" in stdout
 
 
-def test_4_names_that_still_collide_are_numbered_in_sorted_order(tmp_path):
+def test_names_that_still_collide_are_numbered_in_sorted_order(tmp_path):
     jobs = [suppress.Job(tmp_path / n, suppress.Path(n)) for n in ("a.PNG", "A.png", "b.png", "b.png.jpg", "b.jpg")]
     suppress.output_names(jobs)
     assert {str(j.rel): j.name for j in jobs} == {
@@ -363,11 +364,11 @@ def test_4_names_that_still_collide_are_numbered_in_sorted_order(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# 6. Unclear or misleading messages
+# Unclear or misleading messages
 # --------------------------------------------------------------------------------------------
 
 
-def test_6_jpeg_lossless_dicom_without_a_decoder_is_one_line_saying_what_to_install(tmp_path, run_dir, capsys):
+def test_jpeg_lossless_dicom_without_a_decoder_is_one_line_saying_what_to_install(tmp_path, run_dir, capsys):
     import pydicom
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEGLosslessSV1
@@ -387,7 +388,7 @@ def test_6_jpeg_lossless_dicom_without_a_decoder_is_one_line_saying_what_to_inst
     assert "needs a decoder: pip install pylibjpeg" in errors[0] and "jl.dcm" in errors[0]
 
 
-def test_6_a_file_name_with_a_newline_cannot_forge_a_line(tmp_path, run_dir, capsys):
+def test_a_file_name_with_a_newline_cannot_forge_a_line(tmp_path, run_dir, capsys):
     src = tmp_path / "in"
     src.mkdir()
     (src / "x.png\nerror: forged.png").write_bytes(b"not an image")
@@ -398,11 +399,11 @@ def test_6_a_file_name_with_a_newline_cannot_forge_a_line(tmp_path, run_dir, cap
 
 
 # --------------------------------------------------------------------------------------------
-# 7. Smaller: lossy marks, symbolic links, signed TIFF, memory
+# Smaller: lossy marks, symbolic links, signed TIFF, memory
 # --------------------------------------------------------------------------------------------
 
 
-def test_7_derived_dicom_keeps_lossy_compression_and_its_file_meta_matches(tmp_path, run_dir):
+def test_derived_dicom_keeps_lossy_compression_and_its_file_meta_matches(tmp_path, run_dir):
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
 
@@ -418,7 +419,7 @@ def test_7_derived_dicom_keeps_lossy_compression_and_its_file_meta_matches(tmp_p
     assert d.file_meta.MediaStorageSOPClassUID == d.SOPClassUID and d.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
 
 
-def test_7_a_symlinked_subfolder_of_out_is_not_written_through(tmp_path, run_dir):
+def test_a_symlinked_subfolder_of_out_is_not_written_through(tmp_path, run_dir):
     src = tmp_path / "in"
     _png8(src / "sub" / "x.png", phantom_radiograph(128))
     _png8(src / "y.png", phantom_radiograph(128))
@@ -431,7 +432,7 @@ def test_7_a_symlinked_subfolder_of_out_is_not_written_through(tmp_path, run_dir
     assert list(elsewhere.iterdir()) == [] and (out / "y.png").is_file()
 
 
-def test_7_signed_16_bit_tiff_comes_back_as_one_on_its_scale(tmp_path, run_dir):
+def test_signed_16_bit_tiff_comes_back_as_one_on_its_scale(tmp_path, run_dir):
     a = phantom_radiograph(128)
     v = np.rint(a * 4095 - 2048).astype(np.int16)  # 12-bit signed values
     src = radiograph.write_signed_tiff(tmp_path / "in" / "s.tif", a, (-2048.0, 2047.0))
@@ -444,14 +445,14 @@ def test_7_signed_16_bit_tiff_comes_back_as_one_on_its_scale(tmp_path, run_dir):
     assert o.shape == (128, 128) and o.min() >= -2048 and o.max() <= 2047 and o.min() < 0
 
 
-def test_7_chunked_conversion_equals_the_direct_one():
+def test_chunked_conversion_equals_the_direct_one():
     a = np.random.default_rng(1).uniform(-0.1, 1.1, (300, 70)).astype(np.float32)
     direct = np.rint(10 + np.clip(a.astype(np.float64), 0, 1) * 4085).astype(np.uint16)
     assert np.array_equal(radiograph.to_stored(a, (10.0, 4095.0), np.uint16, rows=7), direct)
 
 
 # --------------------------------------------------------------------------------------------
-# Issue 24: what a mutation check found untested on this path
+# What a mutation check found untested on this path
 # --------------------------------------------------------------------------------------------
 
 
@@ -495,7 +496,8 @@ def test_24_the_suppression_model_is_float32_channels_last_and_holds_the_release
     from dae_lib.device import fastest
     from dae_lib.runs import DEFAULT_RELEASE, RELEASED_DIR
 
-    model, size, _ = suppress.load_suppression_model(None, torch.device("cpu"))
+    trained = suppress.load_suppression_model(None, torch.device("cpu"))
+    model, size = trained.model, trained.image_size
     stored = load_file(str(RELEASED_DIR / DEFAULT_RELEASE / "best.safetensors"))
     own = model.state_dict()
     assert size == 512 and set(own) == set(stored)
@@ -561,8 +563,8 @@ def test_review_the_same_file_given_twice_is_done_once(tmp_path, run_dir, monkey
 def test_review_a_rerun_with_out_in_the_input_folder_skips_its_own_outputs(tmp_path, run_dir):
     src = tmp_path / "in"
     Image.fromarray(np.rint(phantom_radiograph(128) * 255).astype(np.uint8)).save(src.mkdir() or src / "a.tif")
-    first = suppress.run([src], src, weights=run_dir, allow_out_in_input=True, progress=False, log=lambda *_: None)
-    again = suppress.run([src], src, weights=run_dir, allow_out_in_input=True, progress=False, log=lambda *_: None)
+    first = suppress.run([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
+    again = suppress.run([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
     assert len(first.done) == 1 and again.done == [] and again.kept == [str(src / "a.tif")] and again.failed == []
     assert sorted(p.name for p in src.iterdir() if not p.name.startswith(suppress.REPORT_PREFIX)) == ["a.png", "a.tif"]
 

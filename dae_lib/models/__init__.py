@@ -29,7 +29,7 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class Family:
     module: str  # importable module with build(cfg, seg_head)
-    prefix: str  # of its variant names ("" for the paper's, e.g. "r_" for a residual family)
+    prefix: str  # of its variant names ("" for the reproduced family, e.g. "r_" for a residual family)
     label_prefix: str  # of its labels ("" for the paper's, e.g. "R-")
     description: str
     #: Config values of this family that differ from the paper-protocol defaults (config.Config);
@@ -37,7 +37,11 @@ class Family:
     defaults: dict = field(default_factory=dict)
 
 
-#: The model families. The paper's network is the reproduced one and stays exactly the paper's.
+#: The family of the reproduced four: the paper's network, kept exactly the paper's. (Elsewhere
+#: "paper" names only what the paper itself says: its profile, its MS-SSIM form, its Table 1.)
+REPRODUCED = "reproduced"
+
+#: The model families, by key (``--family``).
 #: The residual family's settings were chosen on the validation part of BSE-JSRT at the quick
 #: profile (256 px, 30 epochs, width 8; ``python -m dae_lib.studies.sweep``, rows in results/sweep.csv;
 #: best-epoch validation PSNR, one seed each; identity 37.95 dB on those 11 cases):
@@ -50,7 +54,7 @@ class Family:
 #: the paper's per-pixel form does not change it on validation (R-AE + MS-SSIM, 30 epochs: 44.07 dB
 #: paper form, 44.10 dB Wang's; results/sweep.csv).
 FAMILIES: dict[str, Family] = {
-    "paper": Family("dae_lib.models.dae", "", "", "the paper's DAE: plain conv encoder, deconvolution decoders, sigmoid output"),
+    REPRODUCED: Family("dae_lib.models.dae", "", "", "the paper's DAE: plain conv encoder, deconvolution decoders, sigmoid output"),
     "residual": Family(
         "dae_lib.models.residual_unet", "r_", "R-", "improved: residual U-Net, S_hat = X - B_hat, skip connections",
         defaults=dict(
@@ -83,13 +87,8 @@ class Variant:
     label: str  # e.g. "DAE + MS-SSIM": tables and figures
     family: str  # key of FAMILIES: the architecture
     ablation: str  # key of ABLATION
-    seg_head: bool
+    seg_head: bool  # the model has the segmentation head, and the loss its L_seg term
     msssim: bool
-
-    @property
-    def seg(self) -> bool:
-        """Whether the loss has the L_seg term (exactly when the model has the head)."""
-        return self.seg_head
 
 
 def variants(family: str | None = None) -> dict[str, Variant]:

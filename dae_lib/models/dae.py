@@ -13,7 +13,7 @@
   costs the same as the plain AE.
 - AE: the same network without the branch (``seg_branch=False``).
 
-This is the ``paper`` family of ``models.FAMILIES``: everything builds it through
+This is the ``reproduced`` family of ``models.FAMILIES``: everything builds it through
 ``models.build_model(cfg)``, which calls ``build`` below. Inference goes through
 ``inference.predict``.
 
@@ -41,7 +41,7 @@ def _deconv(cin, cout, k, stride):
 class Encoder(nn.Module):
     """Four conv layers with max-pooling after the first two: (N,1,H,W) -> (N,c4,H/4,W/4)."""
 
-    def __init__(self, channels=(16, 32, 64, 64), k=3):
+    def __init__(self, channels, k):
         super().__init__()
         c1, c2, c3, c4 = channels
         self.layers = nn.Sequential(
@@ -58,7 +58,7 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """Deconvolutions mirroring the encoder back to full size, then a 1x1 conv to one channel."""
 
-    def __init__(self, channels=(16, 32, 64, 64), k=3):
+    def __init__(self, channels, k):
         super().__init__()
         c1, c2, c3, c4 = channels
         self.layers = nn.Sequential(
@@ -77,10 +77,11 @@ class DAE(nn.Module):
     """Shared encoder + soft-tissue estimator (+ bone-segmentation branch when ``seg_branch``).
 
     ``forward`` returns ``(s_hat, mask_logits)``: ``s_hat`` in [0, 1]; ``mask_logits`` is None
-    in eval mode or without the branch.
+    in eval mode or without the branch. ``channels`` and ``kernel_size``: Config.channels and
+    Config.kernel_size (``build`` passes them).
     """
 
-    def __init__(self, channels=(16, 32, 64, 64), kernel_size=3, seg_branch=True):
+    def __init__(self, channels, kernel_size, seg_branch: bool):
         super().__init__()
         self.encoder = Encoder(channels, kernel_size)
         self.soft_tissue = Decoder(channels, kernel_size)
@@ -105,6 +106,3 @@ def build(cfg, seg_head: bool) -> DAE:
     ``cfg.kernel_size``, with the bone-segmentation branch when ``seg_head``."""
     return DAE(cfg.channels, cfg.kernel_size, seg_branch=seg_head)
 
-
-def n_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -84,7 +84,7 @@ class ResidualUNet(nn.Module):
     the head. ``bone(x)`` gives B_hat itself (the removed bone component).
     """
 
-    def __init__(self, width: int = 32, depth: int = 4, seg_head: bool = False):
+    def __init__(self, width: int, depth: int, seg_head: bool = False):
         super().__init__()
         widths = level_widths(width, depth)
         self.depth = depth

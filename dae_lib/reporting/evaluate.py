@@ -18,7 +18,7 @@ from ..atomic import atomic_path
 from ..data import PairedImages, hashes_by_case, load_data
 from ..device import pick_device
 from ..errors import RunDirError
-from ..models import get_variant, label_of
+from ..models import REPRODUCED, get_variant, label_of
 from ..inference import predict, predict_masks
 from ..runs import LOG_FILE, TEST_METRICS, config_from_run, finished_runs, load_model, run_split_file
 from ..split import check_split, read_split_csv
@@ -114,12 +114,12 @@ def validation_psnr(run_dir: str | Path) -> float:
 
 
 def figure_runs(runs_dir: str | Path) -> dict[str, Path]:
-    """The finished runs the figures show: every variant of the paper's family, and of each other
+    """The finished runs the figures show: every variant of the reproduced family (the paper's network), and of each other
     family the one with the best validation PSNR (its best improved variant)."""
     done = finished_runs(runs_dir)[0]
-    shown = {v: d for v, d in done.items() if get_variant(v).family == "paper"}
+    shown = {v: d for v, d in done.items() if get_variant(v).family == REPRODUCED}
     for family in dict.fromkeys(get_variant(v).family for v in done):
-        if family != "paper":
+        if family != REPRODUCED:
             members = {v: d for v, d in done.items() if get_variant(v).family == family}
             best = max(members, key=lambda v: validation_psnr(members[v]))
             shown[best] = members[best]

@@ -8,9 +8,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..atomic import atomic_path
+from ..augment import PairedAugment
+from ..config import Config
 from ..losses import bone_mask, mask_thresholds
 from ..phantom import chest_phantom
 from ..runs import FIGURES_DIR, LOG_FILE, resolve
+from .evaluate import IDENTITY
+from .table1 import paired_difference, paper_values
 
 
 def _save(fig, path: Path, dpi=100) -> Path:
@@ -23,8 +27,9 @@ def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool 
     """One phantom case: X, S, B = X - S and the bone mask M (figures/phantom_sample.png)."""
     path = resolve(path) if path else FIGURES_DIR / "phantom_sample.png"
     x, s, b = chest_phantom(size, seed)
-    m = bone_mask(x[None, None], s[None, None])[0, 0]
-    tau = float(mask_thresholds(x[None, None], s[None, None])[0])
+    rule = (Config().mask_threshold, Config().mask_min_threshold)  # the default mask rule
+    m = bone_mask(x[None, None], s[None, None], *rule)[0, 0]
+    tau = float(mask_thresholds(x[None, None], s[None, None], *rule)[0])
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
     panels = [
         (x, "X: radiograph (phantom)"),
@@ -64,11 +69,11 @@ def data_panels(data, indices=(0, 1, 2), path=None):
     return fig
 
 
-def mask_threshold_figure(data, index=0, fixed=(0.01, 0.02, 0.04), path=None):
-    """The mask rule's effect: X - S, its histogram with the Otsu level, and masks at other levels."""
+def mask_threshold_figure(data, cfg, index=0, fixed=(0.01, 0.02, 0.04), path=None):
+    """The mask rule's effect: X - S, its histogram with the level ``cfg``'s rule gives, and masks at other levels."""
     x, s = data.x[index : index + 1], data.s[index : index + 1]
     b = (x - s)[0, 0]
-    tau = float(mask_thresholds(x, s)[0])
+    tau = float(mask_thresholds(x, s, cfg.mask_threshold, cfg.mask_min_threshold)[0])
     fig, axes = plt.subplots(1, 3 + len(fixed), figsize=(3.2 * (3 + len(fixed)), 3.4))
     _show(axes[0], b.numpy(), "X - S", vmin=0, vmax=max(float(b.max()), 1e-6))
     axes[1].hist(b.flatten().numpy(), bins=100, log=True, color="0.4")
@@ -88,7 +93,6 @@ def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
     """One training pair under ``n`` random draws of the paired augmentation (X, S, M rows)."""
     import torch
 
-    from ..augment import PairedAugment
 
     aug = PairedAugment.from_config(cfg)
     torch.manual_seed(seed)
@@ -193,8 +197,6 @@ def gain_chart(per_image, path=None):
     BSR, and the PSNR gain its BSR implies, -10 log10(1 - BSR) (table1.implied_identity_psnr)."""
     import math
 
-    from .evaluate import IDENTITY
-    from .table1 import paired_difference, paper_values
 
     methods = [m for m in dict.fromkeys(per_image["method"]) if m != IDENTITY]
     table = paper_values()

@@ -19,7 +19,7 @@ import yaml
 from ..atomic import atomic_path, write_json_atomic
 from ..errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run
-from ..models import FAMILIES, get_variant, variants
+from ..models import FAMILIES, REPRODUCED, get_variant, variants
 from ..metrics import HEAD, REGION, TABLE1, Metric, by_name, registered
 from ..runs import BEST_WEIGHTS, PROVENANCE_FILE, TEST_METRICS, finished_runs, find_runs, portable, seed_folders
 from .stats import MIN_TEST_CASES, judgeable, mean_interval
@@ -186,10 +186,10 @@ def _ranking_claims(family: str, labels: dict, means: pd.Series, n_cases: int) -
     judged = judgeable(n_cases)
     verdict = ("holds" if best == labels["dae_msssim"] else "does not hold") if judged else _too_few(n_cases)
     prefix = FAMILIES[family].label_prefix
-    among = "" if family == "paper" else f" of the {prefix} family"
+    among = "" if family == REPRODUCED else f" of the {prefix} family"
     out = [f"- {labels['dae_msssim']} is the best variant{among}: {verdict} here (highest mean {rank.short}: {best}, {_quantity(rank, means[best])})."]
     beat = [m for m in models if rank.better(means[m], means[IDENTITY])]
-    which = "Every variant" if family == "paper" else f"Every {prefix} variant"
+    which = "Every variant" if family == REPRODUCED else f"Every {prefix} variant"
     if not judged:
         verdict = f"{_too_few(n_cases)} here ({len(beat)} of {len(models)} beat it)"
     elif len(beat) == len(models):

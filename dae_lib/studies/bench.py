@@ -39,10 +39,28 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
+from torchmetrics.functional.image import (
+    multiscale_structural_similarity_index_measure as tm_ms_ssim,
+)
+
+from .. import losses
+from ..atomic import append_csv
+from ..config import load_config
+from ..device import autocast, bf16_supported, describe, fastest, pick_device, resolve_amp
+from ..inference import predict
+from ..models import build_model
+from ..msssim import BETAS
+from ..phantom import chest_phantom
+from ..radiograph import write_png
+from ..runs import RESULTS_DIR, record, resolve
+from ..suppress import Destination, Job, Settings, load_suppression_model, suppress_one
 
 TRAIN_CONFIGS = ("naive", "+separable", "+channels_last", "+bf16", "optimized")
 #: Measured on CUDA only: Adam's fused kernel, torch.compile of the optimised step (compilation
@@ -55,16 +73,7 @@ INFER_CONFIGS = ("naive", "+channels_last", "+bf16", "optimized")
 
 
 def _train_step_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
-    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as tm_ms_ssim
-
-    from .. import losses
-    from ..config import load_config
-    from ..device import autocast, fastest, resolve_amp
-    from ..models import build_model
-    from ..msssim import BETAS
-
     cfg = load_config("paper", variant=variant, image_size=size)
-    use_msssim, use_seg = cfg.use_msssim, cfg.use_seg
     best = fastest(device)  # "optimized" is what fit does on this device (device.FASTEST)
     on_top = config in ("optimized", *CUDA_ONLY)  # the CUDA-only ones build on optimized
     cl = config in ("+channels_last", "+bf16") or (on_top and best["channels_last"])
@@ -73,7 +82,7 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     if cl:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if config == "+compile" else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, **({"fused": True} if config == "+fused_adam" else {}))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **({"fused": True} if config == "+fused_adam" else {}))
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 1, size, size, generator=g).to(device)
     s = (0.9 * x).contiguous()
@@ -87,11 +96,14 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
     def loss_of(x, s, m):
         with autocast(device, amp):
             s_hat, logits = forward(x)
-        loss = losses.mse_loss(s_hat, s)
-        if use_msssim:  # naive: torchmetrics' 2-D window (Wang's form); else the configured form, separable
-            loss = loss + (1.0 - ms_ssim_naive(s_hat, s).mean() if config == "naive" else losses.msssim_loss(s_hat, s, cfg.msssim_form))
-        if use_seg:
-            loss = loss + 0.01 * losses.seg_loss(logits, m)
+        if config != "naive":
+            return losses.total_loss(s_hat, s, cfg, logits, m)[0]  # eq. (1), as fit trains it
+        # naive: eq. (1) with torchmetrics' MS-SSIM (its 2-D window, Wang's per-image form)
+        loss = cfg.lm * losses.mse_loss(s_hat, s)
+        if cfg.use_msssim:
+            loss = loss + 1.0 - ms_ssim_naive(s_hat, s).mean()
+        if cfg.use_seg:
+            loss = loss + cfg.ls * losses.seg_loss(logits, m)
         return loss
 
     if config == "+compile_step":  # model and loss as one graph: the loss's many small kernels fused
@@ -110,11 +122,6 @@ def _train_step_fn(variant: str, size: int, batch: int, config: str, device: tor
 
 
 def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.device):
-    from ..config import load_config
-    from ..device import fastest, resolve_amp
-    from ..models import build_model
-    from ..inference import predict
-
     model = build_model(load_config("paper", variant=variant, image_size=size)).to(device).eval()
     x = torch.rand(batch, 1, size, size, generator=torch.Generator().manual_seed(0))  # on the host, as predict's callers hold it
     if config == "naive":
@@ -135,21 +142,14 @@ def _infer_fn(variant: str, size: int, batch: int, config: str, device: torch.de
 
 def _suppress_fn(size: int, device: torch.device):
     """One radiograph file through the suppression command's path, with the released model."""
-    import tempfile
-
-    import numpy as np
-
-    from ..phantom import chest_phantom
-    from ..radiograph import write_png
-    from ..suppress import Job, load_suppression_model, suppress_one
-
     tmp = Path(tempfile.mkdtemp(prefix="dae-bench-"))
     write_png(tmp / "in" / "x.png", chest_phantom(size, seed=0)[0].numpy().astype(np.float64), 8)
-    model, model_size, what = load_suppression_model(None, device)
+    trained = load_suppression_model(None, device)
     job = Job(tmp / "in" / "x.png", Path("x.png"), name="x")
+    where, settings = Destination(tmp / "out"), Settings(overwrite=True)
 
     def run():
-        return suppress_one(model, model_size, job, tmp / "out", None, "auto", "auto", True, what)
+        return suppress_one(trained, job, where, settings)
 
     return run, "auto"
 
@@ -161,8 +161,6 @@ def _sync(device):
 
 def measure(kind: str, config: str, size: int, batch: int, steps: int, variant: str, device_name: str) -> dict:
     """One configuration, in this process: warm-up, then timed steps."""
-    from ..device import describe, pick_device
-
     device = pick_device(device_name)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -205,8 +203,6 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
     """Every configuration at every size. On a CPU each runs in its own subprocess (so its peak
     RSS is its own); on CUDA all run in this process (peak allocated memory is reset per
     configuration), which keeps a size well under a minute."""
-    from ..device import bf16_supported, pick_device
-
     dev = pick_device(device)
     one = (lambda **kw: measure(**kw)) if dev.type == "cuda" else _in_subprocess
     train_configs = [c for c in TRAIN_CONFIGS if c != "+bf16" or bf16_supported(dev)] + (list(CUDA_ONLY) if dev.type == "cuda" else [])
@@ -240,18 +236,11 @@ def run_all(sizes=(256, 512), variant="dae_msssim", steps=5, train_batch=4, devi
 
 
 def write_rows(rows: list[dict], path: Path) -> Path:
-    import pandas as pd
-
-    from ..atomic import append_csv
-    from ..runs import record
-
     prov = record()
     return append_csv(path, pd.DataFrame([{**r, "commit": prov["commit"], "torch": prov["torch"], "machine": prov["machine"], "utc": prov["utc"]} for r in rows]))
 
 
 def main(argv=None) -> int:
-    from ..runs import RESULTS_DIR, resolve
-
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.bench", description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--variant", default="dae_msssim")
@@ -266,8 +255,6 @@ def main(argv=None) -> int:
         print(json.dumps(measure(**json.loads(args.one))))
         return 0
     rows = run_all(tuple(args.sizes), args.variant, args.steps, args.batch, args.device, kinds=tuple(args.kinds))
-    from ..device import describe, pick_device
-
     print(f"\n{describe(pick_device(args.device))}, torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}")
     print("speed-up of the optimised path over the naive fp32 eager loop:")
     for r in rows:

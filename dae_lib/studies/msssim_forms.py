@@ -19,13 +19,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_path
-from ..reporting.evaluate import summarize
-from ..models import variants
+from ..config import load_config
+from ..data import load_data
+from ..errors import run_guarded
 from ..metrics import TABLE1, by_name, registered
+from ..models import REPRODUCED, variants
+from ..reporting.evaluate import summarize
+from ..reporting.table1 import collect, paired_difference
 from ..runs import PROVENANCE_FILE, normalise_data_dir, outputs, portable, seed_folder
+from ..train import fit
 
 #: The reproduced variants whose loss has the MS-SSIM term (the others do not depend on its form).
-VARIANTS = tuple(name for name, v in variants("paper").items() if v.msssim)
+VARIANTS = tuple(name for name, v in variants(REPRODUCED).items() if v.msssim)
 WANG = " (Wang's form)"
 #: The paired differences paper - wang that the Markdown shows, with their format: PSNR to
 #: 0.01 dB, BSR to 0.001 (the CSV holds every Table 1 metric's).
@@ -40,10 +45,6 @@ def wang_runs_dir(profile: str, data_dir=None, out_root=None) -> Path:
 
 def train_wang(profile: str, data_dir=None, seeds: int = 3, out_root=None, device: str = "auto", log=print) -> Path:
     """Train (or finish) VARIANTS with msssim_form = wang for seeds 0 .. seeds-1."""
-    from ..config import load_config
-    from ..data import load_data
-    from ..train import fit
-
     data_dir = normalise_data_dir(data_dir)
     root = wang_runs_dir(profile, data_dir, out_root)
     data = None
@@ -73,7 +74,6 @@ def compare(paper_runs: str | Path, wang_runs: str | Path, data=None) -> pd.Data
     """One row per (variant, form): metrics as mean / sd over seeds (test images averaged within a
     seed); the paper-form rows also hold ``diff_<metric>`` and ``diff_<metric>_half``: the paired
     difference paper - wang (> 0: the paper's form better), over the seeds both forms have."""
-    from ..reporting.table1 import collect, paired_difference
 
     labels = {variants()[v].label for v in VARIANTS}
     paper, _ = collect(paper_runs, data)
@@ -156,8 +156,6 @@ def _diff_cells(r: pd.Series) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from ..errors import run_guarded
-
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.msssim_forms", description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--profile", default="quick")

@@ -29,7 +29,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import append_csv
+from ..config import load_config
+from ..data import load_data
+from ..device import describe, pick_device
+from ..errors import ConfigError, run_guarded
 from ..metrics import METRICS
+from ..reporting.evaluate import evaluate_run
+from ..reporting.stats import mean_interval
+from ..runs import outputs, record
+from ..train import fit
 
 PRECISIONS = {"bf16": "bf16", "fp32": "off"}  # name -> Config.amp
 
@@ -41,7 +49,6 @@ def run_dir(runs_root: Path, variant: str, precision: str, seed: int) -> Path:
 def run_means(result, data) -> dict:
     """Mean test metrics of one trained run (a ``FitResult``; model rows only) and the validation
     metrics of the epoch it kept."""
-    from ..reporting.evaluate import evaluate_run
 
     df = evaluate_run(result.out_dir, data)
     model = df[df["method"] != df["method"].iloc[0]]
@@ -57,7 +64,6 @@ def seed_comparison(per_run: pd.DataFrame) -> pd.DataFrame:
 
     ``per_run`` has one row per (precision, seed) with columns ``test_<metric>`` / ``val_<metric>``.
     """
-    from ..reporting.stats import mean_interval
 
     wide = per_run.pivot(index="seed", columns="precision")
     rows = []
@@ -80,13 +86,6 @@ def compare_precision(
     out_root=None, log=print, **overrides,
 ) -> pd.DataFrame:  # fmt: skip
     """Train ``variant`` once per seed and precision, score each run, write and return the comparison."""
-    from ..config import load_config
-    from ..data import load_data
-    from ..errors import ConfigError
-    from ..device import describe, pick_device
-    from ..runs import outputs, record
-    from ..train import fit
-
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
         raise ConfigError(f"compare_precision: give at least two different seeds, not {list(seeds)} (the seed is the unit of comparison)")
     out = outputs(profile, data_dir, out_root)
@@ -119,7 +118,6 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="data folder (default: the phantom)")
     p.add_argument("--out-root", default=None, help="root for runs/ and results/ (default: the repository)")
     args = p.parse_args(argv)
-    from ..errors import run_guarded
 
     def go():
         table = compare_precision(args.variant, tuple(args.seeds), args.profile, args.data, args.out_root)

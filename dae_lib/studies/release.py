@@ -28,12 +28,21 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+from safetensors.torch import load_file, save_file
+
 from ..atomic import write_json_atomic
+from ..config import load_config
+from ..data import load_data
+from ..errors import run_guarded
 from ..metrics import TABLE1, registered
+from ..models import get_variant
+from ..reporting.evaluate import IDENTITY, evaluate_run, summarize
 from ..runs import (
-    BEST_WEIGHTS, CONFIG_FILE, DATA_FILE, DEFAULT_RELEASE, PROVENANCE_FILE, RELEASED_DIR, REPO_ROOT, SPLIT_FILE, TEST_METRICS,
-    data_tag, git_commit, normalise_data_dir, portable, resolve, sha256_file,
+    BEST_WEIGHTS, CONFIG_FILE, DATA_FILE, DEFAULT_RELEASE, PROVENANCE_FILE, RELEASED_DIR, REPO_ROOT, SPLIT_FILE,
+    TEST_METRICS, data_tag, git_commit, normalise_data_dir, portable, resolve, sha256_file,
 )
+from ..train import fit
 
 #: The two training stages: overrides of the paper profile (which sets the width) and the family defaults.
 STAGES = (
@@ -54,8 +63,6 @@ LIMITS = (
 
 
 def stage_configs(variant: str, data_dir: str, device: str = "auto", stage1_dir: Path | None = None) -> list:
-    from ..config import load_config
-
     cfgs = [load_config("paper", variant=variant, data_dir=data_dir, device=device, **STAGES[0])]
     cfgs.append(load_config("paper", variant=variant, data_dir=data_dir, device=device, init_from=str(stage1_dir), **STAGES[1]))
     return cfgs
@@ -63,9 +70,6 @@ def stage_configs(variant: str, data_dir: str, device: str = "auto", stage1_dir:
 
 def train_release(variant: str, data_dir: str, device: str = "auto", runs_root: Path | None = None, log=print):
     """Both stages (resuming where they stopped); returns the stage-2 FitResult."""
-    from ..data import load_data
-    from ..train import fit
-
     runs_root = runs_root or REPO_ROOT / "runs" / "release"
     s1, s2 = runs_root / f"{variant}-256", runs_root / f"{variant}-512"
     cfg1, cfg2 = stage_configs(variant, data_dir, device, s1)
@@ -79,11 +83,6 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     """Write the release folder of a trained run: its weights in float16 (half the size; the card's
     numbers are those of these very weights), records, and the model card from scoring the
     released folder itself on the run's test cases."""
-    import pandas as pd
-    from safetensors.torch import load_file, save_file
-
-    from ..reporting.evaluate import IDENTITY, evaluate_run, summarize
-    from ..models import get_variant
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = json.loads((run_dir / CONFIG_FILE).read_text())
@@ -192,8 +191,6 @@ def model_card_markdown(card: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from ..errors import run_guarded
-
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.release", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="BSE-JSRT folder")
     p.add_argument("--variant", default=DEFAULT_RELEASE.split("-")[0], help="default: the released one (runs.DEFAULT_RELEASE)")

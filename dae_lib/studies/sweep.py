@@ -19,8 +19,16 @@ import time
 import pandas as pd
 import yaml
 
+from .. import metrics
 from ..atomic import append_csv
+from ..config import load_config
+from ..data import load_data
+from ..device import describe, pick_device
+from ..errors import ConfigError, run_guarded
 from ..metrics import METRICS
+from ..reporting.evaluate import run_part
+from ..runs import normalise_data_dir, outputs, record
+from ..train import fit
 
 
 def grid(items: list[str]) -> list[dict]:
@@ -29,8 +37,6 @@ def grid(items: list[str]) -> list[dict]:
     for item in items:
         key, sep, values = item.partition("=")
         if not sep:
-            from ..errors import ConfigError
-
             raise ConfigError(f"--grid expects KEY=V1,V2,..., got {item!r}")
         axes.append([(key.strip(), yaml.safe_load(v)) for v in values.split(",")])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
@@ -38,20 +44,11 @@ def grid(items: list[str]) -> list[dict]:
 
 def validation_identity(data, run_dir) -> dict:
     """Identity (S_hat = X) metrics on the run's validation cases."""
-    from .. import metrics
-    from ..reporting.evaluate import run_part
-
     val = run_part(data, run_dir, "val")
     return {f"identity_val_{k}": float(v.mean()) for k, v in metrics.all_metrics(val.x, val.s, val.x).items()}
 
 
 def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_dir=None, out_root=None, log=print, **fixed) -> pd.DataFrame:
-    from ..config import load_config
-    from ..data import load_data
-    from ..device import describe, pick_device
-    from ..runs import outputs, record
-    from ..train import fit
-
     out = outputs(profile, data_dir, out_root)
     root = out.runs.with_name(out.data + "-sweep")
     data, rows = None, []
@@ -78,8 +75,6 @@ def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_d
 
 
 def main(argv=None) -> int:
-    from ..errors import run_guarded
-
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.sweep", description=__doc__.split("\n")[0])
     p.add_argument("--variant", required=True)
     p.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2", help="settings to vary")
@@ -90,8 +85,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def go():
-        from ..runs import normalise_data_dir
-
         fixed = grid(args.set)[0] if args.set else {}
         run_sweep(args.variant, grid(args.grid), args.profile, normalise_data_dir(args.data), args.out_root, **fixed)
         return 0

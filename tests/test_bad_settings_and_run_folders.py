@@ -1,6 +1,7 @@
-"""Settings, run folders and data that used to end in a traceback or a misleading answer (issue 18,
-items 5, 6 and 7): each is now one line, ``error: ...`` naming the setting or file, exit status 2,
-nothing written; too few test cases are "too few to judge", never "holds".
+"""Settings, run folders and data that used to end in a traceback or a misleading answer: each is
+one line, ``error: ...`` naming the setting or file, exit status 2, nothing written; too few test
+cases are "too few to judge", never "holds". By subject: damaged config.json, --kernel, --set,
+too few cases, --out-root and image_size bounds.
 """
 import dataclasses
 import json
@@ -54,7 +55,7 @@ def no_data_read(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# (5) a damaged config.json in a run / weights folder: one line naming the file
+# a damaged config.json in a run / weights folder: one line naming the file
 # ---------------------------------------------------------------------------------------------
 
 DAMAGED = {
@@ -82,7 +83,7 @@ def _damage(run, text):
 
 
 @pytest.mark.parametrize("case", list(DAMAGED))
-def test_5_damaged_config_json_is_one_line_naming_the_file(tmp_path, capsys, case):
+def test_damaged_config_json_is_one_line_naming_the_file(tmp_path, capsys, case):
     text, words = DAMAGED[case]
     run = tiny_run_folder(tmp_path / "run")
     path = _damage(run, text)
@@ -95,7 +96,7 @@ def test_5_damaged_config_json_is_one_line_naming_the_file(tmp_path, capsys, cas
     assert _snapshot(run) == before  # no test_metrics.csv, nothing changed
 
 
-def test_5_damaged_config_json_of_suppress_weights_is_one_line(tmp_path, capsys):
+def test_damaged_config_json_of_suppress_weights_is_one_line(tmp_path, capsys):
     run = tiny_run_folder(tmp_path / "run")
     path = _damage(run, '{"variant": "ae", "image_size": 1e6}')
     img = tmp_path / "x.png"
@@ -107,7 +108,7 @@ def test_5_damaged_config_json_of_suppress_weights_is_one_line(tmp_path, capsys)
     assert not out.exists() or not any(out.rglob("*"))
 
 
-def test_5_resume_into_a_run_folder_with_damaged_config_json_is_one_line(tmp_path, capsys, no_data_read):
+def test_resume_into_a_run_folder_with_damaged_config_json_is_one_line(tmp_path, capsys, no_data_read):
     run = tmp_path / "run"
     run.mkdir()
     (run / ".dae-run").write_text("{}")
@@ -119,7 +120,7 @@ def test_5_resume_into_a_run_folder_with_damaged_config_json_is_one_line(tmp_pat
 
 
 # ---------------------------------------------------------------------------------------------
-# (5) --kernel: an installed kernel's well-formed name, or refused before anything runs
+# --kernel: an installed kernel's well-formed name, or refused before anything runs
 # ---------------------------------------------------------------------------------------------
 
 
@@ -133,14 +134,14 @@ def test_5_resume_into_a_run_folder_with_damaged_config_json_is_one_line(tmp_pat
         ("", "--kernel '': not a kernel name"),
     ],
 )
-def test_5_unknown_or_shell_like_kernel_is_refused_before_anything_runs(tmp_path, capsys, no_notebooks, kernel, words):
+def test_unknown_or_shell_like_kernel_is_refused_before_anything_runs(tmp_path, capsys, no_notebooks, kernel, words):
     out = tmp_path / "out"
     assert cli(["reproduce", "--profile", "smoke", "--kernel", kernel, "--out-root", str(out)]) == 2
     assert words in _one_error_line(capsys.readouterr().err)
     assert not out.exists()
 
 
-def test_5_an_installed_kernel_passes_the_check():
+def test_an_installed_kernel_passes_the_check():
     from jupyter_client.kernelspec import KernelSpecManager
 
     name = sorted(KernelSpecManager().find_kernel_specs())[0]
@@ -150,7 +151,7 @@ def test_5_an_installed_kernel_passes_the_check():
 
 
 # ---------------------------------------------------------------------------------------------
-# (5) --set: nonsense refused by the Config's own checks, in one line, before any I/O
+# --set: nonsense refused by the Config's own checks, in one line, before any I/O
 # ---------------------------------------------------------------------------------------------
 
 BAD_SETS = [
@@ -188,7 +189,7 @@ BAD_SETS = [
 
 
 @pytest.mark.parametrize("item, line", BAD_SETS, ids=[b[0] for b in BAD_SETS])
-def test_5_nonsense_settings_are_one_line_before_any_io(tmp_path, capsys, no_data_read, item, line):
+def test_nonsense_settings_are_one_line_before_any_io(tmp_path, capsys, no_data_read, item, line):
     out = tmp_path / "run"
     given = item.split() if item.startswith("--") else ["--set", item]  # after TINY: these override it
     assert cli(["train", "--variant", "r_ae", *TINY, "--out", str(out), *given]) == 2
@@ -201,13 +202,13 @@ FLOAT_FIELDS = [f.name for f in dataclasses.fields(Config) if isinstance(f.defau
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
 @pytest.mark.parametrize("name", FLOAT_FIELDS)
-def test_5_every_float_setting_refuses_non_finite_numbers(name, value):
+def test_every_float_setting_refuses_non_finite_numbers(name, value):
     assert {"lr", "lm", "ls", "weight_decay", "test_fraction"} <= set(FLOAT_FIELDS)
     with pytest.raises(ConfigError, match=f"^{name} must be a finite number"):
         load_config("smoke", **{name: value})
 
 
-def test_5_a_hand_edited_config_json_is_checked_as_the_command_line_is(tmp_path):
+def test_a_hand_edited_config_json_is_checked_as_the_command_line_is(tmp_path):
     run = tiny_run_folder(tmp_path / "run")
     cfg = json.loads((run / "config.json").read_text())
     for key, value, words in [("unet_width", 10**6, "unet_width must be at least 1 and at most 128"), ("seed", 1e20, "seed must be at least 0 and at most"),
@@ -217,18 +218,18 @@ def test_5_a_hand_edited_config_json_is_checked_as_the_command_line_is(tmp_path)
             config_from_run(run)
 
 
-def test_5_integers_in_float_notation_are_read_and_sizes_at_their_bounds_accepted():
+def test_integers_in_float_notation_are_read_and_sizes_at_their_bounds_accepted():
     cfg = load_config("smoke", variant="r_ae", epochs="1e1", seed="2.0", unet_width=config_mod.MAX_UNET_WIDTH, image_size=MAX_IMAGE_SIZE)
     assert (cfg.epochs, cfg.seed, cfg.unet_width, cfg.image_size) == (10, 2, 128, MAX_IMAGE_SIZE)
     assert load_config("smoke", seed=config_mod.MAX_SEED, channels=[1024, 1024, 1024, 1024]).channels == (1024,) * 4
 
 
 # ---------------------------------------------------------------------------------------------
-# (6) too few cases: refused before anything runs; too few test cases: "too few to judge"
+# too few cases: refused before anything runs; too few test cases: "too few to judge"
 # ---------------------------------------------------------------------------------------------
 
 
-def test_6_reproduce_on_two_pairs_is_refused_before_any_notebook(tmp_path, capsys, no_notebooks):
+def test_reproduce_on_two_pairs_is_refused_before_any_notebook(tmp_path, capsys, no_notebooks):
     data, _ = write_pair_folder(tmp_path / "two", n=2, size=64)
     out = tmp_path / "out"
     assert cli(["reproduce", "--profile", "smoke", "--data", str(data), "--out-root", str(out)]) == 2
@@ -240,7 +241,7 @@ def test_6_reproduce_on_two_pairs_is_refused_before_any_notebook(tmp_path, capsy
     assert not out.exists()
 
 
-def test_6_train_on_two_pairs_is_refused_before_anything_is_read_or_written(tmp_path, capsys, no_data_read):
+def test_train_on_two_pairs_is_refused_before_anything_is_read_or_written(tmp_path, capsys, no_data_read):
     data, _ = write_pair_folder(tmp_path / "two", n=2, size=64)
     out = tmp_path / "run"
     assert cli(["train", "--variant", "ae", *TINY, "--data", str(data), "--out", str(out)]) == 2
@@ -248,17 +249,17 @@ def test_6_train_on_two_pairs_is_refused_before_anything_is_read_or_written(tmp_
     assert not out.exists()
 
 
-def test_6_the_phantom_with_a_split_that_leaves_no_training_case_is_refused(tmp_path, capsys, no_data_read):
+def test_the_phantom_with_a_split_that_leaves_no_training_case_is_refused(tmp_path, capsys, no_data_read):
     out = tmp_path / "run"
     assert cli(["train", "--variant", "ae", *TINY, "--set", "n_phantom=3", "--set", "test_fraction=0.9", "--out", str(out)]) == 2
     assert "error: the phantom (n_phantom=3): 3 case(s) give 1 training, 0 validation and 2 test case(s)" in _one_error_line(capsys.readouterr().err)
     assert not out.exists()
 
 
-def test_6_three_pairs_give_one_case_to_each_part_and_pass_the_check(tmp_path):
+def test_three_pairs_give_one_case_to_each_part_and_pass_the_check(tmp_path):
     data, ids = write_pair_folder(tmp_path / "three", n=3, size=64)
     assert part_sizes(checked_split(ids, 0.15, 0.10, 0, data)) == {"train": 1, "val": 1, "test": 1}
-    pipeline.check_data("smoke", str(data))  # reproduce runs on them: its claims then say too few (below)
+    pipeline.check_data(pipeline.Request("smoke", str(data)))  # reproduce runs on them: its claims then say too few (below)
     with pytest.raises(DataError, match="0 validation"):
         checked_split(ids[:2], 0.15, 0.10, 0, data)
     assert part_sizes(checked_split(ids[:2], 0.15, 0.0, 0, data)) == {"train": 1, "val": 0, "test": 1}  # none asked for
@@ -275,7 +276,7 @@ def _claims_table(n_cases, gain=1.0, seeds=(0,)):
 
 
 @pytest.mark.parametrize("n_cases", [1, 3, MIN_TEST_CASES - 1])
-def test_6_claims_on_fewer_test_cases_than_the_minimum_are_too_few_to_judge(n_cases):
+def test_claims_on_fewer_test_cases_than_the_minimum_are_too_few_to_judge(n_cases):
     lines = table1.claims(_claims_table(n_cases))
     assert lines and all("too few test cases to judge" in c for c in lines), lines
     assert not any(word in c for c in lines for word in (": holds", "does not hold", "contradicted", "is not shown"))
@@ -284,21 +285,21 @@ def test_6_claims_on_fewer_test_cases_than_the_minimum_are_too_few_to_judge(n_ca
     assert "better on" in improves  # the numbers are still shown
 
 
-def test_6_one_test_image_has_an_infinite_interval_and_is_not_judged_even_over_seeds():
+def test_one_test_image_has_an_infinite_interval_and_is_not_judged_even_over_seeds():
     r = table1.paired_difference(_claims_table(1), "DAE", "AE", "psnr")
     assert r["n"] == 1 and r["cases"] == 1 and math.isinf(r["half"])
     over_seeds = table1.claims(_claims_table(1, seeds=(0, 1, 2)))  # finite interval over 3 seeds, still 1 image
     assert all("too few test cases to judge (1 test case," in c for c in over_seeds)
 
 
-def test_6_claims_on_the_minimum_number_of_test_cases_are_judged():
+def test_claims_on_the_minimum_number_of_test_cases_are_judged():
     lines = table1.claims(_claims_table(MIN_TEST_CASES))
     assert "improves the AE: holds here (DAE vs AE" in [c for c in lines if "improves the AE" in c][0]
     assert "beats doing nothing (identity, 27.25 dB): holds here." in [c for c in lines if "beats doing nothing" in c][0]
     assert not any("too few" in c for c in lines)
 
 
-def test_6_when_both_layouts_hold_images_the_choice_is_logged(tmp_path, caplog):
+def test_when_both_layouts_hold_images_the_choice_is_logged(tmp_path, caplog):
     from dae_lib.data import find_pairs
 
     root, flat_ids = write_pair_folder(tmp_path / "d", n=3, size=64, layout="flat")
@@ -319,11 +320,11 @@ def test_6_when_both_layouts_hold_images_the_choice_is_logged(tmp_path, caplog):
 
 
 # ---------------------------------------------------------------------------------------------
-# (7) --out-root relative to the current folder; image_size bounded and in the fingerprint
+# --out-root relative to the current folder; image_size bounded and in the fingerprint
 # ---------------------------------------------------------------------------------------------
 
 
-def test_7_out_root_is_taken_from_the_current_folder_not_the_repository(tmp_path, monkeypatch, capsys):
+def test_out_root_is_taken_from_the_current_folder_not_the_repository(tmp_path, monkeypatch, capsys):
     seen = {}
 
     def fake_run(profile, data_dir, out_root, **kw):
@@ -338,7 +339,7 @@ def test_7_out_root_is_taken_from_the_current_folder_not_the_repository(tmp_path
     assert "stopped by the test" in capsys.readouterr().err
 
 
-def test_7_image_size_beyond_the_bound_in_config_json_is_refused_when_loaded(tmp_path, capsys):
+def test_image_size_beyond_the_bound_in_config_json_is_refused_when_loaded(tmp_path, capsys):
     run = tiny_run_folder(tmp_path / "run")
     cfg = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**cfg, "image_size": 6144}))
@@ -357,7 +358,7 @@ def _with_fingerprint(run, cfg, drop=()):
     save_file(load_file(str(path)), str(path), metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
 
 
-def test_7_image_size_is_in_the_fingerprint_so_an_edited_config_json_cannot_change_it(tmp_path):
+def test_image_size_is_in_the_fingerprint_so_an_edited_config_json_cannot_change_it(tmp_path):
     run = tiny_run_folder(tmp_path / "run", image_size=64)
     _with_fingerprint(run, tiny_config(variant="ae", image_size=64))
     load_model(run)
@@ -367,7 +368,7 @@ def test_7_image_size_is_in_the_fingerprint_so_an_edited_config_json_cannot_chan
         load_model(run)
 
 
-def test_7_weights_recorded_before_image_size_was_fingerprinted_still_load(tmp_path):
+def test_weights_recorded_before_image_size_was_fingerprinted_still_load(tmp_path):
     run = tiny_run_folder(tmp_path / "run", image_size=64)
     _with_fingerprint(run, tiny_config(variant="ae", image_size=64), drop=("image_size",))
     cfg = json.loads((run / "config.json").read_text())

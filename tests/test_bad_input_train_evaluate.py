@@ -1,8 +1,8 @@
 """train / evaluate used carelessly or with hostile input: one line, exit 2, nothing of the user's touched.
 
-Numbered as the hardening issue: (1) the split is pinned to the run, (2) a run folder is ours or
-left alone, (3) one-line errors instead of tracebacks, (4) settings checked before any I/O,
-(5) wrong data refused or handled, (6) lock, file modes, full disk, weights fingerprint.
+By subject: the split is pinned to the run; a run folder is ours or left alone; one-line errors
+instead of tracebacks; settings checked before any I/O; wrong data refused or handled; lock, file
+modes, full disk, weights fingerprint.
 """
 import json
 import os
@@ -49,11 +49,11 @@ def _train_cli(out, *extra, data=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# (1) the split is pinned to the run
+# the split is pinned to the run
 # ---------------------------------------------------------------------------------------------
 
 
-def test_1_grown_folder_new_cases_never_scored_and_resume_keeps_the_split(folder8, tmp_path):
+def test_grown_folder_new_cases_never_scored_and_resume_keeps_the_split(folder8, tmp_path):
     run = tmp_path / "run"
     assert _train_cli(run, "--max-epochs", "1", data=folder8) == 0
     split_before = (run / "split.csv").read_bytes()
@@ -69,7 +69,7 @@ def test_1_grown_folder_new_cases_never_scored_and_resume_keeps_the_split(folder
     assert (run / "split.csv").read_bytes() == split_before
 
 
-def test_1_changed_or_missing_files_are_refused_by_name(tmp_path, capsys):
+def test_changed_or_missing_files_are_refused_by_name(tmp_path, capsys):
     data, _ = write_pair_folder(tmp_path / "data", n=8, size=64)
     run = tmp_path / "run"
     assert _train_cli(run, "--max-epochs", "1", data=data) == 0
@@ -91,11 +91,11 @@ def test_1_changed_or_missing_files_are_refused_by_name(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# (2) a run folder is recognised by our marker; a refusal changes nothing
+# a run folder is recognised by our marker; a refusal changes nothing
 # ---------------------------------------------------------------------------------------------
 
 
-def test_2_a_users_folder_with_a_config_json_is_not_touched(tmp_path, capsys):
+def test_a_users_folder_with_a_config_json_is_not_touched(tmp_path, capsys):
     d = tmp_path / "d"
     d.mkdir()
     (d / "config.json").write_text('{"my_app": 1}')
@@ -106,7 +106,7 @@ def test_2_a_users_folder_with_a_config_json_is_not_touched(tmp_path, capsys):
     assert _snapshot(d) == before
 
 
-def test_2_refused_resume_changes_nothing(tmp_path, capsys):
+def test_refused_resume_changes_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     assert _train_cli(run) == 0
     before = _snapshot(run)
@@ -118,12 +118,12 @@ def test_2_refused_resume_changes_nothing(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# (3) one line, exit 2, for each case that gave a traceback
+# one line, exit 2, for each case that gave a traceback
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_3_cuda_requested_without_cuda(tmp_path, capsys):
+def test_cuda_requested_without_cuda(tmp_path, capsys):
     assert _train_cli(tmp_path / "run", "--device", "cuda") == 2
     assert "no CUDA" in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
@@ -142,13 +142,13 @@ def _copy_run(run, tmp_path):
     return dst
 
 
-def test_3_evaluate_missing_folder(tmp_path, capsys):
+def test_evaluate_missing_folder(tmp_path, capsys):
     assert cli(["evaluate", str(tmp_path / "nope")]) == 2
     assert "not a run folder" in _one_error_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
-def test_3_evaluate_without_or_with_truncated_weights(finished_run, tmp_path, capsys, damage):
+def test_evaluate_without_or_with_truncated_weights(finished_run, tmp_path, capsys, damage):
     run = _copy_run(finished_run, tmp_path)
     w = run / "best.safetensors"
     if damage == "missing":
@@ -159,7 +159,7 @@ def test_3_evaluate_without_or_with_truncated_weights(finished_run, tmp_path, ca
     assert "best.safetensors" in _one_error_line(capsys.readouterr().err)
 
 
-def test_3_evaluate_a_run_trained_on_cuda_on_this_machine(finished_run, tmp_path, capsys):
+def test_evaluate_a_run_trained_on_cuda_on_this_machine(finished_run, tmp_path, capsys):
     run = _copy_run(finished_run, tmp_path)
     cfg = json.loads((run / "config.json").read_text())
     cfg["device"] = "cuda"
@@ -170,7 +170,7 @@ def test_3_evaluate_a_run_trained_on_cuda_on_this_machine(finished_run, tmp_path
         assert "no CUDA" in _one_error_line(capsys.readouterr().err)
 
 
-def test_3_out_naming_an_existing_file(tmp_path, capsys):
+def test_out_naming_an_existing_file(tmp_path, capsys):
     f = tmp_path / "notes.txt"
     f.write_text("mine")
     assert _train_cli(f) == 2
@@ -178,7 +178,7 @@ def test_3_out_naming_an_existing_file(tmp_path, capsys):
     assert f.read_text() == "mine"
 
 
-def test_3_decompression_bomb_in_the_data(folder8, tmp_path, capsys):
+def test_decompression_bomb_in_the_data(folder8, tmp_path, capsys):
     victim = sorted((folder8 / "JSRT").glob("*.png"))[0]
     bomb_png(victim)
     assert _train_cli(tmp_path / "run", data=folder8) == 2
@@ -187,7 +187,7 @@ def test_3_decompression_bomb_in_the_data(folder8, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_3_unreadable_data_folder(folder8, tmp_path, monkeypatch, capsys):
+def test_unreadable_data_folder(folder8, tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
     real = Path.iterdir
@@ -202,7 +202,7 @@ def test_3_unreadable_data_folder(folder8, tmp_path, monkeypatch, capsys):
     assert "Permission denied" in _one_error_line(capsys.readouterr().err)
 
 
-def test_3_weights_of_another_architecture(finished_run, tmp_path, capsys):
+def test_weights_of_another_architecture(finished_run, tmp_path, capsys):
     run = _copy_run(finished_run, tmp_path)
     cfg = json.loads((run / "config.json").read_text())
     cfg["variant"] = "dae"  # the same weights, now claimed to have a segmentation head
@@ -211,7 +211,7 @@ def test_3_weights_of_another_architecture(finished_run, tmp_path, capsys):
     assert "do not fit" in _one_error_line(capsys.readouterr().err)
 
 
-def test_3_ctrl_c_says_where_to_resume_and_resume_is_exact(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_says_where_to_resume_and_resume_is_exact(tmp_path, monkeypatch, capsys):
     ref = tmp_path / "ref"
     assert cli(["train", "--variant", "ae", *TINY, "--epochs", "3", "--out", str(ref)]) == 0
     real = train_mod.train_epoch
@@ -235,7 +235,7 @@ def test_3_ctrl_c_says_where_to_resume_and_resume_is_exact(tmp_path, monkeypatch
 
 
 # ---------------------------------------------------------------------------------------------
-# (4) every setting checked before anything is read or written
+# every setting checked before anything is read or written
 # ---------------------------------------------------------------------------------------------
 
 
@@ -251,7 +251,7 @@ def test_3_ctrl_c_says_where_to_resume_and_resume_is_exact(tmp_path, monkeypatch
         (["--set", "lr=-1"], "lr must be above 0"),
     ],
 )
-def test_4_bad_settings_fail_before_any_io(tmp_path, monkeypatch, capsys, extra, words):
+def test_bad_settings_fail_before_any_io(tmp_path, monkeypatch, capsys, extra, words):
     monkeypatch.setattr("dae_lib.train.load_data", lambda *a, **k: pytest.fail("data read before the settings were checked"))
     assert cli(["train", "--variant", "ae", *TINY, "--out", str(tmp_path / "run"), *extra]) == 2
     assert words in _one_error_line(capsys.readouterr().err)
@@ -259,11 +259,11 @@ def test_4_bad_settings_fail_before_any_io(tmp_path, monkeypatch, capsys, extra,
 
 
 # ---------------------------------------------------------------------------------------------
-# (5) wrong data: refused by name, or handled with a note
+# wrong data: refused by name, or handled with a note
 # ---------------------------------------------------------------------------------------------
 
 
-def test_5_twelve_bit_values_in_sixteen_bit_files_use_the_full_range(tmp_path, caplog):
+def test_twelve_bit_values_in_sixteen_bit_files_use_the_full_range(tmp_path, caplog):
     root, _ = write_pair_folder(tmp_path / "d", n=4, size=64, bits=16)
     for f in root.rglob("*.png"):  # rewrite as the JSRT originals are: 12-bit values
         a = np.asarray(Image.open(f)).astype(np.float64)
@@ -276,7 +276,7 @@ def test_5_twelve_bit_values_in_sixteen_bit_files_use_the_full_range(tmp_path, c
     assert "12 bits" in caplog.text
 
 
-def test_5_identical_pair_and_constant_image_are_refused_by_name(tmp_path):
+def test_identical_pair_and_constant_image_are_refused_by_name(tmp_path):
     root, ids = write_pair_folder(tmp_path / "d", n=4, size=64)
     shutil.copy(root / "JSRT" / f"{ids[0]}.png", root / "BSE_JSRT" / f"{ids[0]}.png")
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(root / "JSRT" / f"{ids[1]}.png")
@@ -286,13 +286,13 @@ def test_5_identical_pair_and_constant_image_are_refused_by_name(tmp_path):
     assert f"{ids[1]}.png" in str(e.value) and "constant" in str(e.value)
 
 
-def test_5_hidden_macos_files_are_skipped(tmp_path):
+def test_hidden_macos_files_are_skipped(tmp_path):
     root, ids = write_pair_folder(tmp_path / "d", n=4, size=64)
     (root / "JSRT" / f"._{ids[0]}.png").write_bytes(b"\0\5\26\7")
     assert [p.case_id for p in find_pairs(root)] == sorted(ids)
 
 
-def test_5_an_empty_kaggle_folder_does_not_hide_a_flat_layout(tmp_path):
+def test_an_empty_kaggle_folder_does_not_hide_a_flat_layout(tmp_path):
     root, ids = write_pair_folder(tmp_path / "d", n=4, size=64)
     (root / "JSRT" / "JSRT").mkdir()
     (root / "BSE_JSRT" / "BSE_JSRT").mkdir()
@@ -300,18 +300,18 @@ def test_5_an_empty_kaggle_folder_does_not_hide_a_flat_layout(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# (6) lock, file modes, full disk, fingerprint
+# lock, file modes, full disk, fingerprint
 # ---------------------------------------------------------------------------------------------
 
 
-def test_6_two_trainings_into_one_folder(tmp_path):
+def test_two_trainings_into_one_folder(tmp_path):
     run = tmp_path / "run"
     with run_lock(run):
         with pytest.raises(RunDirError, match="another training"):
             fit(tiny_config(variant="ae", n_phantom=8), run, progress=False)
 
 
-def test_6_written_files_have_the_usual_mode(tmp_path):
+def test_written_files_have_the_usual_mode(tmp_path):
     from dae_lib.atomic import write_json_atomic
 
     old = os.umask(0o022)
@@ -322,7 +322,7 @@ def test_6_written_files_have_the_usual_mode(tmp_path):
     assert p.stat().st_mode & 0o777 == 0o644
 
 
-def test_6_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+def test_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, capsys):
     real = train_mod.save_weights
     calls = {"n": 0}
 
@@ -341,7 +341,7 @@ def test_6_full_disk_is_one_line_and_the_run_resumes(tmp_path, monkeypatch, caps
     assert _train_cli(run) == 0
 
 
-def test_6_config_edited_to_another_loss_does_not_relabel_the_weights(finished_run, tmp_path):
+def test_config_edited_to_another_loss_does_not_relabel_the_weights(finished_run, tmp_path):
     run = _copy_run(finished_run, tmp_path)
     cfg = json.loads((run / "config.json").read_text())
     cfg["variant"] = "ae_msssim"  # same architecture, another loss: only the fingerprint tells
@@ -351,7 +351,7 @@ def test_6_config_edited_to_another_loss_does_not_relabel_the_weights(finished_r
         load_model(run)
 
 
-def test_5_float_images_outside_unit_range_are_refused_not_rescaled_one_by_one(tmp_path):
+def test_float_images_outside_unit_range_are_refused_not_rescaled_one_by_one(tmp_path):
     """Each would be stretched by its own range, so X and S of a pair would no longer compare."""
     root, ids = write_pair_folder(tmp_path / "d", n=4, size=64)
     a = np.asarray(Image.open(root / "JSRT" / f"{ids[0]}.png"), dtype=np.float32) * 4.0
