@@ -123,7 +123,7 @@ def cmd_reproduce(args) -> int:
         **{k: v for k, v in given.items() if v is not None},
     )
     try:
-        pipeline.run(request, kernel_name=args.kernel, jobs=args.jobs)
+        pipeline.reproduce(request, kernel_name=args.kernel, jobs=args.jobs)
     except pipeline.PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -33,7 +33,7 @@ from .atomic import atomic_path
 from .config import POLARITIES, check_choice, default, is_phantom
 from .errors import DataError
 from .losses import bone_mask
-from .radiograph import IMAGE_SUFFIXES, bits_used, read_radiograph
+from .radiograph import IMAGE_SUFFIXES, bits_used, invert, read_radiograph
 from .phantom import phantom_ids, phantom_set
 from .runs import REPO_ROOT, sha256_file
 
@@ -279,7 +279,7 @@ def load_folder(
     else:
         check_choice("polarity", polarity, POLARITIES)
     if decision.stored == "inverted":
-        x, s = 1.0 - x, 1.0 - s
+        x, s = invert(x), invert(s)
     log.info("%s: %d pairs, %s", root, len(pairs), decision)
     return PairedImages(
         [p.case_id for p in pairs],

@@ -70,7 +70,6 @@ class Request:
     """One pipeline run as the command line (or a test) asks for it: the profile, the data (None:
     the phantom; a folder is made absolute here, once), where the outputs go (None: the
     repository), the first training seed and how many, the device, the model families."""
-
     profile: str = DEFAULT_PROFILE
     data_dir: str | None = None
     out_root: str | Path | None = None
@@ -229,7 +228,7 @@ def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name,
         raise PipelineError(failure)
 
 
-def run(request: Request, kernel_name=None, jobs: int = 1, log=print, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+def reproduce(request: Request, kernel_name=None, jobs: int = 1, log=print, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
     """Execute the pipeline for the variants of the requested families; returns the executed notebooks.
 
     ``jobs`` > 1 runs that many trainings (notebook 02) at once, each in its own process: on a GPU
@@ -308,7 +307,6 @@ ENVIRONMENT = {"profile": "DAE_PROFILE", "data_dir": "DAE_DATA", "out_root": "DA
 class NotebookSetup:
     """What a notebook works with, settled once: the profile, the data (None: the phantom; else an
     absolute folder), its output folders, its Config, and where each of the first three came from."""
-
     profile: str
     data_dir: str | None
     out: Outputs

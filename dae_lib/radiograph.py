@@ -61,12 +61,15 @@ and, padded by 1/4 on one side, 15 (right) to 89 (left) of the 109.
 """
 from __future__ import annotations
 
+import copy
+import struct
 import warnings
-from struct import error as struct_error
 from dataclasses import dataclass
 from pathlib import Path
+from struct import error as struct_error
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_path
 from .config import POLARITIES, check_choice
@@ -135,8 +138,6 @@ def _output_suffix(dicom: bool, signed: bool) -> str:
 def output_suffix_of(path: Path) -> str:
     """``Radiograph.output_suffix`` of the file at ``path`` from its header alone (nothing decoded):
     what suppress reserves names with before any input is read."""
-    from PIL import Image
-
     signed = False
     if not is_dicom(path) and path.suffix.lower() in (".tif", ".tiff"):
         try:
@@ -215,8 +216,6 @@ def _check_pixels(path: Path, w: int, h: int) -> None:
 def _upright(im):
     """``im`` turned as its EXIF/TIFF orientation tag asks (what viewers show), and a note saying
     so; (im, None) without such a tag."""
-    from PIL import ImageOps
-
     orientation = im.getexif().get(0x0112, 1)
     if orientation in (None, 1) or orientation not in range(2, 9):
         return im, None
@@ -240,8 +239,6 @@ def _is_signed_tiff(im) -> bool:
 
 
 def _read_image(path: Path) -> Radiograph:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
@@ -423,7 +420,6 @@ def trim_padding(a: np.ndarray) -> tuple[np.ndarray, int]:
 class PolarityEvidence:
     """What the lone-image rule found: the score on the image's own axis and across it, and the
     padding trimmed first."""
-
     along: float  # anatomy_score of the image as it is
     across: float  # anatomy_score of the image turned by 90 degrees
     trimmed: int  # padding rows + columns removed first
@@ -454,6 +450,14 @@ def anatomy_evidence(a: np.ndarray) -> PolarityEvidence:
     return PolarityEvidence(anatomy_score(core), anatomy_score(core.T), trimmed * step)
 
 
+def invert(a, out=None):
+    """The image in the other polarity, 1 - a (values in [0, 1]): a NumPy array (into ``out`` when
+    given: in place with ``out=a``) or a torch tensor. Every change of polarity goes through here."""
+    if isinstance(a, np.ndarray):
+        return np.subtract(1, a, out=out)
+    return 1.0 - a
+
+
 def polarity_of(r: Radiograph, setting: str = "auto") -> tuple[str, str]:
     """(stored polarity, the evidence that decided it) for ``setting`` "auto", "clinical" or
     "inverted". DICOM: the header decides (the anatomy rule's view is added to the evidence, and
@@ -481,8 +485,6 @@ def write_png(path: str | Path, a: np.ndarray, bits: int, scale=None, replace: b
     """``a`` in [0, 1] as a grey PNG of ``bits`` (8 or 16), on ``scale`` (lo, hi) when given (the
     input's), else on the full range of the bit depth. Atomic; with ``replace=False`` a
     FileExistsError rather than replacing a file that exists."""
-    from PIL import Image
-
     lo, hi = scale if scale is not None else (0.0, 255.0 if bits == 8 else 65535.0)
     v = to_stored(a, (lo, hi), np.uint8 if bits == 8 else np.uint16)
     im = Image.fromarray(v, mode="L") if bits == 8 else Image.fromarray(v)
@@ -496,8 +498,6 @@ def write_png(path: str | Path, a: np.ndarray, bits: int, scale=None, replace: b
 def write_signed_tiff(path: str | Path, a: np.ndarray, scale, replace: bool = True) -> Path:
     """``a`` in [0, 1] as an uncompressed signed 16-bit grey TIFF on ``scale`` (lo, hi) (Pillow
     reads such files but cannot write them: a baseline TIFF, little endian, one strip). Atomic."""
-    import struct
-
     v = to_stored(a, scale, "<i2")
     h, w = v.shape
     tags = [  # (tag, type, value): type 3 = SHORT, 4 = LONG
@@ -522,8 +522,6 @@ def write_dicom(path: str | Path, source: Radiograph, a: np.ndarray, description
     file meta's MediaStorageSOPInstanceUID the same); image type DERIVED\\SECONDARY; written
     uncompressed (explicit VR little endian, whatever the source's encoding, big endian
     included); LossyImageCompression "01" kept, or set when the source itself was lossy. Atomic."""
-    import copy
-
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 

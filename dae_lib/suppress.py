@@ -67,7 +67,7 @@ from .errors import DataError, InputError, RunDirError, run_guarded, shown
 from .inference import suppress_full
 from .phantom import chest_phantom
 from .radiograph import (
-    DICOM_SUFFIXES, IMAGE_SUFFIXES, Radiograph, is_candidate, output_suffix_of, polarity_of, read_radiograph, write_dicom,
+    DICOM_SUFFIXES, IMAGE_SUFFIXES, Radiograph, invert, is_candidate, output_suffix_of, polarity_of, read_radiograph, write_dicom,
     write_png, write_signed_tiff,
 )
 from .runs import TrainedModel, load_trained, released_folder, run_split
@@ -85,7 +85,6 @@ FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 class Settings:
     """How one command reads and writes its files (the command line's --polarity, --amp,
     --overwrite and --allow-out-in-input)."""
-
     polarity: str = "auto"  # how the inputs are stored: auto | clinical | inverted
     amp: str = "auto"  # bf16 autocast where supported, or "off"
     overwrite: bool = False  # replace outputs that exist (inputs never)
@@ -99,7 +98,6 @@ class Settings:
 @dataclass(frozen=True)
 class Destination:
     """Where the outputs go: the soft-tissue folder, and the bone folder when asked for."""
-
     out: Path
     bone: Path | None = None
 
@@ -107,7 +105,6 @@ class Destination:
 @dataclass
 class Job:
     """One input file: where it is, the output name reserved for it, and what became of it."""
-
     source: Path
     rel: Path  # its path relative to the folder it was found in (or its name)
     name: str = ""  # the output name, relative, without suffix (output_names)
@@ -316,7 +313,6 @@ def load_suppression_model(weights: str | None, device) -> TrainedModel:
 @dataclass
 class Suppressed:
     """One radiograph suppressed: clinical-polarity float32 arrays in [0, 1] at the input's resolution."""
-
     x: np.ndarray  # the radiograph
     s: np.ndarray  # soft tissue
     b: np.ndarray  # removed bone, x - s
@@ -331,7 +327,7 @@ def suppress_radiograph(trained: TrainedModel, r: Radiograph, polarity: str = "a
     stored, how = polarity_of(r, polarity)
     px = np.asarray(r.pixels, dtype=np.float32)
     if stored == "inverted":
-        px = np.subtract(1, px, out=px if in_place and px is r.pixels else None, dtype=np.float32)
+        px = invert(px, out=px if in_place and px is r.pixels else None)
     x = torch.from_numpy(px)
     s, b = suppress_full(trained.model, x[None, None], trained.image_size, amp)
     return Suppressed(px, s[0, 0].numpy(), b[0, 0].numpy(), stored, how)
@@ -370,7 +366,7 @@ def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: 
     try:
         if r.kind == "dicom":
             job.written.append(write_png(targets[1], s, 8, replace=replace))  # preview as displayed: clinical polarity
-        stored = np.subtract(1, s, out=s) if res.polarity == "inverted" else s
+        stored = invert(s, out=s) if res.polarity == "inverted" else s
         if r.kind == "dicom":
             job.written.insert(0, write_dicom(targets[0], r, stored, f"Bone suppressed by dae_lib ({trained.description})", replace=replace))
         elif r.is_signed:
@@ -465,7 +461,7 @@ def write_report(report: Report, out: Path) -> Path | None:
     return None
 
 
-def run(inputs, out, weights=None, bone=None, device="auto", settings: Settings = Settings(), progress=True, log=print) -> Report:
+def suppress_inputs(inputs, out, weights=None, bone=None, device="auto", settings: Settings = Settings(), progress=True, log=print) -> Report:
     """Process ``inputs`` into ``out`` (and the bone images into ``bone``); the report of what was
     done, kept, failed and not tried. An unusable setting (output folders, weights, no input at
     all) raises an InputError before anything is written."""
@@ -532,7 +528,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd(args) -> int:
     t0 = time.time()
     settings = Settings(args.polarity, args.amp, args.overwrite, args.allow_out_in_input)
-    report = run(args.inputs, args.out, args.weights, args.bone, args.device, settings, progress=not args.quiet)
+    report = suppress_inputs(args.inputs, args.out, args.weights, args.bone, args.device, settings, progress=not args.quiet)
     for line in report.failed:
         print(shown(f"error: {line}"), file=sys.stderr)
     where = f"; report {report.path}" if report.path else ("; the report could not be written" if report.jobs else "")

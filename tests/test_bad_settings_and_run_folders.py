@@ -327,11 +327,11 @@ def test_when_both_layouts_hold_images_the_choice_is_logged(tmp_path, caplog):
 def test_out_root_is_taken_from_the_current_folder_not_the_repository(tmp_path, monkeypatch, capsys):
     seen = {}
 
-    def fake_run(profile, data_dir, out_root, **kw):
-        seen["out_root"] = out_root
+    def fake_reproduce(request, **kw):
+        seen["out_root"] = request.out_root
         raise pipeline.PipelineError("stopped by the test")  # nothing trains
 
-    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(pipeline, "reproduce", fake_reproduce)
     monkeypatch.chdir(tmp_path)
     assert cli(["reproduce", "--profile", "smoke", "--out-root", "rel"]) == 1
     assert seen["out_root"] == str(tmp_path / "rel")

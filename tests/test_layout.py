@@ -98,3 +98,62 @@ def test_at_most_twenty_modules_directly_in_the_package():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(top) <= MAX_TOP_MODULES, top
     assert not any((PACKAGE / f"{m}.py").exists() for m in ("outputs", "paths", "provenance", "masks"))
+
+
+#: The most lines and parameters a library function may have: longer ones are split, parameters
+#: that travel together are grouped in a small dataclass (train._Plan, suppress.Settings, pipeline.Request).
+MAX_FUNCTION_LINES = 60
+MAX_PARAMETERS = 8
+#: The one module whose functions import the package's own modules: the command line imports a
+#: subcommand's modules when it runs, so that `suppress` and --help start in ~2 s instead of ~6 s
+#: (cli.py's docstring).
+LAZY_IMPORTS = {"cli.py"}
+#: Third-party imports inside a function, each for a measured or platform reason: pandas (0.5 s) and
+#: pydicom (0.5 s) only when a CSV is appended or a DICOM read/written (suppress starts without
+#: them); fcntl exists on POSIX only.
+LAZY_THIRD_PARTY = {("atomic.py", "pandas"), ("radiograph.py", "pydicom"), ("runs.py", "fcntl")}
+
+
+def _functions():
+    for p in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield str(p.relative_to(PACKAGE)), node
+
+
+def _n_parameters(fn) -> int:
+    a = fn.args
+    names = [x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+    return len(names) - (names[:1] in (["self"], ["cls"]))
+
+
+def _long_or_wide(functions) -> list[str]:
+    return [
+        f"{where}:{fn.name} ({fn.end_lineno - fn.lineno + 1} lines, {_n_parameters(fn)} parameters)"
+        for where, fn in functions
+        if fn.end_lineno - fn.lineno + 1 > MAX_FUNCTION_LINES or _n_parameters(fn) > MAX_PARAMETERS
+    ]
+
+
+def test_no_function_over_60_lines_or_with_more_than_8_parameters():
+    functions = list(_functions())
+    assert len(functions) > 300  # the package is read
+    assert _long_or_wide(functions) == []
+
+
+def test_the_size_check_finds_a_long_and_a_wide_function():
+    code = "def wide(a, b, c, d, e, f, g, h, i):\n    pass\n\ndef long():\n" + "    x = 1\n" * 60 + "\nclass C:\n    def m(self, a, b, c, d, e, f, g, h):\n        pass\n"
+    found = _long_or_wide(("x.py", n) for n in ast.walk(ast.parse(code)) if isinstance(n, ast.FunctionDef))
+    assert found == ["x.py:wide (2 lines, 9 parameters)", "x.py:long (61 lines, 0 parameters)"]
+
+
+def test_imports_are_at_module_top_but_the_command_lines_lazy_subcommands():
+    own, other = set(), set()
+    for where, fn in _functions():
+        for n in ast.walk(fn):
+            if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("dae_lib")):
+                own.add(where)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                top = (n.module if isinstance(n, ast.ImportFrom) else n.names[0].name).split(".")[0]
+                other.add((where.split("/")[-1], top))
+    assert own - LAZY_IMPORTS == set() and other - LAZY_THIRD_PARTY == set()

@@ -20,7 +20,7 @@ from dae_lib.reporting.table1 import write_table1
 def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     log = []
-    executed = pipeline.run(pipeline.Request("smoke", None, root), log=log.append, jobs=2)  # the parallel trainings; one at a time is the plain loop
+    executed = pipeline.reproduce(pipeline.Request("smoke", None, root), log=log.append, jobs=2)  # the parallel trainings; one at a time is the plain loop
     return root, executed, log
 
 
@@ -89,13 +89,13 @@ def _broken_copy(tmp_path, name, source):
 def test_pipeline_names_the_failing_notebook_and_cell(tmp_path):
     nb_dir = _broken_copy(tmp_path, "01_data_preparation.ipynb", 'raise RuntimeError("deliberately broken")')
     with pytest.raises(pipeline.PipelineError, match=r"01_data_preparation.ipynb failed in code cell 3 .*deliberately broken"):
-        pipeline.run(pipeline.Request("smoke", None, tmp_path / "out"), notebook_dir=nb_dir, log=lambda *a: None)
+        pipeline.reproduce(pipeline.Request("smoke", None, tmp_path / "out"), notebook_dir=nb_dir, log=lambda *a: None)
 
 
 def test_a_failing_parallel_training_is_named_and_stops_the_pipeline(tmp_path):
     nb_dir = _broken_copy(tmp_path, "02_training.ipynb", 'raise RuntimeError("deliberately broken")')
     with pytest.raises(pipeline.PipelineError, match=r"02_training.ipynb \(variant \w+, seed 0\) failed in code cell \d+ .*deliberately broken"):
-        pipeline.run(pipeline.Request("smoke", None, tmp_path / "out"), notebook_dir=nb_dir, log=lambda *a: None, jobs=2)
+        pipeline.reproduce(pipeline.Request("smoke", None, tmp_path / "out"), notebook_dir=nb_dir, log=lambda *a: None, jobs=2)
     assert not (tmp_path / "out" / "results" / "table1.md").exists()  # nothing after the trainings ran
 
 
@@ -105,14 +105,14 @@ def test_an_interrupt_leaves_the_queued_trainings_unstarted(tmp_path):
             raise KeyboardInterrupt  # as Ctrl-C arriving once the first training is done
 
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run(pipeline.Request("smoke", None, tmp_path / "out"), log=log, jobs=2)
+        pipeline.reproduce(pipeline.Request("smoke", None, tmp_path / "out"), log=log, jobs=2)
     started = list((tmp_path / "out" / "results" / "executed" / "phantom-smoke").glob("02_training_*.ipynb"))
     assert len(started) == 2  # the first two (one done, one running), none of the six queued
 
 
 def test_jobs_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="jobs must be at least 1"):
-        pipeline.run(pipeline.Request("smoke", None, tmp_path), jobs=0)
+        pipeline.reproduce(pipeline.Request("smoke", None, tmp_path), jobs=0)
 
 
 def _nbval(path):

@@ -71,7 +71,7 @@ def test_every_format_comes_out_with_its_size_bit_depth_and_relative_path(tmp_pa
     Image.fromarray(np.rint(a * 65535).astype(np.uint16)).save(src / "tiff16.tif")
     Image.fromarray(a.astype(np.float32), mode="F").save(src / "float.tif")
     out = tmp_path / "out"
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.failed == [] and len(rep.done) == 6
     assert _files(out) == ["colour.png", "deep/gray12in16.png", "float.png", "gray8.png", "palette.png", "tiff16.png"]
     for name, mode in [("gray8.png", "L"), ("colour.png", "L"), ("palette.png", "L"), ("tiff16.png", "I;16"), ("float.png", "I;16")]:
@@ -90,7 +90,7 @@ def test_bse_jsrt_style_png_keeps_size_and_polarity_and_beats_doing_nothing_with
     big = np.kron(x, np.ones((2, 2)))
     Image.fromarray(np.rint(big * 65535).astype(np.uint16)).save(src / "clinical16.png")
     out = tmp_path / "out"
-    assert suppress.run([src], out, progress=False, log=lambda *_: None).failed == []
+    assert suppress.suppress_inputs([src], out, progress=False, log=lambda *_: None).failed == []
     inv = np.asarray(Image.open(out / "inverted.png")).astype(np.float64) / 255
     clin = np.asarray(Image.open(out / "clinical16.png")).astype(np.float64) / 65535
     assert clin.shape == (1024, 1024)
@@ -161,7 +161,7 @@ def test_dicom_round_trip_keeps_patient_and_study_with_new_series(tmp_path, run_
     a = phantom_radiograph(160, seed=2, inverted=True)
     src = _dicom(tmp_path / "in" / "chest.dcm", a, monochrome1=True, bits=12)
     out = tmp_path / "out"
-    rep = suppress.run([src], out, weights=run_dir, bone=tmp_path / "bone", progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, bone=tmp_path / "bone", progress=False, log=lambda *_: None)
     assert rep.failed == []
     assert _files(out) == ["chest.dcm", "chest.png"]
     before, after = pydicom.dcmread(src), pydicom.dcmread(out / "chest.dcm")
@@ -257,7 +257,7 @@ def test_unreadable_file_is_a_one_line_skip(tmp_path, run_dir, monkeypatch):
             return real_open(fp, *a, **k)
 
         monkeypatch.setattr(Image, "open", deny)
-    rep = suppress.run([src], tmp_path / "out", weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], tmp_path / "out", weights=run_dir, progress=False, log=lambda *_: None)
     assert len(rep.done) == 1 and len(rep.failed) == 1
     assert "locked.png" in rep.failed[0] and "permission denied" in rep.failed[0]
 
@@ -283,7 +283,7 @@ def test_allowed_in_input_folder_still_never_replaces_an_input(tmp_path, run_dir
     _png8(src / "a.png", phantom_radiograph(128))
     Image.fromarray(np.rint(phantom_radiograph(128) * 255).astype(np.uint8)).save(src / "b.tif")
     before = _snapshot(src)
-    rep = suppress.run([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
     assert _snapshot(src).items() >= before.items()  # every input byte-identical
     assert any("a.png" in f and "would replace an input" in f for f in rep.failed)
     assert (src / "b.png").is_file()  # b.tif -> b.png beside it
@@ -295,9 +295,9 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, run_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"the user's own file")
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.kept == [str(src / "a.png")] and (out / "a.png").read_bytes() == b"the user's own file"
-    rep = suppress.run([src], out, weights=run_dir, settings=suppress.Settings(overwrite=True), progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, settings=suppress.Settings(overwrite=True), progress=False, log=lambda *_: None)
     assert rep.done and Image.open(out / "a.png").size == (128, 128)
 
 
@@ -311,7 +311,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, run_dir, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", full_disk)
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert len(rep.failed) == 1 and "No space left on device" in rep.failed[0] and "a.png" in rep.failed[0]
     assert _files(out) == []  # no partial file, no temporary file
 
@@ -351,8 +351,8 @@ def test_checkpoint_of_a_run_loads_like_its_safetensors(tmp_path, run_dir):
     (folder / "config.json").write_bytes((run_dir / "config.json").read_bytes())
     torch.save({"model": load_file(str(run_dir / "best.safetensors")), "epoch": 0}, folder / "checkpoint.pt")
     src = _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
-    a = suppress.run([src], tmp_path / "o1", weights=folder / "checkpoint.pt", progress=False, log=lambda *_: None)
-    b = suppress.run([src], tmp_path / "o2", weights=run_dir, progress=False, log=lambda *_: None)
+    a = suppress.suppress_inputs([src], tmp_path / "o1", weights=folder / "checkpoint.pt", progress=False, log=lambda *_: None)
+    b = suppress.suppress_inputs([src], tmp_path / "o2", weights=run_dir, progress=False, log=lambda *_: None)
     assert a.done and b.done
     assert (tmp_path / "o1" / "a.png").read_bytes() == (tmp_path / "o2" / "a.png").read_bytes()
 

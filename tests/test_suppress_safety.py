@@ -83,7 +83,7 @@ def test_a_file_appearing_while_the_command_runs_is_not_replaced(tmp_path, run_d
         return res
 
     monkeypatch.setattr(suppress, "suppress_radiograph", racing)
-    rep = suppress.run(srcs, out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs(srcs, out, weights=run_dir, progress=False, log=lambda *_: None)
     assert (out / "a.png").read_bytes() == b"the other writer's"
     assert len(rep.failed) == 1 and "appeared meanwhile" in rep.failed[0]
     assert rep.done == [str(srcs[1])] and _files(out) == ["a.png", "b.png"]
@@ -100,7 +100,7 @@ def test_an_input_whose_second_output_fails_keeps_none_of_its_outputs(tmp_path, 
         return real(path, *a, **k)
 
     monkeypatch.setattr(suppress, "write_png", bone_fails)
-    rep = suppress.run([src], out, weights=run_dir, bone=bone, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, bone=bone, progress=False, log=lambda *_: None)
     assert len(rep.failed) == 1 and "Input/output error" in rep.failed[0]
     assert _files(out) == []  # the soft-tissue file it wrote first is removed again
 
@@ -122,7 +122,7 @@ def test_bone_folder_inside_out_never_shares_a_path(tmp_path, run_dir):
     _png8(src / "x.png", phantom_radiograph(128))
     _png8(src / "b" / "x.png", phantom_radiograph(128, seed=1))  # its soft tissue would be o/b/x.png = the bone of x.png
     out = tmp_path / "o"
-    rep = suppress.run([src], out, weights=run_dir, bone=out / "b", progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, bone=out / "b", progress=False, log=lambda *_: None)
     assert rep.done == [str(src / "b" / "x.png")]  # first in sorted order: its soft tissue o/b/x.png, its bone o/b/b/x.png
     assert len(rep.failed) == 1 and rep.failed[0].startswith(f"{src / 'x.png'}: its output") and "also the output of" in rep.failed[0]
     assert _files(out) == ["b/b/x.png", "b/x.png"]
@@ -411,7 +411,7 @@ def test_derived_dicom_keeps_lossy_compression_and_its_file_meta_matches(tmp_pat
     ds = pydicom.dcmread(path)
     ds.LossyImageCompression, ds.LossyImageCompressionRatio = "01", "10"
     ds.save_as(path)
-    rep = suppress.run([path], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([path], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.failed == []
     d = pydicom.dcmread(tmp_path / "o" / "l.dcm")
     assert d.LossyImageCompression == "01"
@@ -427,7 +427,7 @@ def test_a_symlinked_subfolder_of_out_is_not_written_through(tmp_path, run_dir):
     out.mkdir()
     elsewhere.mkdir()
     (out / "sub").symlink_to(elsewhere, target_is_directory=True)
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert len(rep.failed) == 1 and "symbolic link" in rep.failed[0] and "x.png" in rep.failed[0]
     assert list(elsewhere.iterdir()) == [] and (out / "y.png").is_file()
 
@@ -439,7 +439,7 @@ def test_signed_16_bit_tiff_comes_back_as_one_on_its_scale(tmp_path, run_dir):
     assert np.array_equal(np.asarray(Image.open(src)), v)  # the writer is read back exactly by Pillow
     r = radiograph.read_radiograph(src)
     assert r.is_signed and r.scale == (-2048.0, 2047.0) and np.abs(r.pixels - a).max() < 1e-3
-    rep = suppress.run([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.failed == [] and _files(tmp_path / "o") == ["s.tif"]
     o = np.asarray(Image.open(tmp_path / "o" / "s.tif"))
     assert o.shape == (128, 128) and o.min() >= -2048 and o.max() <= 2047 and o.min() < 0
@@ -470,7 +470,7 @@ def test_24_a_dicom_write_that_fails_halfway_leaves_no_file(tmp_path, run_dir, m
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(pydicom, "dcmwrite", half)
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert len(rep.failed) == 1 and "No space left on device" in rep.failed[0]
     assert [p.name for p in out.iterdir() if not p.name.startswith(suppress.REPORT_PREFIX)] == []
 
@@ -479,7 +479,7 @@ def test_24_derived_dicom_is_written_in_the_transfer_syntax_its_file_meta_names(
     import pydicom
 
     src = _big_endian_dicom(tmp_path / "in" / "b.dcm", phantom_radiograph(128))
-    assert suppress.run([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None).failed == []
+    assert suppress.suppress_inputs([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None).failed == []
     d = pydicom.dcmread(tmp_path / "o" / "b.dcm")
     assert d.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"  # explicit VR little endian ...
     assert d.original_encoding == (False, True)  # ... and the data set really is encoded so
@@ -519,7 +519,7 @@ def test_review_a_folder_named_like_an_output_gets_its_own_name(tmp_path, run_di
     _png8(src / "x.png" / "y.png", phantom_radiograph(128))  # a folder x.png/, its output folder out/x.png/
     _png8(src / "x.tif", phantom_radiograph(128, seed=1))  # would be out/x.png: that folder
     out = tmp_path / "o"
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.failed == [] and len(rep.done) == 2
     assert _files(out) == ["x.png/y.png", "x~2.png"]
 
@@ -531,7 +531,7 @@ def test_review_a_folder_or_broken_link_at_an_output_path_is_refused_not_kept(tm
     out = tmp_path / "o"
     (out / "a.png").mkdir(parents=True)
     (out / "b.png").symlink_to(tmp_path / "nowhere")
-    rep = suppress.run([src], out, weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], out, weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.done == [] and rep.kept == [] and len(rep.failed) == 2
     assert "is a folder" in rep.failed[0] and "is a broken symbolic link" in rep.failed[1]
 
@@ -549,22 +549,22 @@ def test_review_a_file_name_that_is_not_utf8_is_reported(tmp_path, run_dir, caps
 def test_review_out_above_the_input_folder_still_finds_the_inputs(tmp_path, run_dir, monkeypatch):
     _png8(tmp_path / "scans" / "a.png", phantom_radiograph(128))
     monkeypatch.chdir(tmp_path)
-    rep = suppress.run(["scans"], ".", weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs(["scans"], ".", weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.done == ["scans/a.png"] and (tmp_path / "a.png").is_file()
 
 
 def test_review_the_same_file_given_twice_is_done_once(tmp_path, run_dir, monkeypatch):
     _png8(tmp_path / "in" / "a.png", phantom_radiograph(128))
     monkeypatch.chdir(tmp_path)
-    rep = suppress.run(["in/a.png", "./in/a.png", "in/../in/a.png", "in"], "o", weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs(["in/a.png", "./in/a.png", "in/../in/a.png", "in"], "o", weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.done == ["in/a.png"] and rep.failed == [] and _files(tmp_path / "o") == ["a.png"]
 
 
 def test_review_a_rerun_with_out_in_the_input_folder_skips_its_own_outputs(tmp_path, run_dir):
     src = tmp_path / "in"
     Image.fromarray(np.rint(phantom_radiograph(128) * 255).astype(np.uint8)).save(src.mkdir() or src / "a.tif")
-    first = suppress.run([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
-    again = suppress.run([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
+    first = suppress.suppress_inputs([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
+    again = suppress.suppress_inputs([src], src, weights=run_dir, settings=suppress.Settings(allow_out_in_input=True), progress=False, log=lambda *_: None)
     assert len(first.done) == 1 and again.done == [] and again.kept == [str(src / "a.tif")] and again.failed == []
     assert sorted(p.name for p in src.iterdir() if not p.name.startswith(suppress.REPORT_PREFIX)) == ["a.png", "a.tif"]
 
@@ -631,7 +631,7 @@ def test_review_a_16_bit_colour_png_is_refused_not_read_at_8_bits(tmp_path):
 def test_review_a_long_but_legal_file_name_is_written(tmp_path, run_dir):
     name = "x" * 240 + ".png"
     src = _png8(tmp_path / "in" / name, phantom_radiograph(128))
-    rep = suppress.run([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
+    rep = suppress.suppress_inputs([src], tmp_path / "o", weights=run_dir, progress=False, log=lambda *_: None)
     assert rep.failed == [] and _files(tmp_path / "o") == [name]
 
 

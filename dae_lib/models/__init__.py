@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
+import torch
+
 from ..errors import ConfigError
 
 
@@ -127,8 +129,6 @@ def build_model(cfg):
 def model_summary(cfg) -> str:
     """Shapes and sizes of ``cfg.variant``'s network at ``cfg.image_size`` (what notebook 02 prints):
     input, encoder output (the deepest features), estimate, and that eval mode runs no mask head."""
-    import torch
-
     model = build_model(cfg).eval()
     x = torch.zeros(1, 1, cfg.image_size, cfg.image_size)
     with torch.no_grad():

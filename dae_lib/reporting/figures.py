@@ -3,9 +3,14 @@
 fixed [0, 1] grey scale unless a panel says otherwise."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from ..atomic import atomic_path
 from ..augment import PairedAugment
@@ -91,9 +96,6 @@ def mask_threshold_figure(data, cfg, index=0, fixed=(0.01, 0.02, 0.04), path=Non
 
 def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
     """One training pair under ``n`` random draws of the paired augmentation (X, S, M rows)."""
-    import torch
-
-
     aug = PairedAugment.from_config(cfg)
     torch.manual_seed(seed)
     rep = lambda t: t[index : index + 1].repeat(n, 1, 1, 1)  # noqa: E731
@@ -111,8 +113,6 @@ def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
 
 def loss_curves(run_dirs: dict, path=None):
     """Training loss and validation PSNR per epoch, one line per run ({label: run_dir})."""
-    import pandas as pd
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for label, run in run_dirs.items():
         log = Path(run) / LOG_FILE
@@ -152,8 +152,6 @@ def rib_patch(x, s, size: int):
     """Top-left corner of the size x size window where ribs cross the lung fields most: the largest
     sum of bone X - S over pixels darker than the median of S (aerated lung in clinical polarity,
     which leaves out the spine and mediastinum), away from the image border."""
-    import torch.nn.functional as F
-
     lung = (s < s.median()).to(x.dtype)
     b = ((x - s).clamp(min=0) * lung)[None, None]
     stride = max(1, size // 4)
@@ -176,7 +174,6 @@ def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None):
     for r, cid in enumerate(ids):
         top, left = rib_patch(x[r, 0], s[r, 0], size)
         crop = lambda t: t[r, 0, top : top + size, left : left + size].numpy()  # noqa: E731
-        import numpy as np
 
         ref = np.concatenate([crop(x).ravel(), crop(s).ravel()])
         lo, hi = np.percentile(ref, 1), np.percentile(ref, 99)
@@ -195,9 +192,6 @@ def gain_chart(per_image, path=None):
     """Each variant's gain over doing nothing (PSNR in dB, BSR), with its 95 % interval (over seeds
     when there are several, else over test images), and the paper's values where it has them: its
     BSR, and the PSNR gain its BSR implies, -10 log10(1 - BSR) (table1.implied_identity_psnr)."""
-    import math
-
-
     methods = [m for m in dict.fromkeys(per_image["method"]) if m != IDENTITY]
     table = paper_values()
     paper = table["values"] if table.get("transcribed") else {}
@@ -226,8 +220,6 @@ def gain_chart(per_image, path=None):
 def suppression_panels(res, title: str = "", path=None):
     """One suppressed radiograph (suppress.Suppressed): input, soft tissue and removed bone side by
     side, clinical polarity; the bone on its own grey scale (0 to its 99.9th percentile)."""
-    import numpy as np
-
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
     _show(axes[0], res.x, "X: radiograph")
     _show(axes[1], res.s, "S: soft tissue (bones suppressed)")
@@ -243,8 +235,6 @@ def suppression_panels(res, title: str = "", path=None):
 def before_after(x, s, split: float = 0.5, path=None):
     """A before/after view: the radiograph left of ``split`` (a fraction of the width), the soft
     tissue right of it, with a line at the boundary."""
-    import numpy as np
-
     col = int(round(np.clip(split, 0, 1) * x.shape[1]))
     view = np.concatenate([x[:, :col], s[:, col:]], axis=1)
     fig, ax = plt.subplots(figsize=(6.5, 6.5 * x.shape[0] / x.shape[1]))

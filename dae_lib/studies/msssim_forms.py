@@ -74,7 +74,6 @@ def compare(paper_runs: str | Path, wang_runs: str | Path, data=None) -> pd.Data
     """One row per (variant, form): metrics as mean / sd over seeds (test images averaged within a
     seed); the paper-form rows also hold ``diff_<metric>`` and ``diff_<metric>_half``: the paired
     difference paper - wang (> 0: the paper's form better), over the seeds both forms have."""
-
     labels = {variants()[v].label for v in VARIANTS}
     paper, _ = collect(paper_runs, data)
     wang, _ = collect(wang_runs, data)

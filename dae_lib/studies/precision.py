@@ -49,7 +49,6 @@ def run_dir(runs_root: Path, variant: str, precision: str, seed: int) -> Path:
 def run_means(result, data) -> dict:
     """Mean test metrics of one trained run (a ``FitResult``; model rows only) and the validation
     metrics of the epoch it kept."""
-
     df = evaluate_run(result.out_dir, data)
     model = df[df["method"] != df["method"].iloc[0]]
     best = result.history[result.best_epoch - 1] if result.best_epoch > 0 else {}
@@ -64,7 +63,6 @@ def seed_comparison(per_run: pd.DataFrame) -> pd.DataFrame:
 
     ``per_run`` has one row per (precision, seed) with columns ``test_<metric>`` / ``val_<metric>``.
     """
-
     wide = per_run.pivot(index="seed", columns="precision")
     rows = []
     for part in ("test", "val"):

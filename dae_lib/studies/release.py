@@ -83,7 +83,6 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     """Write the release folder of a trained run: its weights in float16 (half the size; the card's
     numbers are those of these very weights), records, and the model card from scoring the
     released folder itself on the run's test cases."""
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = json.loads((run_dir / CONFIG_FILE).read_text())
     prov = json.loads((run_dir / PROVENANCE_FILE).read_text())
