@@ -35,6 +35,14 @@ class DeviceError(InputError, RuntimeError):
     """A device or precision that this machine does not have."""
 
 
+class NotReady(InputError, RuntimeError):
+    """A notebook opened before what it needs exists (trained runs): the message says which notebook
+    or command to run first. Jupyter shows it as that one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook for how an exception is shown
+        return [f"{type(self).__name__}: {self}"]
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training: the message says how many epochs are saved and how to resume. Still
     a KeyboardInterrupt, so code that stops on one still stops."""

@@ -1,4 +1,4 @@
-"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04 -> 05, headless by
+"""The notebook pipeline: 01 -> 02 (x4 variants per model family) -> 03 -> 04 -> 05 -> 06, headless by
 papermill; and the one set-up every notebook starts with (``notebook_setup``).
 
     python -m dae_lib reproduce [--profile quick] [--data phantom|DIR] [--family all|reproduced|residual] [--kernel NAME] [--out-root DIR]
@@ -33,14 +33,16 @@ from .atomic import append_csv
 from .config import DEFAULT_PROFILE, PHANTOM, PROFILES, Config, check_choice, default, load_config
 from .data import case_ids
 from .device import describe, pick_device
-from .errors import ConfigError
+from .errors import ConfigError, NotReady
 from .models import FAMILIES, variants
-from .runs import REPO_ROOT, Outputs, normalise_data_dir, outputs, portable, record
+from .runs import REPO_ROOT, Outputs, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
 from .split import checked_split
+from .train import fit
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
-    "01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb", "05_suppress_your_radiograph.ipynb",
+    "01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb",
+    "06_suppress_your_radiograph.ipynb",
 )
 
 
@@ -117,7 +119,9 @@ def plan(request: Request) -> list[Step]:
     """The ordered papermill runs of the pipeline: notebook 02 once per variant of the requested
     families and training seed (``seed``, ``seed + 1``, ... ``seeds`` of them)."""
     out = request.outputs
-    common = dict(profile=request.profile, data_dir=request.data_dir or PHANTOM, seed=request.seed, device=request.device, out_root=str(out.root))
+    # Paths as the repository sees them (relative where they can be): executed copies are committed.
+    data = portable(request.data_dir) if request.data_dir else PHANTOM
+    common = dict(profile=request.profile, data_dir=data, seed=request.seed, device=request.device, out_root=portable(out.root), publish=True)
     steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
     for s in range(request.seed, request.seed + request.seeds):
         for variant in (v for f in request.families for v in variants(f)):
@@ -264,7 +268,7 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
     is cleared, so the stored notebooks stay small and nbval has its reference.
     """
     with tempfile.TemporaryDirectory(prefix="dae-store-") as tmp:
-        params = dict(profile="smoke", data_dir=PHANTOM, out_root=tmp)
+        params = dict(profile="smoke", data_dir=PHANTOM, out_root=tmp, publish=True)
         for name in NOTEBOOKS:
             src = notebook_dir / name
             executed = Path(tmp) / name
@@ -307,6 +311,7 @@ ENVIRONMENT = {"profile": "DAE_PROFILE", "data_dir": "DAE_DATA", "out_root": "DA
 class NotebookSetup:
     """What a notebook works with, settled once: the profile, the data (None: the phantom; else an
     absolute folder), its output folders, its Config, and where each of the first three came from."""
+
     profile: str
     data_dir: str | None
     out: Outputs
@@ -315,18 +320,38 @@ class NotebookSetup:
 
     def __str__(self) -> str:
         said = lambda k: f" ({self.sources[k]})" if k in self.sources else ""  # noqa: E731
-        data = PHANTOM if self.data_dir is None else portable(self.data_dir)
-        return f"profile {self.profile}{said('profile')}; data {data}{said('data_dir')}; outputs under {portable(self.out.root)}{said('out_root')}"
+        where = "results/ and figures/ (publish = True)" if self.out.publish else "scratch/ (committed results and figures untouched)"
+        return (
+            f"profile {self.profile}{said('profile')}; data {self.data}{said('data_dir')}; device {self.cfg.device}; "
+            f"outputs under {portable(self.out.root)}{said('out_root')}: run folders in runs/, results and figures in {where}"
+        )
+
+    @property
+    def data(self) -> str:
+        """The data as the repository names it: "phantom", or the folder (relative where it can be)."""
+        return PHANTOM if self.data_dir is None else portable(self.data_dir)
+
+    def footer(self, seeds=None) -> str:
+        """The provenance line of this notebook's saved figures (runs.footer_line): ``seeds`` of the
+        runs a figure shows, None for a figure of the data alone."""
+        return footer_line(self.data, self.profile, seeds)
+
+    def trained_seeds(self) -> list[int]:
+        """The seeds of the finished runs under this set-up's runs folder."""
+        return sorted(k for k, folder in seed_folders(self.out.runs).items() if finished_runs(folder)[0])
 
 
-def notebook_setup(profile: str, data_dir: str, out_root: str, **settings) -> NotebookSetup:
+def notebook_setup(profile: str, data_dir: str, out_root: str, publish: bool = False, needs_runs: bool = False, **settings) -> NotebookSetup:
     """The one set-up of every notebook, called with its parameters cell's values.
 
     The ENVIRONMENT variables take the place of ``profile``, ``data_dir`` and ``out_root`` where they
     are set (nbval; the pipeline sets them to what it injects). The data folder and the output root
     are made absolute here, once (relative paths from the repository, runs.resolve); "" means the
-    repository's own runs/, results/ and figures/. ``settings`` (seed, device, variant, ...) go to
-    the Config with the profile, which checks every one of them (a ConfigError naming it)."""
+    repository's own runs/ and (with ``publish``) results/ and figures/; without ``publish`` a
+    notebook writes results and figures to scratch/, never over committed ones (runs.Outputs).
+    ``needs_runs``: a notebook that shows trained runs stops here, with one line saying what to run
+    first (errors.NotReady), when there are none (nothing is written). ``settings`` (seed, device,
+    variant, ...) go to the Config with the profile, which checks every one of them."""
     given = dict(profile=profile, data_dir=data_dir, out_root=out_root)
     sources = {}
     for key, name in ENVIRONMENT.items():
@@ -335,5 +360,25 @@ def notebook_setup(profile: str, data_dir: str, out_root: str, **settings) -> No
     check_choice("profile", given["profile"], PROFILES)
     data = normalise_data_dir(given["data_dir"])
     cfg = load_config(given["profile"], data_dir=data, **settings)
-    out = outputs(given["profile"], data, given["out_root"] or None)
-    return NotebookSetup(given["profile"], data, out, cfg, sources)
+    out = outputs(given["profile"], data, given["out_root"] or None, publish=bool(publish))
+    setup = NotebookSetup(given["profile"], data, out, cfg, sources)
+    if needs_runs and not setup.trained_seeds():
+        raise NotReady(
+            f"no trained runs in {portable(out.runs)} yet (profile {setup.profile}, data {setup.data}): run notebook "
+            f"02_training for each variant first, or `make reproduce PROFILE={setup.profile}` (DATA=... for a data folder)"
+        )
+    return setup
+
+
+def train_family(setup: NotebookSetup, family: str, log=print) -> dict[str, Path]:
+    """Every variant of ``family`` trained in turn with the set-up's profile, data, seed and device
+    (what ``make reproduce`` runs headless, for readers who stay in Jupyter); a finished run is
+    left as it is, a stopped one resumes. Returns {variant: run folder}."""
+    done = {}
+    for variant in variants(family):
+        cfg = load_config(setup.profile, data_dir=setup.data_dir, variant=variant, seed=setup.cfg.seed, device=setup.cfg.device)
+        run_dir = setup.out.run(variant, cfg.seed)
+        result = fit(cfg, run_dir, profile=setup.profile)
+        log(f"{variant}: best epoch {result.best_epoch} of {len(result.history)} -> {portable(run_dir)}")
+        done[variant] = run_dir
+    return done

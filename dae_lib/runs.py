@@ -128,13 +128,26 @@ def seed_folder(runs_dir: str | Path, seed: int) -> Path:
     return runs_dir if seed == 0 else runs_dir / f"{SEED_PREFIX}{seed}"
 
 
+#: Where results and figures of a notebook run by hand go (under the output root) unless it opts in
+#: to publishing them (``publish``): never over the committed results/ and figures/.
+SCRATCH_DIR = "scratch"
+
+
 @dataclass(frozen=True)
 class Outputs:
-    """The output folders of one (output root, profile, data)."""
+    """The output folders of one (output root, profile, data). ``publish``: results and figures go
+    to the root's results/ and figures/ (the pipeline, the command line); otherwise to scratch/
+    (a notebook run by hand), so that committed files are never replaced by accident. Run folders
+    are the same either way."""
 
     root: Path
     profile: str
     data: str  # data tag
+    publish: bool = True
+
+    @property
+    def _published(self) -> Path:
+        return self.root if self.publish else self.root / SCRATCH_DIR
 
     @property
     def runs(self) -> Path:
@@ -146,7 +159,7 @@ class Outputs:
 
     @property
     def results(self) -> Path:
-        return self.root / "results"
+        return self._published / "results"
 
     @property
     def executed(self) -> Path:
@@ -154,14 +167,15 @@ class Outputs:
 
     @property
     def figures(self) -> Path:
-        base = self.root / "figures"
+        base = self._published / "figures"
         return base if self.data == PHANTOM else base / self.data
 
 
-def outputs(profile: str, data_dir=None, out_root=None) -> Outputs:
-    """Where a pipeline of ``profile`` on ``data_dir`` writes, under ``out_root`` (default: the repository)."""
+def outputs(profile: str, data_dir=None, out_root=None, publish: bool = True) -> Outputs:
+    """Where a pipeline of ``profile`` on ``data_dir`` writes, under ``out_root`` (default: the
+    repository); with ``publish=False`` results and figures go to scratch/ (Outputs)."""
     root = resolve(out_root) if out_root else REPO_ROOT
-    return Outputs(Path(root), profile, data_tag(data_dir))
+    return Outputs(Path(root), profile, data_tag(data_dir), publish)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -532,6 +546,21 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty_files() else "")
+
+
+def footer_line(data: str, profile: str | None, seeds=None, commit: str | None = None) -> str:
+    """The provenance line every saved figure carries: the data, the profile, the training seeds of
+    the runs it shows (a seed, a list, or None for a figure of the data alone) and the commit (by
+    default the checked-out one; a committed result's own otherwise)."""
+    if seeds is None:
+        trained = "no training"
+    else:
+        seeds = sorted({seeds} if isinstance(seeds, int) else set(seeds))
+        trained = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+    commit = commit or git_commit()
+    short = "unknown" if commit == "unknown" else commit[:7] + (" + local changes" if commit.endswith("-dirty") else "")
+    parts = [f"data {data}", *([f"profile {profile}"] if profile else []), trained, f"commit {short}"]
+    return " | ".join(parts)
 
 
 def sha256_file(path) -> str:

@@ -32,10 +32,12 @@ def test_pipeline_writes_every_output(smoke_run):
         "01_data_preparation.ipynb", "02_training_ae.ipynb", "02_training_ae_msssim.ipynb",
         "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "02_training_r_ae.ipynb",
         "02_training_r_ae_msssim.ipynb", "02_training_r_dae.ipynb", "02_training_r_dae_msssim.ipynb",
-        "03_table1.ipynb", "04_figures.ipynb", "05_suppress_your_radiograph.ipynb",
+        "03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb", "06_suppress_your_radiograph.ipynb",
     ]  # fmt: skip
-    for name in ("fig2.png", "fig3.png", "training_curves.png"):
-        assert (root / "figures" / name).stat().st_size > 10_000
+    for name in ("fig2.png", "fig3.png", "training_curves.png", "error_maps.png", "segmentation.png", "gains.png",
+                 "beyond_errors.png", "beyond_curves.png"):  # fmt: skip
+        assert (root / "figures" / name).stat().st_size > 10_000, name
+    assert not (root / "scratch").exists()  # the pipeline publishes (publish=True)
     table = pd.read_csv(root / "results" / "table1.csv")
     assert list(table["method"]) == [
         IDENTITY, "AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM", "R-AE", "R-AE + MS-SSIM", "R-DAE", "R-DAE + MS-SSIM"
@@ -158,7 +160,7 @@ def test_plan_trains_every_variant_once_per_seed(tmp_path):
         "02_training_dae_msssim_seed1.ipynb",
     ]  # fmt: skip
     assert [s.parameters["seed"] for s in training] == [0] * 4 + [1] * 4
-    assert [s.notebook for s in steps[-3:]] == ["03_table1.ipynb", "04_figures.ipynb", "05_suppress_your_radiograph.ipynb"]
+    assert [s.notebook for s in steps[-4:]] == ["03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb", "06_suppress_your_radiograph.ipynb"]
 
 
 def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data, tmp_path):
@@ -261,3 +263,47 @@ def test_a_request_is_checked_and_normalised_where_it_is_made(tmp_path):
         pipeline.Request("smoke", families=("paper",))
     with pytest.raises(ConfigError, match="--seeds must be at least 1"):
         pipeline.Request("smoke", seeds=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Safe by hand: nothing committed is replaced, notebooks before training stop at once
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb"])
+def test_a_notebook_before_any_training_stops_at_its_first_cell_and_writes_nothing(tmp_path, name):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(pipeline.pm.PapermillExecutionError) as e:
+        pipeline.execute_notebook(REPO_ROOT / "notebooks" / name, tmp_path / name, dict(profile="smoke", data_dir="phantom", out_root=str(out)))
+    message = e.value.evalue
+    assert e.value.ename == "NotReady" and "run notebook 02_training for each variant first, or `make reproduce PROFILE=smoke`" in message
+    assert list(out.iterdir()) == []  # nothing written
+    executed = json.loads((tmp_path / name).read_text())
+    errors = [c for c in executed["cells"] if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert len(errors) == 1 and "notebook_setup(" in "".join(errors[0]["source"])  # the set-up cell, the first after the parameters
+
+
+def test_without_publish_results_and_figures_go_to_scratch_never_over_committed_ones(monkeypatch, tmp_path):
+    for name in pipeline.ENVIRONMENT.values():
+        monkeypatch.delenv(name, raising=False)
+    by_hand = pipeline.notebook_setup("quick", "phantom", "")
+    assert by_hand.out.results == REPO_ROOT / "scratch" / "results" and by_hand.out.figures == REPO_ROOT / "scratch" / "figures"
+    assert by_hand.out.runs == REPO_ROOT / "runs" / "quick" / "phantom"  # run folders are the same either way
+    published = pipeline.notebook_setup("quick", "phantom", "", publish=True)
+    assert published.out.results == REPO_ROOT / "results" and published.out.figures == REPO_ROOT / "figures"
+    assert "scratch/" in (REPO_ROOT / ".gitignore").read_text().split()
+
+
+def test_every_notebook_takes_the_publish_parameter_and_passes_it_to_its_set_up():
+    for name in pipeline.NOTEBOOKS:
+        assert "publish = False" in _parameters_cell(name), name
+        text = (REPO_ROOT / "notebooks" / name).read_text()
+        assert "notebook_setup(profile, data_dir, out_root, publish" in text, name
+    assert all(s.parameters["publish"] is True for s in pipeline.plan(pipeline.Request("smoke")))
+
+
+def test_the_pipeline_passes_paths_as_the_repository_sees_them():
+    """Executed copies are committed: the injected parameters hold no absolute path of this machine."""
+    steps = pipeline.plan(pipeline.Request("smoke", "../shared/data/bse-jsrt-512"))
+    assert {s.parameters["out_root"] for s in steps} == {"."} and {s.parameters["data_dir"] for s in steps} == {"../shared/data/bse-jsrt-512"}

@@ -139,3 +139,14 @@ def predict_test_cases(runs: dict[str, Path], data: PairedImages) -> tuple[Paire
         model = load_model(run, "best", pick_device(cfg.device))
         preds[label_of(variant)] = predict(model, test.x, "off", cfg.eval_batch_size or None)
     return test, preds
+
+
+def head_masks(runs: dict[str, Path], test: PairedImages) -> dict[str, torch.Tensor]:
+    """The segmentation head's binary bone masks for the test cases ``test`` ({label: (N,1,H,W)}),
+    of each run in ``runs`` whose variant has a head (for showing it beside M; never used to suppress)."""
+    out = {}
+    for variant, run in runs.items():
+        if get_variant(variant).seg_head:
+            model = load_model(run, "best", pick_device(config_from_run(run).device))
+            out[label_of(variant)] = predict_masks(model, test.x)
+    return out

@@ -1,6 +1,8 @@
 """Figures. Each function draws one figure and returns it (so notebooks show it inline); with
-``path`` it is also saved as PNG (written atomically). Images are shown in clinical polarity on a
-fixed [0, 1] grey scale unless a panel says otherwise."""
+``path`` it is also saved as PNG (written atomically). Every figure carries a provenance line
+(``footer``: data, profile, training seeds, commit; pipeline.NotebookSetup.footer): a figure is never
+saved without one. Images are shown in clinical polarity on the grey window [0, 1] (the data's
+full range) unless a panel states another window or has a colour bar."""
 from __future__ import annotations
 
 import math
@@ -17,15 +19,32 @@ from ..augment import PairedAugment
 from ..config import Config
 from ..losses import bone_mask, mask_thresholds
 from ..phantom import chest_phantom
-from ..runs import FIGURES_DIR, LOG_FILE, resolve
+from ..metrics import dice
+from ..models import build_model
+from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
 from .evaluate import IDENTITY
 from .table1 import paired_difference, paper_values
 
 
-def _save(fig, path: Path, dpi=100) -> Path:
+#: Saved figures are for screens (the executed notebooks are committed): 100 dpi.
+DPI = 100
+
+
+def _save(fig, path: Path, dpi=DPI) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def _finish(fig, path, footer: str | None):
+    """Put the provenance line under the figure and, with ``path``, save it (refused without one)."""
+    if footer:
+        fig.text(0.5, 0.0, footer, ha="center", va="top", fontsize=7, color="0.3")
+    if path:
+        if not footer:
+            raise ValueError(f"{path}: a saved figure carries its provenance line (footer=: data, profile, seeds, commit)")
+        _save(fig, resolve(path))
+    return fig
 
 
 def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool = False) -> Path:
@@ -47,6 +66,7 @@ def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool 
         ax.set_title(title)
         ax.axis("off")
     fig.suptitle(f"Synthetic chest phantom, seed {seed}, {size} x {size} (clinical polarity)")
+    _finish(fig, None, footer_line(f"phantom (seed {seed})", None))
     out = _save(fig, path)
     if not show:
         plt.close(fig)
@@ -59,42 +79,39 @@ def _show(ax, img, title, **kw):
     ax.axis("off")
 
 
-def data_panels(data, indices=(0, 1, 2), path=None):
+def data_panels(data, indices=(0, 1, 2), path=None, footer=None):
     """Rows of X, S, X - S and M for a few cases (clinical polarity)."""
     fig, axes = plt.subplots(len(indices), 4, figsize=(12, 3.1 * len(indices)), squeeze=False)
     for row, i in zip(axes, indices):
         b = (data.x[i, 0] - data.s[i, 0]).numpy()
         _show(row[0], data.x[i, 0].numpy(), f"{data.ids[i]}: X")
         _show(row[1], data.s[i, 0].numpy(), "S (soft tissue)")
-        _show(row[2], b, "X - S (bone)", vmin=0, vmax=max(float(b.max()), 1e-6))
-        _show(row[3], data.m[i, 0].numpy(), "M (bone mask)")
+        _show(row[2], b, f"X - S (bone; window 0 .. {float(b.max()):.3f})", vmin=0, vmax=max(float(b.max()), 1e-6))
+        _show(row[3], data.m[i, 0].numpy(), "M (bone mask: white = bone)")
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def mask_threshold_figure(data, cfg, index=0, fixed=(0.01, 0.02, 0.04), path=None):
+def mask_threshold_figure(data, cfg, index=0, fixed=(0.01, 0.02, 0.04), path=None, footer=None):
     """The mask rule's effect: X - S, its histogram with the level ``cfg``'s rule gives, and masks at other levels."""
     x, s = data.x[index : index + 1], data.s[index : index + 1]
     b = (x - s)[0, 0]
     tau = float(mask_thresholds(x, s, cfg.mask_threshold, cfg.mask_min_threshold)[0])
     fig, axes = plt.subplots(1, 3 + len(fixed), figsize=(3.2 * (3 + len(fixed)), 3.4))
-    _show(axes[0], b.numpy(), "X - S", vmin=0, vmax=max(float(b.max()), 1e-6))
+    _show(axes[0], b.numpy(), f"X - S (grey window 0 .. {float(b.max()):.3f})", vmin=0, vmax=max(float(b.max()), 1e-6))
     axes[1].hist(b.flatten().numpy(), bins=100, log=True, color="0.4")
     axes[1].axvline(tau, color="r", label=f"Otsu {tau:.3f}")
     axes[1].set_title("histogram of X - S", fontsize=9)
+    axes[1].set(xlabel="X - S (intensity, range 0..1)", ylabel="pixels (log scale)")
     axes[1].legend(fontsize=8)
     _show(axes[2], (b > tau).float().numpy(), f"M, Otsu ({tau:.3f})\n{(b > tau).float().mean():.1%} of pixels")
     for ax, t in zip(axes[3:], fixed):
         _show(ax, (b > t).float().numpy(), f"M, fixed {t}\n{(b > t).float().mean():.1%} of pixels")
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
+def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None, footer=None):
     """One training pair under ``n`` random draws of the paired augmentation (X, S, M rows)."""
     aug = PairedAugment.from_config(cfg)
     torch.manual_seed(seed)
@@ -106,12 +123,10 @@ def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None):
         for k in range(n):
             _show(axes[r, k + 1], new[k, 0].numpy(), f"{name} draw {k + 1}")
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def loss_curves(run_dirs: dict, path=None):
+def loss_curves(run_dirs: dict, path=None, footer=None):
     """Training loss and validation PSNR per epoch, one line per run ({label: run_dir})."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for label, run in run_dirs.items():
@@ -128,12 +143,10 @@ def loss_curves(run_dirs: dict, path=None):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def fig2(x, s, preds: dict, ids, path=None):
+def fig2(x, s, preds: dict, ids, path=None, footer=None):
     """Fig. 2: input, each variant's output, ground truth; one row per case."""
     cols = ["Input X", *preds.keys(), "Ground truth S"]
     fig, axes = plt.subplots(len(ids), len(cols), figsize=(2.6 * len(cols), 2.8 * len(ids)), squeeze=False)
@@ -143,9 +156,7 @@ def fig2(x, s, preds: dict, ids, path=None):
             _show(axes[r, c], img.numpy(), name if r == 0 else "")
         axes[r, 0].text(-0.05, 0.5, cid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
 def rib_patch(x, s, size: int):
@@ -163,7 +174,7 @@ def rib_patch(x, s, size: int):
     return (k // w) * stride, (k % w) * stride
 
 
-def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None):
+def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None, footer=None):
     """Fig. 3: zoomed patches where ribs cross soft tissue; same columns as Fig. 2.
 
     Each patch is shown with its own grey window (the patch's 1st-99th percentile of X and S) so
@@ -180,15 +191,13 @@ def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None):
         imgs = [crop(x), *[crop(p) for p in preds.values()], crop(s)]
         for c, (img, name) in enumerate(zip(imgs, cols)):
             _show(axes[r, c], img, name if r == 0 else "", vmin=lo, vmax=max(hi, lo + 1e-6))
-        axes[r, 0].text(-0.05, 0.5, f"{cid}\n({top},{left})", transform=axes[r, 0].transAxes, rotation=90,
-                        va="center", ha="right", fontsize=8)  # fmt: skip
+        axes[r, 0].text(-0.05, 0.5, f"{cid}\npatch at row {top}, col {left} px\nwindow {lo:.2f} .. {hi:.2f}",
+                        transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)  # fmt: skip
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def gain_chart(per_image, path=None):
+def gain_chart(per_image, path=None, footer=None):
     """Each variant's gain over doing nothing (PSNR in dB, BSR), with its 95 % interval (over seeds
     when there are several, else over test images), and the paper's values where it has them: its
     BSR, and the PSNR gain its BSR implies, -10 log10(1 - BSR) (table1.implied_identity_psnr)."""
@@ -212,27 +221,23 @@ def gain_chart(per_image, path=None):
         ax.set_title(f"interval over {unit}", fontsize=9)
     axes[0, 1].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def suppression_panels(res, title: str = "", path=None):
+def suppression_panels(res, title: str = "", path=None, footer=None):
     """One suppressed radiograph (suppress.Suppressed): input, soft tissue and removed bone side by
     side, clinical polarity; the bone on its own grey scale (0 to its 99.9th percentile)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
     _show(axes[0], res.x, "X: radiograph")
     _show(axes[1], res.s, "S: soft tissue (bones suppressed)")
     top = max(float(np.percentile(res.b, 99.9)), 1e-6)
-    _show(axes[2], res.b, f"X - S: removed bone (grey scale 0 .. {top:.3f})", vmin=0, vmax=top)
+    _show(axes[2], res.b, f"X - S: removed bone (grey window 0 .. {top:.3f})", vmin=0, vmax=top)
     fig.suptitle(title or f"{res.x.shape[1]} x {res.x.shape[0]} px, stored {res.polarity} ({res.polarity_rule})", fontsize=10)
     fig.tight_layout()
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
 
 
-def before_after(x, s, split: float = 0.5, path=None):
+def before_after(x, s, split: float = 0.5, path=None, footer=None):
     """A before/after view: the radiograph left of ``split`` (a fraction of the width), the soft
     tissue right of it, with a line at the boundary."""
     col = int(round(np.clip(split, 0, 1) * x.shape[1]))
@@ -240,6 +245,112 @@ def before_after(x, s, split: float = 0.5, path=None):
     fig, ax = plt.subplots(figsize=(6.5, 6.5 * x.shape[0] / x.shape[1]))
     _show(ax, view, f"before (left of the line) | after (right), split at {split:.0%}")
     ax.axvline(col - 0.5, color="C1", lw=1.5)
-    if path:
-        _save(fig, resolve(path))
-    return fig
+    return _finish(fig, path, footer)
+
+
+# ------------------------------------------------------------------------------------------------
+# What the paper claims, made visible
+# ------------------------------------------------------------------------------------------------
+
+#: The layer types Fig. 1 draws, with how each is named there.
+_LAYERS = {torch.nn.Conv2d: "conv", torch.nn.ConvTranspose2d: "deconv", torch.nn.MaxPool2d: "max-pool"}
+
+
+def layer_shapes(cfg) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+    """The layers of ``cfg.variant``'s network at ``cfg.image_size``, read from the model itself by
+    running one zero image through it in training mode (so the segmentation branch runs): for each
+    part (encoder, soft-tissue / bone decoder, segmentation branch), its conv, deconv and pooling
+    layers in order, each as (description, output shape C x H x W)."""
+    model = build_model(cfg).train()
+    parts: dict[str, list] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        kind = _LAYERS.get(type(module))
+        if kind is None:
+            continue
+        part = name.split(".")[0]
+        k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+        stride = module.stride if isinstance(module.stride, int) else module.stride[0]
+        what = f"{kind} {k}x{k}" + (f" /{stride}" if kind == "deconv" and stride > 1 else "")
+        hooks.append(module.register_forward_hook(lambda m, i, o, part=part, what=what: parts.setdefault(part, []).append((what, tuple(o.shape[1:])))))
+    with torch.no_grad():
+        model(torch.zeros(1, 1, cfg.image_size, cfg.image_size))
+    for h in hooks:
+        h.remove()
+    return parts
+
+
+def architecture(cfg, path=None, footer=None):
+    """Fig. 1 as implemented: one row per part of ``cfg.variant``'s network, one box per layer with
+    its output shape (channels x height x width) as the model computes it (``layer_shapes``); the
+    segmentation branch runs in training only."""
+    parts = layer_shapes(cfg)
+    width = max(len(layers) for layers in parts.values())
+    fig, ax = plt.subplots(figsize=(1.55 * width + 2.2, 1.25 * len(parts) + 0.9))
+    for r, (part, layers) in enumerate(parts.items()):
+        y = len(parts) - 1 - r
+        label = {"encoder": "shared encoder", "soft_tissue": "soft-tissue estimator", "bone_seg": "bone segmentation\n(training only)",
+                 "bone_decoder": "bone estimator B_hat\n(S_hat = X - B_hat)"}.get(part, part)  # fmt: skip
+        ax.text(-0.2, y, label, ha="right", va="center", fontsize=9)
+        for c, (what, shape) in enumerate(layers):
+            colour = {"conv": "#cfe2f3", "deconv": "#d9ead3", "max-pool": "#eeeeee"}[what.split()[0]]
+            ax.add_patch(plt.Rectangle((c * 1.5, y - 0.38), 1.3, 0.76, facecolor=colour, edgecolor="0.4"))
+            ax.text(c * 1.5 + 0.65, y, f"{what}\n{' x '.join(map(str, shape))}", ha="center", va="center", fontsize=7)
+            if c:
+                ax.annotate("", (c * 1.5, y), (c * 1.5 - 0.2, y), arrowprops=dict(arrowstyle="->", color="0.4"))
+    ax.set_xlim(-3.2, width * 1.5)
+    ax.set_ylim(-0.7, len(parts) - 0.3)
+    ax.axis("off")
+    ax.set_title(f"{cfg.variant} at {cfg.image_size} x {cfg.image_size}: each box a layer and its output (channels x height x width), "
+                 "read from the model", fontsize=9)  # fmt: skip
+    return _finish(fig, path, footer)
+
+
+def segmentation_panels(x, m, pred_mask, ids, method: str, path=None, footer=None):
+    """The disentanglement the paper adds: the segmentation branch's predicted bone mask beside the
+    true mask M (X - S thresholded), with the Dice of each case; X for orientation."""
+    scores = dice(pred_mask, m)
+    fig, axes = plt.subplots(len(ids), 3, figsize=(8.4, 2.9 * len(ids)), squeeze=False)
+    for r, cid in enumerate(ids):
+        _show(axes[r, 0], x[r, 0].numpy(), f"{cid}: X" if r == 0 else cid)
+        _show(axes[r, 1], m[r, 0].numpy(), "M: true bone mask (white = bone)" if r == 0 else "")
+        _show(axes[r, 2], pred_mask[r, 0].numpy(), f"{method}: predicted mask, Dice {float(scores[r]):.3f}")
+    fig.tight_layout()
+    return _finish(fig, path, footer)
+
+
+def error_maps(s, preds: dict, ids, path=None, footer=None):
+    """|S_hat - S| of each method (columns) for a few test cases (rows), on one shared colour scale
+    (0 to the 99.5th percentile of all the maps) with its colour bar."""
+    errs = {name: (p - s).abs() for name, p in preds.items()}
+    top = max(float(torch.quantile(torch.cat([e.flatten() for e in errs.values()])[:10_000_000], 0.995)), 1e-6)
+    fig, axes = plt.subplots(len(ids), len(errs), figsize=(2.7 * len(errs) + 0.8, 2.8 * len(ids)), squeeze=False)
+    for r, cid in enumerate(ids):
+        for c, (name, e) in enumerate(errs.items()):
+            im = axes[r, c].imshow(e[r, 0].numpy(), cmap="magma", vmin=0, vmax=top)
+            axes[r, c].set_title(f"{name}\nmean {float(e[r, 0].mean()):.4f}" if r == 0 else f"mean {float(e[r, 0].mean()):.4f}", fontsize=8)
+            axes[r, c].axis("off")
+        axes[r, 0].text(-0.05, 0.5, cid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="|S_hat - S| (intensity, range 0..1)")
+    return _finish(fig, path, footer)
+
+
+def table_gain_chart(block: pd.DataFrame, title: str, path=None, footer=None):
+    """A committed Table 1 block (rows of results/table1.csv for one data set and profile): each
+    method's PSNR gain over doing nothing and its BSR, as means over seeds with +- one standard
+    deviation over seeds (no interval: the per-image values are not in the table)."""
+    ident = block[block["method"] == IDENTITY]
+    rows = block[block["method"] != IDENTITY]
+    base = float(ident["psnr_mean"].iloc[0]) if len(ident) else float("nan")
+    y = list(range(len(rows)))[::-1]
+    n_seeds = int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.9))
+    for ax, col, name, shift in ((axes[0], "psnr", "PSNR gain over doing nothing (dB)", base), (axes[1], "bsr", "BSR (doing nothing: 0)", 0.0)):
+        ax.errorbar(rows[f"{col}_mean"] - shift, y, xerr=rows[f"{col}_std"].fillna(0) if n_seeds > 1 else None, fmt="o", capsize=3)
+        ax.axvline(0, color="0.5", lw=1)
+        ax.set_yticks(y, rows["method"])
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{title}: mean over {n_seeds} seed(s)" + (", +- sd over seeds" if n_seeds > 1 else ""), fontsize=9)
+    fig.tight_layout()
+    return _finish(fig, path, footer)

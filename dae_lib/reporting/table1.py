@@ -410,6 +410,28 @@ def _region_table(block: pd.DataFrame) -> list[str]:
     return lines
 
 
+def committed_blocks(results_dir: str | Path, skip_data: str | None = None) -> list[tuple[pd.DataFrame, str]]:
+    """The (data, profile) blocks of a results folder's table1.csv with their sections of
+    table1.md (provenance line, Table 1, per-region table, claims), in the table's order; blocks of
+    ``skip_data`` left out. Nothing when the folder holds no table."""
+    results_dir = Path(results_dir)
+    csv_path, md_path = results_dir / "table1.csv", results_dir / "table1.md"
+    if not (csv_path.is_file() and md_path.is_file()):
+        return []
+    table, md = pd.read_csv(csv_path), md_path.read_text()
+    sections = {part.split("\n", 1)[0].strip(): "## " + part for part in md.split("\n## ")[1:]}
+    out = []
+    for (data, profile), block in table.groupby(["data", "profile"], sort=False):
+        if data != skip_data:
+            out.append((block, sections.get(f"{data}, profile {profile}", "")))
+    return out
+
+
+def block_section(results_dir: str | Path, data: str, profile: str) -> str:
+    """The section of one (data, profile) block in a results folder's table1.md ("" without one)."""
+    return next((section for block, section in committed_blocks(results_dir) if (block["data"].iloc[0], block["profile"].iloc[0]) == (data, profile)), "")
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
     """A Markdown table of a ``summarize`` result (mean +- sd per metric) beside the paper's values,
     for display in notebook 03."""

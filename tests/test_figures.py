@@ -1,0 +1,49 @@
+"""Figures: every saved one carries its provenance line; Fig. 1 is read from the model."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from dae_lib.config import load_config  # noqa: E402
+from dae_lib.reporting import figures  # noqa: E402
+from dae_lib.runs import footer_line  # noqa: E402
+
+
+def test_a_figure_is_never_saved_without_its_provenance_line(tmp_path, tiny_data):
+    with pytest.raises(ValueError, match="provenance line"):
+        figures.data_panels(tiny_data, indices=(0,), path=tmp_path / "a.png")
+    assert not (tmp_path / "a.png").exists()
+    line = footer_line("phantom", "smoke", [0, 1, 2], commit="0123456789abcdef")
+    assert line == "data phantom | profile smoke | 3 seeds (0, 1, 2) | commit 0123456"
+    fig = figures.data_panels(tiny_data, indices=(0,), path=tmp_path / "b.png", footer=line)
+    assert (tmp_path / "b.png").stat().st_size > 1000 and line in [t.get_text() for t in fig.texts]
+
+
+def test_every_saving_figure_function_takes_a_footer():
+    import inspect
+
+    saving = [f for name, f in vars(figures).items() if inspect.isfunction(f) and f.__module__ == figures.__name__ and "path" in inspect.signature(f).parameters and not name.startswith("_")]
+    assert len(saving) >= 12
+    assert [f.__name__ for f in saving if "footer" not in inspect.signature(f).parameters] == ["phantom_sample_figure"]  # builds its own
+
+
+def test_fig1_shapes_come_from_the_model():
+    paper = load_config("smoke", variant="dae", image_size=64)
+    narrow = load_config("smoke", variant="dae", image_size=64, channels=(8, 16, 32, 32))
+    shapes = figures.layer_shapes(paper)
+    assert list(shapes) == ["encoder", "soft_tissue", "bone_seg"]  # the branch runs in training mode
+    assert shapes["encoder"][-1][1] == (64, 16, 16) and figures.layer_shapes(narrow)["encoder"][-1][1] == (32, 16, 16)
+    texts = lambda cfg: {t.get_text() for t in figures.architecture(cfg, footer="x").axes[0].texts}  # noqa: E731
+    assert "conv 3x3\n64 x 16 x 16" in texts(paper) and "conv 3x3\n32 x 16 x 16" in texts(narrow)
+    assert "bone_seg" not in figures.layer_shapes(load_config("smoke", variant="ae", image_size=64))
+
+
+def test_error_maps_share_one_colour_scale_with_a_colour_bar():
+    s = torch.rand(2, 1, 32, 32)
+    preds = {"a": s + 0.1, "b": s - 0.3}
+    fig = figures.error_maps(s, preds, ["c1", "c2"], footer="x")
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 4 and len({im.get_clim() for im in images}) == 1
+    assert any("|S_hat - S|" in ax.get_ylabel() for ax in fig.axes)  # the colour bar's label
