@@ -452,8 +452,9 @@ class TrainedModel:
 
     @property
     def description(self) -> str:
-        """What was loaded, in words: "<variant> from <weights file>"."""
-        return f"{self.config.variant} from {self.weights}"
+        """What was loaded, in words: "<variant> from <weights file>" (relative to the repository
+        where it lies inside it)."""
+        return f"{self.config.variant} from {portable(self.weights)}"
 
 
 def _locate(weights, which: str) -> tuple[Path, Path]:

@@ -1,5 +1,6 @@
 """The notebook pipeline end to end (smoke profile, phantom) and nbval's ability to fail."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -307,3 +308,45 @@ def test_the_pipeline_passes_paths_as_the_repository_sees_them():
     """Executed copies are committed: the injected parameters hold no absolute path of this machine."""
     steps = pipeline.plan(pipeline.Request("smoke", "../shared/data/bse-jsrt-512"))
     assert {s.parameters["out_root"] for s in steps} == {"."} and {s.parameters["data_dir"] for s in steps} == {"../shared/data/bse-jsrt-512"}
+
+
+#: The executed notebooks of `make reproduce` (quick profile, phantom, both families), committed so
+#: that a reader sees every figure without running anything.
+EXECUTED = REPO_ROOT / "results" / "executed" / "phantom-quick"
+#: The start of an absolute path of a machine (the image data of outputs is not searched).
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|home|root|tmp|usr|opt|Users|var|private|mnt)/")
+
+
+def _text_outside_images(nb: dict) -> str:
+    parts = []
+    for c in nb["cells"]:
+        parts.append("".join(c["source"]))
+        for o in c.get("outputs", []):
+            parts.append(json.dumps({k: v for k, v in o.items() if k != "data"}))
+            parts.extend(json.dumps(v) for k, v in o.get("data", {}).items() if not k.startswith("image/"))
+    return "\n".join(parts)
+
+
+def test_the_committed_executed_notebooks_show_every_figure_and_hold_no_machine_path():
+    copies = sorted(EXECUTED.glob("*.ipynb"))
+    names = {p.name for p in copies}
+    assert {n for n in pipeline.NOTEBOOKS if not n.startswith("02_")} <= names
+    assert {f"02_training_{v}.ipynb" for v in ("ae", "ae_msssim", "dae", "dae_msssim", "r_ae", "r_ae_msssim", "r_dae", "r_dae_msssim")} <= names
+    assert sum(p.stat().st_size for p in copies) < 8_000_000
+    images = 0
+    for p in copies:
+        nb = json.loads(p.read_text())
+        outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+        assert not any(o.get("output_type") == "error" for o in outputs), p.name
+        assert not MACHINE_PATH.search(_text_outside_images(nb)), (p.name, MACHINE_PATH.search(_text_outside_images(nb)))
+        images += sum("image/png" in o.get("data", {}) for o in outputs)
+    assert images >= 30
+
+
+@pytest.mark.parametrize("name", pipeline.NOTEBOOKS)
+def test_every_notebook_opens_with_its_banner_and_a_link_to_its_executed_copy(name):
+    first = "".join(json.loads((REPO_ROOT / "notebooks" / name).read_text())["cells"][0]["source"])
+    for word in ("**Runs**", "**Takes**", "**Needs**", "**Writes**", "results/executed/phantom-quick/"):
+        assert word in first, (name, word)
+    linked = re.search(r"\(\.\./(results/executed/phantom-quick/[\w.]+\.ipynb)\)", first).group(1)
+    assert (REPO_ROOT / linked).is_file()
