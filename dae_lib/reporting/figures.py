@@ -155,6 +155,7 @@ def fig2(x, s, preds: dict, ids, path=None, footer=None):
         for c, (img, name) in enumerate(zip(imgs, cols)):
             _show(axes[r, c], img.numpy(), name if r == 0 else "")
         axes[r, 0].text(-0.05, 0.5, cid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.suptitle("Fig. 2: test cases; every panel on the grey window 0 .. 1 (the data's full range), clinical polarity", fontsize=9)
     fig.tight_layout()
     return _finish(fig, path, footer)
 
