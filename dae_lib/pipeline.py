@@ -14,6 +14,8 @@ pipeline sets them to the very values it injects.
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
 import multiprocessing
 import os
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 import papermill as pm
+from PIL import Image
 from jupyter_client.kernelspec import KernelSpecManager
 
 from .atomic import append_csv
@@ -148,13 +151,37 @@ def _failed_cell(path: Path) -> str:
     return "an unknown cell"
 
 
+#: Image outputs of executed notebooks are kept at screen resolution: at most this wide (px), as a
+#: 256-colour PNG (the executed copies of the phantom run are committed; all together under 8 MB).
+SCREEN_WIDTH = 1000
+
+
+def compact_png(data: str) -> str:
+    """A base64 PNG output at screen resolution: scaled down to SCREEN_WIDTH px wide when wider,
+    stored with an adaptive 256-colour palette (grey images keep their 256 levels)."""
+    im = Image.open(io.BytesIO(base64.b64decode(data)))
+    im = im.convert("RGBA")
+    flat = Image.new("RGB", im.size, "white")
+    flat.paste(im, mask=im.split()[-1])
+    if flat.width > SCREEN_WIDTH:
+        flat = flat.resize((SCREEN_WIDTH, round(flat.height * SCREEN_WIDTH / flat.width)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    flat.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def strip_metadata(path: Path) -> None:
-    """Drop papermill's per-cell timing metadata and the parameter cell's injected markers' noise."""
+    """Drop papermill's per-cell timing metadata and the parameter cell's injected markers' noise;
+    image outputs kept at screen resolution (``compact_png``)."""
     nb = json.loads(path.read_text())
     nb.get("metadata", {}).pop("papermill", None)
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                output["data"]["image/png"] = compact_png(output["data"]["image/png"])
+                output.get("metadata", {}).pop("image/png", None)  # its recorded size is the old one
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
