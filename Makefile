@@ -8,7 +8,8 @@ PYTHON    ?= python3
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 TORCH_REQ ?= requirements-torch.txt
-PROFILE   ?= quick
+PROFILE   ?=
+# (empty: the command line's default profile, config.DEFAULT_PROFILE)
 DATA      ?= phantom
 FAMILY    ?= all
 SEEDS     ?= 1
@@ -26,7 +27,7 @@ $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 setup: $(VENV)/.installed
 
 reproduce: setup
-	$(PY) -m dae_lib reproduce --profile $(PROFILE) --data $(DATA) --family $(FAMILY) --seeds $(SEEDS) --jobs $(JOBS) $(if $(KERNEL),--kernel $(KERNEL))
+	$(PY) -m dae_lib reproduce $(if $(PROFILE),--profile $(PROFILE)) --data $(DATA) --family $(FAMILY) --seeds $(SEEDS) --jobs $(JOBS) $(if $(KERNEL),--kernel $(KERNEL))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -170,6 +170,18 @@ def compact_png(data: str) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+#: A link of a notebook in notebooks/ to an executed copy (the banner's "Read it executed").
+_EXECUTED_LINK = re.compile(r"\]\(\.\./(results/executed/[^)\s]+)\)")
+
+
+def _relink(text: str, path: Path) -> str:
+    """``text`` with its links to executed copies made relative to ``path``'s folder (where the
+    executed copy lies), so that they resolve there too; unchanged outside the repository."""
+    if not Path(path).resolve().is_relative_to(REPO_ROOT.resolve()):
+        return text
+    return _EXECUTED_LINK.sub(lambda m: f"]({os.path.relpath(REPO_ROOT / m.group(1), Path(path).resolve().parent)})", text)
+
+
 def strip_metadata(path: Path) -> None:
     """Drop papermill's per-cell timing metadata and the parameter cell's injected markers' noise;
     image outputs kept at screen resolution (``compact_png``)."""
@@ -178,6 +190,8 @@ def strip_metadata(path: Path) -> None:
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
+        if cell.get("cell_type") == "markdown":  # a notebook's links to executed copies, from where this copy lies
+            cell["source"] = _relink("".join(cell.get("source", [])), path)
         for output in cell.get("outputs", []):
             if "image/png" in output.get("data", {}):
                 output["data"]["image/png"] = compact_png(output["data"]["image/png"])
@@ -382,8 +396,9 @@ def notebook_setup(profile: str, data_dir: str, out_root: str, publish: bool = F
     given = dict(profile=profile, data_dir=data_dir, out_root=out_root)
     sources = {}
     for key, name in ENVIRONMENT.items():
-        if os.environ.get(name) is not None:
-            given[key], sources[key] = os.environ[name], f"from {name}"
+        value = os.environ.get(name)
+        if value is not None and value != str(given[key]):  # the pipeline sets them to what it injects: no note then
+            given[key], sources[key] = value, f"from {name}"
     check_choice("profile", given["profile"], PROFILES)
     data = normalise_data_dir(given["data_dir"])
     cfg = load_config(given["profile"], data_dir=data, **settings)

@@ -383,7 +383,7 @@ def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: 
 
 
 def example_radiograph(data_dir=None, index: int = 0):
-    """A radiograph to try the released model on (notebook 05): with a BSE-JSRT folder, a test
+    """A radiograph to try the released model on (notebook 06): with a BSE-JSRT folder, a test
     case of the released model's own split (never one it trained on), else a phantom case."""
     if data_dir:
         test = [c for c, part in run_split(released_folder()).items() if part == "test"]

@@ -157,3 +157,8 @@ def test_imports_are_at_module_top_but_the_command_lines_lazy_subcommands():
                 top = (n.module if isinstance(n, ast.ImportFrom) else n.names[0].name).split(".")[0]
                 other.add((where.split("/")[-1], top))
     assert own - LAZY_IMPORTS == set() and other - LAZY_THIRD_PARTY == set()
+
+
+def test_no_test_run_leaves_a_suppress_report_in_the_repository():
+    """Reports belong in --out: one in the checkout's root came from a test writing into the cwd."""
+    assert list(PACKAGE.parent.glob("suppress-report-*.csv")) == []

@@ -1,4 +1,6 @@
 """The notebook pipeline end to end (smoke profile, phantom) and nbval's ability to fail."""
+import base64
+import io
 import json
 import re
 import os
@@ -8,6 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from dae_lib import pipeline
 from dae_lib.errors import ConfigError
@@ -58,6 +61,9 @@ def test_executed_notebooks_are_small_and_without_papermill_timings(smoke_run):
         assert "papermill" not in nb["metadata"]
         assert all("papermill" not in c.get("metadata", {}) for c in nb["cells"])
         assert path.stat().st_size < 3_000_000
+        for o in (o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})):
+            im = Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"])))
+            assert im.width <= pipeline.SCREEN_WIDTH and im.mode == "P"  # screen resolution, 256 colours
 
 
 def _identity_summary():
@@ -340,6 +346,8 @@ def test_the_committed_executed_notebooks_show_every_figure_and_hold_no_machine_
         assert not any(o.get("output_type") == "error" for o in outputs), p.name
         assert not MACHINE_PATH.search(_text_outside_images(nb)), (p.name, MACHINE_PATH.search(_text_outside_images(nb)))
         images += sum("image/png" in o.get("data", {}) for o in outputs)
+        for link in re.findall(r"\]\(([\w./-]+\.ipynb)\)", "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")):
+            assert (p.parent / link).is_file(), (p.name, link)  # links resolve from the copy's own folder
     assert images >= 30
 
 

@@ -302,8 +302,9 @@ def architecture(cfg, path=None, footer=None):
     ax.set_xlim(-3.2, width * 1.5)
     ax.set_ylim(-0.7, len(parts) - 0.3)
     ax.axis("off")
+    skips = "\nU-Net: each decoder level also reads the encoder level of its size (skip connections not drawn)" if "bone_decoder" in parts else ""
     ax.set_title(f"{cfg.variant} at {cfg.image_size} x {cfg.image_size}: each box a layer and its output (channels x height x width), "
-                 "read from the model", fontsize=9)  # fmt: skip
+                 f"read from the model{skips}", fontsize=9)  # fmt: skip
     return _finish(fig, path, footer)
 
 
