@@ -74,10 +74,8 @@ def test_prediction_does_not_depend_on_the_batch_size():
 
 
 def _fake_cuda_bench(monkeypatch, failing):
-    import dae_lib.device as dev
-
-    monkeypatch.setattr(dev, "pick_device", lambda name="auto": torch.device("cuda"))  # no GPU used: measure is faked
-    monkeypatch.setattr(dev, "bf16_supported", lambda d: True)
+    monkeypatch.setattr(bench, "pick_device", lambda name="auto": torch.device("cuda"))  # no GPU used: measure is faked
+    monkeypatch.setattr(bench, "bf16_supported", lambda d: True)
 
     def fake_measure(kind, config, size, batch, **kw):
         if config == failing:

@@ -103,7 +103,7 @@ def test_notebook_table_and_gain_chart_show_ours_beside_the_paper(tmp_path):
     md = table1.summary_markdown(summarize(df))
     assert "| AE | 0.2000 +- 0.0000 | 0.0100 +- 0.0000 | 32.20 +- 0.16 | 0.9000 +- 0.0000 | 0.7500 | 0.0309 | 25.90 | 0.9350 |" in md
     assert "| R-AE |" in md and md.count("n/a") >= 8  # no paper values for identity and R-AE
-    fig = figures.gain_chart(df, path=tmp_path / "gains.png")
+    fig = figures.gain_chart(df, path=tmp_path / "gains.png", footer="data test | profile smoke | 1 seed (0) | commit x")
     psnr_ax = fig.axes[0]
     ours = psnr_ax.lines[0].get_xdata() if psnr_ax.lines else None
     assert (tmp_path / "gains.png").stat().st_size > 5000
