@@ -7,22 +7,9 @@ profile and then any explicit overrides.
 The variants (model family x the paper's four-way ablation) are the table in ``models/__init__.py``;
 ``variant`` names one of them.
 
-Choices the paper leaves open, decided here (and only here):
-
-- Encoder channels (16, 32, 64, 64): four 3x3 conv layers, channels doubling at each layer but the
-  last, max-pooling after the first two, so 512x512x1 -> 128x128x64 as the paper states.
-- 3x3 kernels, BatchNorm + ReLU after every hidden conv/deconv: the common autoencoder default of
-  2019; BatchNorm lets the plain network train at lr 1e-3 with small batches.
-- Output activation: sigmoid, so the estimate lies in [0, 1], the data range every metric and the
-  MS-SSIM loss assume (MS-SSIM of values outside its data range is not meaningful).
-- Loss weights lm = 1.0 and ls = 0.01: with images in [0, 1] the MSE of a useful estimate is
-  ~1e-4..1e-3 and the mask BCE ~0.1..0.5; ls = 0.01 keeps the auxiliary segmentation term from
-  dominating the shared encoder. Change them here (or per run) and choose on the validation part.
-- Bone mask threshold: Otsu's threshold of B = X - S per image, floored at 2/255 (see losses.py).
-- Split: 15 % test (the paper's 85/15), and a validation part of 10 % of the *training* cases for
-  model selection (best epoch); the test part is only used for the final numbers.
-- Augmentation ranges: rotation +-10 deg, shifts +-5 % of the size, shear +-5 deg, zoom 0.9..1.1,
-  horizontal flip p = 0.5 (the paper lists the operations, not the ranges).
+The choices the paper leaves open are the defaults below; the paper's words beside each, the
+reasons and where each acts are the table ``reporting/choices.py`` (CHOICES), rendered with the
+values of a Config so that it cannot drift from them.
 """
 from __future__ import annotations
 
