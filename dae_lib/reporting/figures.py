@@ -20,6 +20,7 @@ from ..config import Config
 from ..losses import bone_mask, mask_thresholds
 from ..phantom import chest_phantom
 from ..metrics import dice
+from ..msssim import ms_ssim_map
 from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
 from .evaluate import IDENTITY
@@ -355,4 +356,18 @@ def table_gain_chart(block: pd.DataFrame, title: str, path=None, footer=None):
         ax.grid(alpha=0.3)
     axes[0].set_title(f"{title}: mean over {n_seeds} seed(s)" + (", +- sd over seeds" if n_seeds > 1 else ""), fontsize=9)
     fig.tight_layout()
+    return _finish(fig, path, footer)
+
+
+def msssim_map_figure(x, s, form_note: str = "", path=None, footer=None):
+    """Eq. (5) as an image: MS-SSIM(j) of the radiograph X against S at every pixel (the identity's
+    map: low where bone differs), beside X and S, with its colour bar (1 = identical structure)."""
+    m = ms_ssim_map(x, s)[0, 0]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    _show(axes[0], x[0, 0].numpy(), "X")
+    _show(axes[1], s[0, 0].numpy(), "S")
+    im = axes[2].imshow(m.numpy(), cmap="viridis", vmin=float(m.min()), vmax=1.0)
+    axes[2].set_title(f"MS-SSIM(j) of X against S, mean {float(m.mean()):.4f}{form_note}", fontsize=9)
+    axes[2].axis("off")
+    fig.colorbar(im, ax=axes[2], shrink=0.85, label="MS-SSIM(j) (1: identical)")
     return _finish(fig, path, footer)
