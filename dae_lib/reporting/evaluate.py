@@ -126,6 +126,11 @@ def figure_runs(runs_dir: str | Path) -> dict[str, Path]:
     return shown
 
 
+def _best_model(run: Path) -> torch.nn.Module:
+    """A run's best weights on the device its config names (as it was trained to run)."""
+    return load_model(run, "best", pick_device(config_from_run(run).device))
+
+
 def predict_test_cases(runs: dict[str, Path], data: PairedImages) -> tuple[PairedImages | None, dict]:
     """The test cases and the estimates of each run in ``runs`` ({variant: folder}, e.g.
     ``finished_runs(...)[0]`` or ``figure_runs(...)``) for them ({label: (N,1,H,W)})."""
@@ -136,7 +141,7 @@ def predict_test_cases(runs: dict[str, Path], data: PairedImages) -> tuple[Paire
         if test is not None and part.ids != test.ids:
             raise RunDirError(f"{run}: its test cases differ from those of the other runs")
         test = part
-        model = load_model(run, "best", pick_device(cfg.device))
+        model = _best_model(run)
         preds[label_of(variant)] = predict(model, test.x, "off", cfg.eval_batch_size or None)
     return test, preds
 
@@ -147,6 +152,5 @@ def head_masks(runs: dict[str, Path], test: PairedImages) -> dict[str, torch.Ten
     out = {}
     for variant, run in runs.items():
         if get_variant(variant).seg_head:
-            model = load_model(run, "best", pick_device(config_from_run(run).device))
-            out[label_of(variant)] = predict_masks(model, test.x)
+            out[label_of(variant)] = predict_masks(_best_model(run), test.x)
     return out

@@ -24,7 +24,7 @@ from ..msssim import ms_ssim_map
 from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
 from .evaluate import IDENTITY
-from .table1 import paired_difference, paper_values
+from .table1 import block_seeds, paired_difference, paper_values
 
 
 #: Saved figures are for screens (the executed notebooks are committed): 100 dpi.
@@ -346,7 +346,7 @@ def table_gain_chart(block: pd.DataFrame, title: str, path=None, footer=None):
     rows = block[block["method"] != IDENTITY]
     base = float(ident["psnr_mean"].iloc[0]) if len(ident) else float("nan")
     y = list(range(len(rows)))[::-1]
-    n_seeds = int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
+    n_seeds = block_seeds(block)
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.9))
     for ax, col, name, shift in ((axes[0], "psnr", "PSNR gain over doing nothing (dB)", base), (axes[1], "bsr", "BSR (doing nothing: 0)", 0.0)):
         ax.errorbar(rows[f"{col}_mean"] - shift, y, xerr=rows[f"{col}_std"].fillna(0) if n_seeds > 1 else None, fmt="o", capsize=3)

@@ -352,11 +352,17 @@ def _paper_section(table: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
+def block_seeds(block: pd.DataFrame) -> int:
+    """The number of training seeds a (data, profile) block of table1.csv averages over (1 for
+    blocks written before the column existed)."""
+    return int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
+
+
 def _block_section(data: str, profile: str, block: pd.DataFrame, claim_lines) -> list[str]:
     """One (data, profile) block: provenance, Table 1 beside the paper's column, the per-region
     table and the claims."""
     first = block.iloc[-1]
-    n_seeds = int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
+    n_seeds = block_seeds(block)
     seeds = (
         f"{n_seeds} seeds (mean +- sd over the seeds of each seed's mean over the test images; the claims take the seed as the unit)"
         if n_seeds > 1 else f"seed {first['seed']} (mean +- sd over the test images)"
