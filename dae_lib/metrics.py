@@ -103,6 +103,15 @@ def region_psnr(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) 
     return 10 * torch.log10(1 / region_mse(pred, target, region))
 
 
+def region_bsr(pred: torch.Tensor, target: torch.Tensor, radiograph: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """BSR over the pixels where ``region`` is 1: 1 - sum_region (S_hat - S)^2 / sum_region (X - S)^2,
+    per image (NaN where the region holds no bone energy)."""
+    p, t, x, r = _check(pred, target, radiograph, region.to(pred.dtype))
+    bone = ((x - t) ** 2 * r).sum(dim=(1, 2, 3))
+    left = ((p - t) ** 2 * r).sum(dim=(1, 2, 3))
+    return torch.where(bone > 0, 1.0 - left / bone.clamp(min=1e-300), torch.full_like(bone, float("nan")))
+
+
 def dice(pred_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Dice coefficient 2 |P & M| / (|P| + |M|) of binary masks (N,1,H,W), per image; 1 when both are empty."""
     p, m = _check(pred_mask.float(), mask.float())

@@ -38,9 +38,10 @@ from .data import case_ids
 from .device import describe, pick_device
 from .errors import ConfigError, NotReady
 from .models import FAMILIES, variants
-from .runs import REPO_ROOT, Outputs, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
+from .reporting.evaluate import evaluate_run
+from .runs import REPO_ROOT, SCRATCH_DIR, Outputs, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
 from .split import checked_split
-from .train import fit
+from .train import FitResult, fit
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
@@ -170,16 +171,18 @@ def compact_png(data: str) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-#: A link of a notebook in notebooks/ to an executed copy (the banner's "Read it executed").
-_EXECUTED_LINK = re.compile(r"\]\(\.\./(results/executed/[^)\s]+)\)")
+#: A link of a notebook in notebooks/ to a file of the repository (``../README.md#glossary``, the
+#: banner's "Read it executed" copy): the path, then the anchor if any.
+_REPO_LINK = re.compile(r"\]\(\.\./([^)\s#]+)(#[^)\s]*)?\)")
 
 
 def _relink(text: str, path: Path) -> str:
-    """``text`` with its links to executed copies made relative to ``path``'s folder (where the
-    executed copy lies), so that they resolve there too; unchanged outside the repository."""
+    """``text`` with its links to the repository's files made relative to ``path``'s folder (where
+    the executed copy lies), so that they resolve there too; unchanged outside the repository."""
     if not Path(path).resolve().is_relative_to(REPO_ROOT.resolve()):
         return text
-    return _EXECUTED_LINK.sub(lambda m: f"]({os.path.relpath(REPO_ROOT / m.group(1), Path(path).resolve().parent)})", text)
+    here = Path(path).resolve().parent
+    return _REPO_LINK.sub(lambda m: f"]({os.path.relpath(REPO_ROOT / m.group(1), here)}{m.group(2) or ''})", text)
 
 
 def strip_metadata(path: Path) -> None:
@@ -301,31 +304,46 @@ def reproduce(request: Request, kernel_name=None, jobs: int = 1, log=print, note
     return [s.output for s in steps]
 
 
-def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
-    """Refresh the stored notebooks: outputs only in NBVAL_CHECK_OUTPUT cells, from a smoke run.
+#: The solutions to the notebooks' exercises (run by nbval like the notebooks).
+SOLUTIONS_DIR = "solutions"
 
-    Every notebook is executed with the smoke profile on the phantom into a temporary folder; the
-    outputs of the cells that nbval checks are copied back, every other output and execution count
-    is cleared, so the stored notebooks stay small and nbval has its reference.
+
+def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
+    """Refresh the stored notebooks from a smoke run on the phantom.
+
+    The notebooks keep outputs only in their NBVAL_CHECK_OUTPUT cells (small files, nbval's
+    reference); the solutions notebooks keep every printed output (the answers a reader looks for;
+    nbval checks none of them, each solution asserts its own outcome) except the set-up cell's.
+    Execution goes to a temporary folder inside the repository's scratch/, so that no stored output
+    names a path of the machine that made it.
     """
-    with tempfile.TemporaryDirectory(prefix="dae-store-") as tmp:
+    scratch = REPO_ROOT / SCRATCH_DIR
+    scratch.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="store-notebooks-", dir=scratch) as tmp:
         params = dict(profile="smoke", data_dir=PHANTOM, out_root=tmp, publish=True)
-        for name in NOTEBOOKS:
-            src = notebook_dir / name
-            executed = Path(tmp) / name
-            log(f"executing {name} (smoke) ...")
-            execute_notebook(src, executed, params)
+        solutions = sorted((notebook_dir / SOLUTIONS_DIR).glob("*.ipynb"))
+        for src in [notebook_dir / name for name in NOTEBOOKS] + solutions:
+            executed = Path(tmp) / src.name
+            log(f"executing {src.name} (smoke) ...")
+            execute_notebook(src, executed, params if src.parent == notebook_dir else {k: v for k, v in params.items() if k != "publish"})
             ran = json.loads(executed.read_text())
             stored = json.loads(src.read_text())
             ran_cells = [c for c in ran["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
             for cell, new in zip(stored["cells"], ran_cells):
-                if cell["cell_type"] != "code":
-                    continue
-                checked = "NBVAL_CHECK_OUTPUT" in "".join(cell["source"])
-                cell["outputs"] = [o for o in new.get("outputs", []) if o.get("output_type") != "display_data"] if checked else []
-                cell["execution_count"] = new.get("execution_count") if checked else None  # nbval needs it
-                cell.get("metadata", {}).pop("execution", None)
+                if cell["cell_type"] == "code":
+                    _store_outputs(cell, new, every=src.parent != notebook_dir)
             src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
+
+
+def _store_outputs(cell: dict, ran: dict, every: bool) -> None:
+    """``cell``'s outputs from its executed copy ``ran``: those nbval checks, or with ``every`` all
+    but figures, the set-up's (``notebook_setup``: it names the output folder) and the parameters'."""
+    source = "".join(cell["source"])
+    checked = "NBVAL_CHECK_OUTPUT" in source
+    keep = checked or (every and "notebook_setup(" not in source and "parameters" not in cell.get("metadata", {}).get("tags", []))
+    cell["outputs"] = [o for o in ran.get("outputs", []) if o.get("output_type") != "display_data"] if keep else []
+    cell["execution_count"] = ran.get("execution_count") if keep else None  # nbval needs it
+    cell.get("metadata", {}).pop("execution", None)
 
 
 def record_wall_time(request: Request, seconds: float, jobs: int = 1) -> Path:
@@ -424,3 +442,32 @@ def train_family(setup: NotebookSetup, family: str, log=print) -> dict[str, Path
         log(f"{variant}: best epoch {result.best_epoch} of {len(result.history)} -> {portable(run_dir)}")
         done[variant] = run_dir
     return done
+
+
+#: Where the exercises' trainings with a changed setting go: under scratch/ (never committed), apart
+#: from the run folders that Table 1 and the figures read.
+EXERCISE_RUNS = "exercise-runs"
+
+
+def exercise_folder(setup: NotebookSetup, name: str) -> Path:
+    """A scratch folder of an exercise: scratch/exercise-runs/<profile>/<data>/<name>."""
+    return setup.out.root / SCRATCH_DIR / EXERCISE_RUNS / setup.out.profile / setup.out.data / name
+
+
+def exercise_run(setup: NotebookSetup, variant: str, seed: int, changes: dict) -> Path:
+    """The run folder of ``variant`` with the Config ``changes`` (an exercise), e.g.
+    scratch/exercise-runs/quick/phantom/dae,ls=0.0/seed0."""
+    tag = ",".join([variant, *(f"{k}={v}" for k, v in sorted(changes.items()))])
+    return exercise_folder(setup, tag) / f"seed{seed}"
+
+
+def train_changed(setup: NotebookSetup, variant: str, seed: int = 0, log=print, **changes) -> tuple[FitResult, pd.DataFrame]:
+    """``variant`` trained with the set-up's profile, data and device and the Config ``changes``
+    (``augment=False``, ``ls=0.0``, ...) into ``exercise_run``'s folder; a finished run is reused.
+    Returns the fit and the per-image test metrics (identity rows included) of its best weights."""
+    cfg = load_config(setup.profile, data_dir=setup.data_dir, variant=variant, seed=seed, device=setup.cfg.device, **changes)
+    run_dir = exercise_run(setup, variant, seed, changes)
+    result = fit(cfg, run_dir, profile=setup.profile, progress=False)
+    said = "".join(f", {k} = {v}" for k, v in changes.items())
+    log(f"{variant}{said}, seed {seed}: best epoch {result.best_epoch} of {len(result.history)} -> {run_dir.relative_to(setup.out.root).as_posix()}")
+    return result, evaluate_run(run_dir, result.data)

@@ -60,8 +60,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .atomic import atomic_path
-from .config import AMP_MODES, POLARITIES, check_choice
-from .data import find_pairs
+from .config import AMP_MODES, DEFAULT_PROFILE, POLARITIES, check_choice, default, load_config
+from .data import PairedImages, find_pairs, load_data, load_phantom
 from .device import pick_device
 from .errors import DataError, InputError, RunDirError, run_guarded, shown
 from .inference import suppress_full
@@ -393,6 +393,19 @@ def example_radiograph(data_dir=None, index: int = 0):
             return read_radiograph(pairs[have[index % len(have)]].x_path)
     x = chest_phantom(512, seed=index)[0].numpy().astype(np.float32)
     return Radiograph(Path(f"phantom-{index}"), x, "image", 8, (0.0, 255.0))
+
+
+def example_pairs(size: int, data_dir=None, n: int = 4) -> PairedImages:
+    """Pairs with their soft tissue to score the released model on (notebook 06's exercises), at
+    ``size`` px: with a BSE-JSRT folder, up to ``n`` test cases of the released model's own split
+    (never one it trained on), else ``n`` phantom cases."""
+    if data_dir:
+        test = {c for c, part in run_split(released_folder()).items() if part == "test"}
+        data = load_data(load_config(DEFAULT_PROFILE, data_dir=str(data_dir), image_size=size))
+        have = [i for i, c in enumerate(data.ids) if c in test][:n]
+        if have:
+            return data.subset(have)
+    return load_phantom(n, size, default("phantom_seed"))
 
 
 def _file_error(job: Job, e: BaseException) -> str:

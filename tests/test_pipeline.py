@@ -90,7 +90,8 @@ def _broken_copy(tmp_path, name, source):
     for n in pipeline.NOTEBOOKS:
         shutil.copy(REPO_ROOT / "notebooks" / n, nb_dir / n)
     nb = json.loads((nb_dir / name).read_text())
-    nb["cells"].insert(3, {"cell_type": "code", "id": "broken", "metadata": {}, "source": source, "outputs": [], "execution_count": None})
+    after_setup = 1 + next(k for k, c in enumerate(nb["cells"]) if "notebook_setup(" in "".join(c["source"]))  # code cell 3
+    nb["cells"].insert(after_setup, {"cell_type": "code", "id": "broken", "metadata": {}, "source": source, "outputs": [], "execution_count": None})
     (nb_dir / name).write_text(json.dumps(nb))
     return nb_dir
 

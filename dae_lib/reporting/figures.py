@@ -23,6 +23,7 @@ from ..metrics import dice
 from ..msssim import ms_ssim_map
 from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
+from .anatomy import lung_fields
 from .evaluate import IDENTITY
 from .table1 import block_seeds, paired_difference, paper_values
 
@@ -164,8 +165,8 @@ def fig2(x, s, preds: dict, ids, path=None, footer=None):
 def rib_patch(x, s, size: int):
     """Top-left corner of the size x size window where ribs cross the lung fields most: the largest
     sum of bone X - S over pixels darker than the median of S (aerated lung in clinical polarity,
-    which leaves out the spine and mediastinum), away from the image border."""
-    lung = (s < s.median()).to(x.dtype)
+    which leaves out the spine and mediastinum: anatomy.lung_fields), away from the image border."""
+    lung = lung_fields(s[None, None])[0, 0].to(x.dtype)
     b = ((x - s).clamp(min=0) * lung)[None, None]
     stride = max(1, size // 4)
     energy = F.avg_pool2d(b, size, stride=stride)[0, 0]

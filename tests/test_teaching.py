@@ -1,0 +1,83 @@
+"""The teaching layer: every notebook opens with objectives, prerequisites and timing, ends with 3-5
+exercises stating their expected outcome, and each exercise has a solution that asserts it (the
+solutions notebooks themselves run under nbval on the smoke profile, so a stated outcome that stops
+happening fails the suite). Cells stay short."""
+import json
+import re
+
+import pytest
+
+from dae_lib.pipeline import NOTEBOOKS
+from dae_lib.runs import REPO_ROOT
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
+#: "no cell over about 200 words"
+MAX_WORDS = 210
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _text(cell):
+    return "".join(cell["source"])
+
+
+def _exercises(name):
+    """The notebook's exercises section (its cells from "## Exercises" to the end) and its items."""
+    texts = [_text(c) for c in _cells(NOTEBOOK_DIR / name)]
+    start = next((k for k, t in enumerate(texts) if t.startswith("## Exercises")), len(texts))
+    section = "\n\n".join(texts[start:])
+    return section, re.findall(r"^(\d)\. \*\*(.+?)\*\*(.*)$", section, flags=re.M)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_notebook_opens_with_objectives_prerequisites_timing_and_the_glossary(name):
+    first = _text(_cells(NOTEBOOK_DIR / name)[0])
+    objectives = re.search(r"\*\*You will be able to\*\*\n((?:- .+\n)+)", first)
+    assert objectives and 3 <= len(objectives.group(1).splitlines()) <= 5, name
+    assert "**Prerequisites**" in first and "**Takes** (measured on 2 CPU cores)" in first
+    assert "(../README.md#glossary)" in first and "## Glossary" in (REPO_ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_each_notebook_ends_with_three_to_five_exercises_with_expected_outcomes(name):
+    section, items = _exercises(name)
+    assert section.startswith("## Exercises"), name
+    assert 3 <= len(items) <= 5, (name, len(items))
+    for number, title, body in items:
+        assert "*Expected*" in body, (name, number, title)
+        assert "quick" in body or "any profile" in body, (name, number, "state the profile the outcome holds for")
+    link = re.search(r"\]\((solutions/[\w.]+\.ipynb)\)", section)
+    assert link and (NOTEBOOK_DIR / link.group(1)).is_file(), name
+
+
+def test_every_exercise_has_a_solution_that_asserts_its_outcome():
+    solutions = {}
+    for path in SOLUTIONS:
+        cells = _cells(path)
+        for k, cell in enumerate(cells):
+            found = re.match(r"\*\*(\d\d), exercise (\d)", _text(cell)) if cell["cell_type"] == "markdown" else None
+            if found:
+                code = _text(cells[k + 1])
+                solutions[found.groups()] = code
+    for name in NOTEBOOKS:
+        for number, title, _ in _exercises(name)[1]:
+            code = solutions.get((name[:2], number))
+            assert code is not None, f"no solution for {name} exercise {number} ({title})"
+            assert "assert " in code, f"the solution of {name} exercise {number} asserts nothing"
+
+
+@pytest.mark.parametrize("path", [NOTEBOOK_DIR / n for n in NOTEBOOKS] + SOLUTIONS, ids=lambda p: p.name)
+def test_no_markdown_cell_runs_over_about_200_words(path):
+    for k, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "markdown":
+            assert len(_text(cell).split()) <= MAX_WORDS, (path.name, k, len(_text(cell).split()))
+
+
+def test_the_solutions_use_the_smoke_profile_under_the_tests_and_write_only_to_scratch():
+    for path in SOLUTIONS:
+        code = "\n".join(_text(c) for c in _cells(path) if c["cell_type"] == "code")
+        assert "notebook_setup(profile, data_dir, out_root, publish)" in code, path.name  # DAE_PROFILE=smoke reaches it
+        assert "publish = True" not in code and "results/" not in code
