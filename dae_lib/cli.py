@@ -137,6 +137,19 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_solutions(args) -> int:
+    from . import pipeline
+
+    request = pipeline.Request(args.profile, _data_arg(args.data), _path_arg(args.out_root))
+    try:
+        done = pipeline.run_solutions(request, kernel_name=args.kernel)
+    except pipeline.PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"executed solutions: {done[0].parent if done else 'none found'}")
+    return 0
+
+
 def cmd_store_notebooks(args) -> int:
     from .pipeline import store_notebooks
 
@@ -179,6 +192,12 @@ def main(argv=None) -> int:
     p = sub.add_parser("suppress", help="bone-suppress your own radiographs (PNG, JPEG, TIFF, DICOM files or folders)")
     suppress.add_arguments(p)
     p.set_defaults(func=suppress.cmd)
+    p = sub.add_parser("solutions", help="run the exercises' solutions notebooks (the numbers the exercises quote) into the executed copies' folder")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
+    p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name for papermill (default: the notebooks' python3)")
+    p.add_argument("--out-root", default=None, help="write there instead of the repository (relative to the current folder)")
+    p.set_defaults(func=cmd_solutions)
     p = sub.add_parser("store-notebooks", help="(maintainers) refresh the stored notebooks' checked outputs from a smoke run")
     p.set_defaults(func=cmd_store_notebooks)
     p = sub.add_parser("phantom-figure", help="draw one phantom case beside its S, B and M")

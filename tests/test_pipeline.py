@@ -337,6 +337,9 @@ def _text_outside_images(nb: dict) -> str:
 def test_the_committed_executed_notebooks_show_every_figure_and_hold_no_machine_path():
     copies = sorted(EXECUTED.glob("*.ipynb"))
     names = {p.name for p in copies}
+    solutions = sorted((EXECUTED / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))  # python -m dae_lib solutions
+    assert {p.name for p in solutions} == {p.name for p in (REPO_ROOT / "notebooks" / pipeline.SOLUTIONS_DIR).glob("*.ipynb")}
+    copies += solutions
     assert {n for n in pipeline.NOTEBOOKS if not n.startswith("02_")} <= names
     assert {f"02_training_{v}.ipynb" for v in ("ae", "ae_msssim", "dae", "dae_msssim", "r_ae", "r_ae_msssim", "r_dae", "r_dae_msssim")} <= names
     assert sum(p.stat().st_size for p in copies) < 8_000_000
@@ -347,8 +350,8 @@ def test_the_committed_executed_notebooks_show_every_figure_and_hold_no_machine_
         assert not any(o.get("output_type") == "error" for o in outputs), p.name
         assert not MACHINE_PATH.search(_text_outside_images(nb)), (p.name, MACHINE_PATH.search(_text_outside_images(nb)))
         images += sum("image/png" in o.get("data", {}) for o in outputs)
-        for link in re.findall(r"\]\(([\w./-]+\.ipynb)\)", "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")):
-            assert (p.parent / link).is_file(), (p.name, link)  # links resolve from the copy's own folder
+        for link in re.findall(r"\]\(([\w./-]+)(?:#[\w-]*)?\)", "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")):
+            assert (p.parent / link).exists(), (p.name, link)  # links (notebooks, README's glossary) resolve from the copy's own folder
     assert images >= 30
 
 

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from dae_lib.pipeline import NOTEBOOKS
+from dae_lib import pipeline
+from dae_lib.pipeline import NOTEBOOKS, SOLUTIONS_DIR
 from dae_lib.runs import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -81,3 +82,26 @@ def test_the_solutions_use_the_smoke_profile_under_the_tests_and_write_only_to_s
         code = "\n".join(_text(c) for c in _cells(path) if c["cell_type"] == "code")
         assert "notebook_setup(profile, data_dir, out_root, publish)" in code, path.name  # DAE_PROFILE=smoke reaches it
         assert "publish = True" not in code and "results/" not in code
+
+
+def _tiny_solutions(folder, body):
+    (folder / SOLUTIONS_DIR).mkdir(parents=True)
+    nb = {"cells": [
+        {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "outputs": [], "execution_count": None,
+         "source": 'profile = "quick"\ndata_dir = "phantom"\nout_root = ""\npublish = False'},
+        {"cell_type": "code", "id": "s", "metadata": {}, "outputs": [], "execution_count": None, "source": body},
+    ], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    (folder / SOLUTIONS_DIR / "01_02_solutions.ipynb").write_text(json.dumps(nb))
+    return folder
+
+
+def test_run_solutions_writes_executed_copies_beside_the_pipelines_and_names_a_failing_one(tmp_path):
+    request = pipeline.Request("smoke", None, tmp_path / "out")
+    ok = _tiny_solutions(tmp_path / "ok", 'print(profile, data_dir)\nassert profile == "smoke"')
+    (done,) = pipeline.run_solutions(request, notebook_dir=ok, log=lambda *a: None)
+    assert done == request.outputs.executed / SOLUTIONS_DIR / "01_02_solutions.ipynb"
+    outputs = [o for c in json.loads(done.read_text())["cells"] for o in c.get("outputs", [])]
+    assert any("smoke phantom" in "".join(o.get("text", "")) for o in outputs)
+    bad = _tiny_solutions(tmp_path / "bad", "assert 0.04 > 0.01 * 5, 'the stated outcome no longer happens'")
+    with pytest.raises(pipeline.PipelineError, match=r"01_02_solutions.ipynb failed in code cell 2 .*AssertionError: the stated outcome"):
+        pipeline.run_solutions(request, notebook_dir=bad, log=lambda *a: None)
