@@ -32,7 +32,7 @@ import papermill as pm
 from PIL import Image
 from jupyter_client.kernelspec import KernelSpecManager
 
-from .atomic import append_csv
+from .atomic import append_csv, atomic_path
 from .config import DEFAULT_PROFILE, PHANTOM, PROFILES, Config, check_choice, default, load_config
 from .data import case_ids
 from .device import describe, pick_device
@@ -304,8 +304,10 @@ def reproduce(request: Request, kernel_name=None, jobs: int = 1, log=print, note
     return [s.output for s in steps]
 
 
-#: The solutions to the notebooks' exercises (run by nbval like the notebooks).
+#: The solutions to the notebooks' exercises (run by nbval like the notebooks), and the provenance
+#: record beside their executed copies (``run_solutions``).
 SOLUTIONS_DIR = "solutions"
+SOLUTIONS_PROVENANCE = "provenance.json"
 
 
 def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
@@ -356,7 +358,7 @@ def run_solutions(request: Request, kernel_name=None, notebook_dir: Path = NOTEB
     out = request.outputs
     data = portable(request.data_dir) if request.data_dir else PHANTOM
     params = dict(profile=request.profile, data_dir=data, out_root=portable(out.root))
-    done = []
+    done, seconds = [], {}
     for src in sorted((Path(notebook_dir) / SOLUTIONS_DIR).glob("*.ipynb")):
         target = out.executed / SOLUTIONS_DIR / src.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -369,6 +371,12 @@ def run_solutions(request: Request, kernel_name=None, notebook_dir: Path = NOTEB
         strip_metadata(target)
         log(f"  done in {time.time() - t0:.0f} s -> {portable(target)}")
         done.append(target)
+        seconds[src.name] = round(time.time() - t0, 1)
+    if done:  # what made these numbers: the commit, the machine, the device, each notebook's wall time
+        device = describe(pick_device(request.device))
+        prov = record(profile=request.profile, data=out.data, device=device, wall_seconds=seconds)
+        with atomic_path(done[0].parent / SOLUTIONS_PROVENANCE) as tmp:
+            tmp.write_text(json.dumps(prov, indent=1) + "\n")
     return done
 
 

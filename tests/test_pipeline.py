@@ -339,6 +339,9 @@ def test_the_committed_executed_notebooks_show_every_figure_and_hold_no_machine_
     names = {p.name for p in copies}
     solutions = sorted((EXECUTED / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))  # python -m dae_lib solutions
     assert {p.name for p in solutions} == {p.name for p in (REPO_ROOT / "notebooks" / pipeline.SOLUTIONS_DIR).glob("*.ipynb")}
+    prov = json.loads((EXECUTED / pipeline.SOLUTIONS_DIR / pipeline.SOLUTIONS_PROVENANCE).read_text())
+    assert prov["profile"] == "quick" and prov["data"] == "phantom" and set(prov["wall_seconds"]) == {p.name for p in solutions}
+    assert not prov["uncommitted"] and not MACHINE_PATH.search(json.dumps(prov))
     copies += solutions
     assert {n for n in pipeline.NOTEBOOKS if not n.startswith("02_")} <= names
     assert {f"02_training_{v}.ipynb" for v in ("ae", "ae_msssim", "dae", "dae_msssim", "r_ae", "r_ae_msssim", "r_dae", "r_dae_msssim")} <= names

@@ -102,6 +102,9 @@ def test_run_solutions_writes_executed_copies_beside_the_pipelines_and_names_a_f
     assert done == request.outputs.executed / SOLUTIONS_DIR / "01_02_solutions.ipynb"
     outputs = [o for c in json.loads(done.read_text())["cells"] for o in c.get("outputs", [])]
     assert any("smoke phantom" in "".join(o.get("text", "")) for o in outputs)
+    prov = json.loads((done.parent / pipeline.SOLUTIONS_PROVENANCE).read_text())
+    assert prov["profile"] == "smoke" and prov["data"] == "phantom" and set(prov["wall_seconds"]) == {"01_02_solutions.ipynb"}
+    assert prov["commit"] and prov["device"] and prov["utc"]
     bad = _tiny_solutions(tmp_path / "bad", "assert 0.04 > 0.01 * 5, 'the stated outcome no longer happens'")
     with pytest.raises(pipeline.PipelineError, match=r"01_02_solutions.ipynb failed in code cell 2 .*AssertionError: the stated outcome"):
         pipeline.run_solutions(request, notebook_dir=bad, log=lambda *a: None)
