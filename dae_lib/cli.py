@@ -5,6 +5,7 @@
     python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--jobs 1] [--kernel NAME]   # the notebooks
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
     python -m dae_lib suppress INPUT... --out DIR [--weights RUN] [--bone DIR]   # your own radiographs (suppress.py)
+    python -m dae_lib score X_DIR S_DIR --out DIR [--register]                     # score it on your own pairs (scoring/)
 
 Without --data (or with --data phantom) everything runs on the synthetic chest phantom. Errors in
 the input (data, settings, run folders, weights: errors.InputError) end the program with a one-line
@@ -74,8 +75,9 @@ def _parse_sets(items) -> dict:
     return out
 
 
-def _config(args, variant):
+def _config(args, variant, **more):
     explicit = dict(
+        **more,
         variant=variant,
         data_dir=_data_arg(args.data),
         polarity=args.polarity,
@@ -92,9 +94,10 @@ def _config(args, variant):
 
 def cmd_train(args) -> int:
     from .reporting.evaluate import evaluate_run, format_table, summarize
-    from .train import fit
+    from .train import RELEASED, fit
 
-    cfg = _config(args, args.variant)
+    init = args.init_from if args.init_from in (None, RELEASED) else _path_arg(args.init_from)
+    cfg = _config(args, args.variant, init_from=init)
     out = Path(args.out).resolve() if args.out else default_run_dir(args.profile, cfg.data_dir, cfg.variant)
     res = fit(cfg, out, progress=not args.quiet, profile=args.profile, max_epochs=args.max_epochs)
     print(f"run folder: {out}  (best epoch {res.best_epoch} of {len(res.history)})")
@@ -137,6 +140,23 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _score_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("x_dir", help="folder of radiographs (or, without S_DIR, a data folder: JSRT/ + BSE_JSRT/ or the Kaggle layout)")
+    p.add_argument("s_dir", nargs="?", default=None, help="folder of soft-tissue images, matched to the radiographs by file name")
+    p.add_argument("--out", required=True, help="folder for scores.csv, scores.md and montage/ (never an input folder; nothing replaced)")
+    p.add_argument("--weights", default=None, help="a run folder or .safetensors file (default: the released model)")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the files store the images (auto: decided per file, as suppress does)")
+    p.add_argument("--register", action="store_true", help="resample S onto X where they are off by more than --tolerance")
+    p.add_argument("--tolerance", type=float, default=None, help="pixels of misalignment that count as misaligned (default: scoring.score.TOLERANCE_PX, 1 px)")
+    p.add_argument("--device", default="auto")
+
+
+def cmd_score(args) -> int:
+    from .scoring import score
+
+    return score.cmd(args)
+
+
 def cmd_solutions(args) -> int:
     from . import pipeline
 
@@ -171,6 +191,7 @@ def main(argv=None) -> int:
     p.add_argument("--variant", choices=list(variants()), required=True)
     p.add_argument("--out", default=None, help="run folder (default: runs/<profile>/<data>/<variant>)")
     p.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs in this call (resumable)")
+    p.add_argument("--init-from", default=None, help='start from these weights: a run folder, a .safetensors file, or "released" (fine-tune the released model on your pairs)')
     _common(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="test metrics of a trained run, with the identity baseline")
@@ -192,6 +213,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("suppress", help="bone-suppress your own radiographs (PNG, JPEG, TIFF, DICOM files or folders)")
     suppress.add_arguments(p)
     p.set_defaults(func=suppress.cmd)
+    p = sub.add_parser("score", help="score bone suppression against your own soft-tissue images (dual-energy or BSE pairs)")
+    _score_arguments(p)
+    p.set_defaults(func=cmd_score)
     p = sub.add_parser("solutions", help="run the exercises' solutions notebooks (the numbers the exercises quote) into the executed copies' folder")
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")

@@ -45,6 +45,7 @@ CACHE_DIR = Path(os.environ.get("DAE_CACHE", REPO_ROOT / ".cache"))
 LAYOUTS = {
     "flat": ("JSRT", "BSE_JSRT"),
     "kaggle": ("JSRT/JSRT", "BSE_JSRT/BSE_JSRT"),
+    "xs": ("X", "S"),  # a site's own pairs: radiographs in X/, soft-tissue images in S/
 }
 
 
@@ -151,7 +152,7 @@ def detect_layout(root: Path) -> tuple[str, Path, Path]:
     if not root.is_dir():
         raise DataError(f"{root}: data folder does not exist")
     found = []
-    for name in ("kaggle", "flat"):  # kaggle first: its outer folders also exist in the flat test
+    for name in ("kaggle", "flat", "xs"):  # kaggle first: its outer folders also exist in the flat test
         xd, sd = (root / p for p in LAYOUTS[name])
         try:
             if xd.is_dir() and sd.is_dir():
@@ -168,7 +169,7 @@ def detect_layout(root: Path) -> tuple[str, Path, Path]:
     if with_images or found:  # a stray empty JSRT/JSRT/ does not hide a flat layout with images
         return (with_images or found)[0]
     raise DataError(
-        f"{root}: expected JSRT/ and BSE_JSRT/ (or the Kaggle layout JSRT/JSRT/ and BSE_JSRT/BSE_JSRT/) inside"
+        f"{root}: expected JSRT/ and BSE_JSRT/ (or the Kaggle layout JSRT/JSRT/ and BSE_JSRT/BSE_JSRT/, or X/ and S/) inside"
     )
 
 

@@ -76,7 +76,7 @@ PREVIEW_SUFFIX = ".png"
 #: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).
 OUTPUT_SUFFIXES = (".png", ".dcm", ".tif")
 REPORT_PREFIX = "suppress-report"
-REPORT_COLUMNS = ("input", "status", "polarity", "evidence", "outputs", "message")
+REPORT_COLUMNS = ("input", "status", "polarity", "evidence", "size", "bits", "seconds", "outputs", "message")
 #: Write errors after which no other input can be written either: the batch stops there.
 FATAL_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
@@ -113,6 +113,9 @@ class Job:
     message: str = ""
     polarity: str = ""
     evidence: str = ""
+    size: str = ""  # "width x height" of the input, px
+    bits: int | None = None  # its bit depth as read (8 or 16)
+    seconds: float | None = None  # reading, suppressing and writing it
     written: list[Path] = field(default_factory=list)
 
     def outputs(self, out: Path, bone: Path | None) -> list[Path]:
@@ -344,7 +347,9 @@ def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: 
     """Suppress one file into its outputs; sets and returns the job's status ("done" or "kept").
     InputError for a bad input (nothing written), OSError when writing fails (its outputs of this
     run removed)."""
+    t0 = time.time()
     r = read_radiograph(job.source)
+    job.size, job.bits = f"{r.pixels.shape[1]} x {r.pixels.shape[0]}", r.bits
     if r.output_suffix != job.suffix:  # the file changed since its name was reserved
         raise DataError(f"{job.source}: changed while the command ran (now gives a {r.output_suffix} output, not {job.suffix}); skipped")
     targets = job.outputs(where.out, where.bone)
@@ -378,7 +383,7 @@ def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: 
     except BaseException:
         _rollback(job)
         raise
-    job.status = "done"
+    job.status, job.seconds = "done", round(time.time() - t0, 2)
     return job.status
 
 
@@ -446,7 +451,7 @@ def process(report: Report, trained: TrainedModel, where: Destination, settings:
             if isinstance(e, OSError) and e.errno in FATAL_WRITE_ERRNOS:
                 stop = f"stopped after {job.source}: {e.strerror}"
         if job.status == "done":
-            say(shown(f"{job.source}: {job.polarity} ({job.evidence}) -> {', '.join(map(str, job.written))}"))
+            say(shown(f"{job.source}: {job.size} px, {job.bits}-bit, stored {job.polarity} ({job.evidence}), {job.seconds:.1f} s -> {', '.join(map(str, job.written))}"))
     bar.close()
 
 
@@ -459,9 +464,9 @@ def write_report(report: Report, out: Path) -> Path | None:
     w = csv.writer(buf)
     w.writerow(REPORT_COLUMNS)
     for line in report.missing:  # inputs that gave no file: "path: reason"
-        w.writerow([line.rsplit(": ", 1)[0], "failed", "", "", "", line])
+        w.writerow([line.rsplit(": ", 1)[0], "failed", "", "", "", "", "", "", line])
     for j in report.jobs:
-        w.writerow([j.source, j.status, j.polarity, j.evidence, ";".join(map(str, j.written)), j.message])
+        w.writerow([j.source, j.status, j.polarity, j.evidence, j.size, j.bits or "", "" if j.seconds is None else j.seconds, ";".join(map(str, j.written)), j.message])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for k in range(1, 100):
         path = out / f"{REPORT_PREFIX}-{stamp}{'' if k == 1 else f'-{k}'}.csv"

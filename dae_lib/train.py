@@ -46,7 +46,7 @@ from .inference import predict
 from .losses import total_loss
 from .runs import (
     BEST_WEIGHTS, CHECKPOINT, CONFIG_FILE, LAST_WEIGHTS, LOCK_FILE, LOG_FILE, PROVENANCE_FILE, SPLIT_FILE, is_run_folder,
-    load_weights, portable, record, resolve, run_lock, sha256_file, start_run_folder, weights_file, weights_metadata,
+    load_weights, portable, record, released_folder, resolve, run_lock, sha256_file, start_run_folder, weights_file, weights_metadata,
 )
 from .split import check_split, checked_split, read_split_csv, split_indices
 
@@ -102,11 +102,16 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return -(-n_train // batch_size)
 
 
+#: ``init_from`` value naming the released model (fine-tuning it on a site's own pairs).
+RELEASED = "released"
+
+
 def initial_weights_file(cfg: Config) -> Path | None:
-    """The weights ``cfg.init_from`` names: a .safetensors file, or a run folder's best.safetensors."""
+    """The weights ``cfg.init_from`` names: a .safetensors file, a run folder's best.safetensors, or
+    "released": the released model's (runs.released_folder)."""
     if not cfg.init_from:
         return None
-    p = resolve(cfg.init_from)
+    p = released_folder() if cfg.init_from == RELEASED else resolve(cfg.init_from)
     return weights_file(p, "best") if p.is_dir() else p
 
 

@@ -20,7 +20,9 @@ def tiny_config(**kw):
 
 def write_pair_folder(root, n=5, size=96, layout="flat", inverted=True, bits=8, seed=0):
     """Write n phantom pairs as PNG files in the flat or Kaggle layout; returns (root, ids)."""
-    sub = {"flat": ("JSRT", "BSE_JSRT"), "kaggle": ("JSRT/JSRT", "BSE_JSRT/BSE_JSRT")}[layout]
+    from dae_lib.data import LAYOUTS
+
+    sub = LAYOUTS[layout]
     xd, sd = root / sub[0], root / sub[1]
     xd.mkdir(parents=True, exist_ok=True)
     sd.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@ from dae_lib.phantom import chest_phantom
 from helpers import write_pair_folder
 
 
-@pytest.mark.parametrize("layout", ["flat", "kaggle"])
-def test_both_layouts_pair_by_case_id(tmp_path, layout):
+@pytest.mark.parametrize("layout", ["flat", "kaggle", "xs"])
+def test_every_layout_pairs_by_case_id(tmp_path, layout):
     root, ids = write_pair_folder(tmp_path / layout, n=4, layout=layout)
     pairs = find_pairs(root)
     assert [p.case_id for p in pairs] == sorted(ids)

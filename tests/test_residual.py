@@ -128,3 +128,13 @@ def test_release_folder_loads_reproduces_its_card_and_holds_no_machine_path(tiny
     assert "not for diagnosis" in (out / "model_card.md").read_text().lower() or "not a medical device" in (out / "model_card.md").read_text().lower()
     with pytest.raises(WeightsError, match="no released model 'nope'"):
         runs.load_released("nope")
+
+
+def test_init_from_released_names_the_released_weights_and_a_mismatched_network_is_refused(tiny_data, tmp_path):
+    from dae_lib.runs import released_folder
+    from dae_lib.train import RELEASED, initial_weights_file
+
+    cfg = tiny_config(variant="r_ae", unet_width=4, epochs=1, init_from=RELEASED)
+    assert initial_weights_file(cfg) == released_folder() / "best.safetensors" and initial_weights_file(cfg).is_file()
+    with pytest.raises(WeightsError, match="r_ae_msssim"):  # another variant, width 4: not the released network
+        fit(cfg, tmp_path / "tune", data=tiny_data, progress=False)

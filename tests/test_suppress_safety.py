@@ -223,13 +223,15 @@ def test_each_files_polarity_and_evidence_are_printed_and_in_the_report(tmp_path
     code, stdout, _, _ = _cli(capsys, src, "--out", out, "--weights", run_dir)
     assert code == 0
     lines = {line.split(":")[0].rsplit("/", 1)[-1]: line for line in stdout.splitlines() if line.startswith(str(src))}
-    assert "clinical (anatomy: centre band brighter" in lines["clin.png"]
+    assert "128 x 128 px, 8-bit, stored clinical (anatomy: centre band brighter" in lines["clin.png"]
     assert "inverted (anatomy: centre band darker" in lines["inv.png"]
     assert "inverted (DICOM MONOCHROME1; the anatomy rule agrees" in lines["d.dcm"]
     rows = {os.path.basename(r["input"]): r for r in _report(out)}
     assert {k: (r["status"], r["polarity"]) for k, r in rows.items()} == {
         "clin.png": ("done", "clinical"), "inv.png": ("done", "inverted"), "d.dcm": ("done", "inverted")}  # fmt: skip
     assert rows["inv.png"]["evidence"].startswith("anatomy: centre band darker") and rows["d.dcm"]["outputs"].count(";") == 1
+    assert {k: (r["size"], r["bits"]) for k, r in rows.items()} == {"clin.png": ("128 x 128", "8"), "inv.png": ("128 x 128", "8"), "d.dcm": ("128 x 128", "16")}
+    assert all(float(r["seconds"]) > 0 for r in rows.values())
     assert "report" in stdout.splitlines()[-1]
 
 

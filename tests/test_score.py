@@ -1,0 +1,130 @@
+"""Scoring on a user's own pairs (score.py, registration.py): generated pairs with known answers."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dae_lib.scoring import registration, score
+from dae_lib.cli import main as cli_main
+from dae_lib.phantom import chest_phantom
+from helpers import tiny_run_folder
+from test_suppress import _dicom
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    x, s, _ = chest_phantom(384, seed=4)
+    return x, s
+
+
+def _expected(k, d):
+    """What register reports for S' = warp(S, k, d): X's pixel p appears in S' at c + (p - c - d) / k."""
+    return 1 / k, (-d[0] / k, -d[1] / k)
+
+
+@pytest.mark.parametrize(
+    "k, d, render",
+    [(1.0, (3.3, -2.7), "gamma"), (1.012, (1.5, 4.0), "affine"), (0.99, (-5.0, 0.5), "edges"), (1.004, (0.0, 0.0), "gamma")],
+)
+def test_registration_finds_known_scale_and_shift_whatever_the_rendering(phantom, k, d, render):
+    x, s = phantom
+    rendered = {"gamma": s**0.6, "affine": 0.25 + 0.5 * s, "edges": (s + 1.5 * (s - registration._blur(s.double(), 3).float())).clamp(0, 1)}[render]
+    moved = torch.nan_to_num(registration.warp(rendered, k, d), nan=0.0)
+    reg = registration.register(x, moved)
+    scale, shift = _expected(k, d)
+    assert abs(reg.scale / scale - 1) < 0.002, (reg.scale, scale)
+    assert max(abs(a - b) for a, b in zip(reg.shift, shift)) < 0.5, (reg.shift, shift)
+    aligned = registration.align(moved, reg)
+    inner = (slice(40, -40), slice(40, -40))
+    assert float((aligned[inner] - rendered[inner]).abs().mean()) < 0.6 * float((moved[inner] - rendered[inner]).abs().mean())  # what is left: two bilinear resamplings
+
+
+def test_fitted_scores_do_not_change_with_an_affine_change_of_s(phantom):
+    x, s = phantom
+    s_hat = (x - 0.6 * (x - s)).clamp(0, 1)
+    plain = score.pair_metrics(x, s, s_hat)
+    other = score.pair_metrics(x, 0.2 + 0.55 * s, s_hat)
+    for key in ("psnr_fit_identity", "psnr_fit_model", "bsr_fit_model"):
+        assert other[key] == pytest.approx(plain[key], abs=1e-6), key
+    assert abs(other["psnr_identity"] - plain["psnr_identity"]) > 3  # raw PSNR measures the rendering
+    assert plain["bsr_model"] == pytest.approx(1 - 0.4**2, abs=1e-6)
+
+
+def _png(path, a, bits=8):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    top = 255 if bits == 8 else 65535
+    Image.fromarray(np.round(np.asarray(a) * top).astype(np.uint8 if bits == 8 else np.uint16)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return tiny_run_folder(tmp_path_factory.mktemp("run") / "ae", variant="r_ae", image_size=64)
+
+
+def _pairs(root, n=3, shift=(0.0, 0.0), k=1.0):
+    for i in range(n):
+        x, s, _ = chest_phantom(256, seed=10 + i)
+        moved = torch.nan_to_num(registration.warp(s**0.8, k, shift), nan=0.0)
+        _png(root / "X" / f"case{i}.png", x)
+        _png(root / "S" / f"case{i}.png", moved)
+    return root / "X", root / "S"
+
+
+def test_score_writes_its_table_summary_and_montages_only_to_out(tmp_path, weights):
+    xd, sd = _pairs(tmp_path / "in", shift=(2.0, -3.0))
+    before = sorted(p.relative_to(tmp_path / "in") for p in (tmp_path / "in").rglob("*"))
+    out = tmp_path / "out"
+    assert cli_main(["score", str(xd), str(sd), "--out", str(out), "--weights", str(weights), "--register"]) == 0
+    assert sorted(p.relative_to(tmp_path / "in") for p in (tmp_path / "in").rglob("*")) == before  # nothing beside the inputs
+    rows = list(csv.DictReader(open(out / score.SCORES_CSV)))
+    assert [r["case"] for r in rows] == ["case0", "case1", "case2"]
+    for r in rows:
+        assert r["x_polarity"] == "clinical" and r["registered"] == "True"
+        assert abs(float(r["shift_rows"]) + 2.0) < 0.5 and abs(float(r["shift_cols"]) - 3.0) < 0.5
+    assert sorted(p.name for p in (out / score.MONTAGE_DIR).iterdir()) == ["case0.png", "case1.png", "case2.png"]
+    md = (out / score.SCORES_MD).read_text()
+    assert "model - doing nothing (95 % interval)" in md and "fitted PSNR" in md
+    # Run again into the same folder: refused, nothing replaced.
+    stamp = (out / score.SCORES_CSV).stat().st_mtime_ns
+    assert cli_main(["score", str(xd), str(sd), "--out", str(out), "--weights", str(weights)]) == 2
+    assert (out / score.SCORES_CSV).stat().st_mtime_ns == stamp
+
+
+def test_a_pair_with_no_match_and_an_unpaired_file_are_named_and_skipped(tmp_path, weights, capsys):
+    xd, sd = _pairs(tmp_path / "in", n=2)
+    _png(sd / "case1.png", chest_phantom(256, seed=41)[1])  # another patient's soft tissue
+    _png(xd / "lonely.png", chest_phantom(256, seed=30)[0])
+    code = cli_main(["score", str(xd), str(sd), "--out", str(tmp_path / "out"), "--weights", str(weights)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "case1.png" in err and "do not match" in err and "lonely.png" in err
+    rows = list(csv.DictReader(open(tmp_path / "out" / score.SCORES_CSV)))
+    assert [r["case"] for r in rows] == ["case0"]
+
+
+def test_a_16_bit_radiograph_inverted_with_an_8_bit_soft_tissue_is_scored(tmp_path, weights):
+    x, s, _ = chest_phantom(256, seed=12)
+    _png(tmp_path / "X" / "p.png", 1 - x, bits=16)  # stored inverted, 16 bits
+    _png(tmp_path / "S" / "p.png", s)
+    df, failed = score.score_folder(tmp_path / "X", tmp_path / "S", tmp_path / "out", weights=str(weights), log=lambda *a: None)
+    assert not failed and df.loc[0, "x_polarity"] == "inverted" and df.loc[0, "s_polarity"] == "clinical"
+    assert df.loc[0, "psnr_fit_identity"] > 20  # the pair read the right way round
+
+
+def test_a_dicom_soft_tissue_image_is_read_with_its_header_polarity(tmp_path, weights):
+    x, s, _ = chest_phantom(256, seed=13)
+    _png(tmp_path / "X" / "d.png", x)
+    _dicom(tmp_path / "S" / "d.dcm", (1 - s).numpy(), monochrome1=True)  # MONOCHROME1: stored inverted
+    df, failed = score.score_folder(tmp_path / "X", tmp_path / "S", tmp_path / "out", weights=str(weights), log=lambda *a: None)
+    assert not failed and df.loc[0, "s_polarity"] == "inverted" and "MONOCHROME1" in df.loc[0, "polarity_evidence"]
+    assert df.loc[0, "psnr_fit_identity"] > 20
+
+
+def test_out_inside_an_input_folder_is_refused_before_anything_is_written(tmp_path, weights, capsys):
+    xd, sd = _pairs(tmp_path / "in", n=1)
+    code = cli_main(["score", str(xd), str(sd), "--out", str(xd / "scores"), "--weights", str(weights)])
+    assert code == 2 and "input folder" in capsys.readouterr().err
+    assert not (xd / "scores").exists()
