@@ -83,6 +83,7 @@ class Config:
     n_phantom: int = 128  # phantom cases when no data_dir is given
     phantom_seed: int = 1234
     cache_data: bool = True  # keep decoded, resized tensors in .cache/ (see data.load_data)
+    register_pairs: bool = False  # align each S to its X first (scale and shift: scoring/registration.py): a site's own pairs
     mask_threshold: str | float = "otsu"  # "otsu" or a fixed value of X - S in [0, 1]
     mask_min_threshold: float = 2 / 255
     test_fraction: float = 0.15

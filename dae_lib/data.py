@@ -36,6 +36,7 @@ from .losses import bone_mask
 from .radiograph import IMAGE_SUFFIXES, bits_used, invert, read_radiograph
 from .phantom import phantom_ids, phantom_set
 from .runs import REPO_ROOT, sha256_file
+from .scoring.registration import align, register
 
 log = logging.getLogger(__name__)
 
@@ -248,10 +249,12 @@ def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:
 
 def load_folder(
     root: str | Path, size: int, polarity: str = default("polarity"), threshold=default("mask_threshold"),
-    min_threshold=default("mask_min_threshold"),
+    min_threshold=default("mask_min_threshold"), register_pairs: bool = default("register_pairs"),
 ) -> PairedImages:  # fmt: skip
     """Read every pair under ``root`` at ``size`` px in clinical polarity, with bone masks (the
-    settings default to Config's)."""
+    settings default to Config's). With ``register_pairs``, each S is first brought to its X's size
+    and aligned to it (``_aligned``), as a site's own pairs need (they are rarely pixel-aligned);
+    otherwise X and S must have one size."""
     pairs = find_pairs(root)
     read = [(read_radiograph(p.x_path), read_radiograph(p.s_path)) for p in pairs]
     pixels, note = _common_scale([r for pair in read for r in pair])
@@ -260,6 +263,8 @@ def load_folder(
     xs, ss, bad = [], [], []
     for k, p in enumerate(pairs):
         x, s = pixels[2 * k].astype(np.float32), pixels[2 * k + 1].astype(np.float32)
+        if register_pairs:
+            s = _aligned(x, s, p)
         if x.shape != s.shape:
             raise DataError(f"{p.s_path}: size {s.shape[1]}x{s.shape[0]} differs from its radiograph {p.x_path} ({x.shape[1]}x{x.shape[0]})")
         for img, path in ((x, p.x_path), (s, p.s_path)):
@@ -293,6 +298,22 @@ def load_folder(
     )
 
 
+def _aligned(x: np.ndarray, s: np.ndarray, pair: Pair) -> np.ndarray:
+    """S at X's size, registered to X (scale and shift on edges: scoring.registration); where S does
+    not cover X (a border of a few pixels) X itself stands in: no bone to learn there. A DataError
+    names a pair whose two images do not match."""
+    st = torch.from_numpy(s)
+    if s.shape != x.shape:
+        st = F.interpolate(st[None, None], size=x.shape, mode="bilinear", align_corners=False, antialias=True)[0, 0]
+    xt = torch.from_numpy(x)
+    reg = register(xt, st)
+    if not reg.matches:
+        raise DataError(f"{pair.s_path}: does not match its radiograph {pair.x_path} (edge correlation {reg.quality:.3f}, scale {reg.scale:.3f})")
+    moved = align(st, reg)
+    log.info("%s: S registered to X (scale %.4f, shift %+.1f, %+.1f px)", pair.case_id, reg.scale, *reg.shift)
+    return torch.where(torch.isnan(moved), xt, moved).numpy()
+
+
 def load_phantom(n: int, size: int, seed: int, threshold=default("mask_threshold"), min_threshold=default("mask_min_threshold")) -> PairedImages:
     """``n`` synthetic chest phantom cases (clinical polarity), with masks by the same rule."""
     x, s, _, ids = phantom_set(n, size, seed)
@@ -323,8 +344,8 @@ def load_data(cfg, cache: bool | None = None) -> PairedImages:
     else:
         pairs = find_pairs(cfg.data_dir)  # cheap; also validates the folder before any cache look-up
         stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for p in pairs for f in (p.x_path, p.s_path)]
-        key = ("folder", stats, cfg.image_size, cfg.polarity, mask_kw)
-        make = lambda: load_folder(cfg.data_dir, cfg.image_size, cfg.polarity, **mask_kw)  # noqa: E731
+        key = ("folder", stats, cfg.image_size, cfg.polarity, mask_kw, cfg.register_pairs)
+        make = lambda: load_folder(cfg.data_dir, cfg.image_size, cfg.polarity, **mask_kw, register_pairs=cfg.register_pairs)  # noqa: E731
     return _cached(key, make) if cache else make()
 
 

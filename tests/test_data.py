@@ -146,3 +146,37 @@ def test_twelve_bit_pair_loads_on_4095_exactly_as_suppress_reads_it(tmp_path):
     assert ax.max() == 1.0 and "12 bits" in note
     assert np.array_equal(ax, rx.pixels) and np.array_equal(ax, xv / np.float32(4095))
     assert np.allclose(as_ * 4095, np.asarray(Image.open(ps)), atol=1e-3)
+
+
+def _site_pairs(root, shifts, size=192):
+    """A site's own pairs in the X/ + S/ layout: S re-rendered (a gamma), scaled and shifted as given."""
+    from dae_lib.scoring.registration import warp
+
+    truth = {}
+    for i, (k, d) in enumerate(shifts):
+        x, s, _ = chest_phantom(size, seed=60 + i)
+        rendered = s**0.8
+        moved = torch.nan_to_num(warp(rendered, k, d), nan=0.0)
+        for img, sub in ((x, "X"), (moved, "S")):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.round(img.numpy() * 65535).astype(np.uint16)).save(root / sub / f"site{i}.png")
+        truth[f"SITE{i}"] = rendered  # case IDs are upper case
+    return truth
+
+
+def test_register_pairs_aligns_each_soft_tissue_image_to_its_radiograph(tmp_path):
+    truth = _site_pairs(tmp_path / "site", [(1.01, (3.0, -2.0)), (0.995, (-2.5, 1.5))])
+    plain = load_folder(tmp_path / "site", 192, polarity="clinical")
+    aligned = load_folder(tmp_path / "site", 192, polarity="clinical", register_pairs=True)
+    inner = (slice(16, -16), slice(16, -16))
+    for k, cid in enumerate(aligned.ids):
+        err = lambda d: float((d.s[k, 0][inner] - truth[cid][inner]).abs().mean())  # noqa: E731
+        assert err(aligned) < 0.5 * err(plain), cid
+
+
+def test_register_pairs_names_a_pair_that_does_not_match(tmp_path):
+    _site_pairs(tmp_path / "site", [(1.0, (1.0, 1.0)), (1.0, (0.0, 0.0))])
+    other = chest_phantom(192, seed=99)[1]  # another patient's soft tissue for site1
+    Image.fromarray(np.round(other.numpy() * 65535).astype(np.uint16)).save(tmp_path / "site" / "S" / "site1.png")
+    with pytest.raises(DataError, match=r"site1\.png: does not match its radiograph"):
+        load_folder(tmp_path / "site", 192, polarity="clinical", register_pairs=True)

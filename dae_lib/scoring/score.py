@@ -50,10 +50,6 @@ BORDER = 16
 #: A pair whose anatomy is displaced by more than this many pixels somewhere (registration.worst_px)
 #: is reported as misaligned; with --register, S is resampled onto X first.
 TOLERANCE_PX = 1.0
-#: Below this phase-correlation peak after registration the two images are not of the same anatomy:
-#: the pair is named and skipped. Measured on phantom pairs at 256 px: re-rendered, shifted and scaled
-#: partners 0.15-0.44; another patient's soft tissue, or this one upside down, 0.03-0.09.
-MIN_QUALITY = 0.12
 SCORES_CSV, SCORES_MD, MONTAGE_DIR = "scores.csv", "scores.md", "montage"
 
 
@@ -162,7 +158,7 @@ def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) 
     if st.shape != xt.shape:  # the same field of view assumed: S brought to X's size, registration finds the rest
         st = F.interpolate(st[None, None], size=xt.shape, mode="bilinear", align_corners=False, antialias=True)[0, 0]
     reg = register(xt, st)
-    if reg.quality < MIN_QUALITY or not 0.9 < reg.scale < 1.1:
+    if not reg.matches:
         raise InputError(f"{pair.x} / {pair.s}: the two images do not match (edge correlation {reg.quality:.3f}, scale {reg.scale:.3f}): not the same radiograph; skipped")
     worst = reg.worst_px(*xt.shape)
     aligned = settings.register and worst > settings.tolerance
