@@ -253,16 +253,16 @@ def earlier_outputs(out: Path) -> set[Path]:
     return found
 
 
-def check_out_folder(inputs, out: Path, allow_inside: bool, what: str = "--out") -> None:
-    """Refuse an output folder that is an input folder or lies inside one (unless allowed), and
-    one that is an existing file."""
+def check_out_folder(inputs, out: Path, allow_inside: bool, what: str = "--out", escape: str | None = "--allow-out-in-input") -> None:
+    """Refuse an output folder that is an input folder or lies inside one (unless allowed; the
+    message names the ``escape`` flag where the command has one), and one that is an existing file."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{out}: {what} names an existing file, not a folder")
     o = out.resolve()
     for item in inputs:
         p = Path(item).resolve()
         if p.is_dir() and (o == p or p in o.parents) and not allow_inside:
-            raise RunDirError(f"{out}: the {what} folder is (inside) the input folder {item}; choose another, or pass --allow-out-in-input")
+            raise RunDirError(f"{out}: the {what} folder is (inside) the input folder {item}; choose another" + (f", or pass {escape}" if escape else ""))
 
 
 def check_writable(folder: Path, flag: str) -> None:

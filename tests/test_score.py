@@ -8,7 +8,7 @@ from PIL import Image
 
 from dae_lib.scoring import registration, score
 from dae_lib.cli import main as cli_main
-from dae_lib.phantom import chest_phantom
+from dae_lib.phantom import chest_phantom, gaussian_blur
 from helpers import tiny_run_folder
 from test_suppress import _dicom
 
@@ -30,7 +30,7 @@ def _expected(k, d):
 )
 def test_registration_finds_known_scale_and_shift_whatever_the_rendering(phantom, k, d, render):
     x, s = phantom
-    rendered = {"gamma": s**0.6, "affine": 0.25 + 0.5 * s, "edges": (s + 1.5 * (s - registration._blur(s.double(), 3).float())).clamp(0, 1)}[render]
+    rendered = {"gamma": s**0.6, "affine": 0.25 + 0.5 * s, "edges": (s + 1.5 * (s - gaussian_blur(s.double(), 3).float())).clamp(0, 1)}[render]
     moved = torch.nan_to_num(registration.warp(rendered, k, d), nan=0.0)
     reg = registration.register(x, moved)
     scale, shift = _expected(k, d)
@@ -126,5 +126,20 @@ def test_a_dicom_soft_tissue_image_is_read_with_its_header_polarity(tmp_path, we
 def test_out_inside_an_input_folder_is_refused_before_anything_is_written(tmp_path, weights, capsys):
     xd, sd = _pairs(tmp_path / "in", n=1)
     code = cli_main(["score", str(xd), str(sd), "--out", str(xd / "scores"), "--weights", str(weights)])
-    assert code == 2 and "input folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "input folder" in err and "--allow-out-in-input" not in err  # a flag score does not have
     assert not (xd / "scores").exists()
+    assert cli_main(["score", str(xd), str(sd), "--out", str(tmp_path / "o"), "--weights", str(weights), "--tolerance", "-1"]) == 2
+    assert "--tolerance must be 0 or more" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_phantom_site_pairs_are_scored_with_their_drawn_misalignment_found(tmp_path, weights):
+    from dae_lib.scoring.site_phantom import write_site_pairs
+
+    drawn = write_site_pairs(tmp_path / "site", n=2, size=256, seed=1)
+    df, failed = score.score_folder(tmp_path / "site", None, tmp_path / "out", weights=str(weights), settings=score.ScoreSettings(register=True), log=lambda *a: None)
+    assert not failed and list(df["case"]) == sorted(drawn)
+    for row in df.itertuples():
+        k, d = drawn[row.case]
+        assert abs(row.scale * k - 1) < 0.002 and abs(row.shift_rows + d[0] / k) < 0.5 and abs(row.shift_cols + d[1] / k) < 0.5
+        assert row.registered and row.psnr_fit_identity > row.psnr_identity  # the grey curve differs: the fit recovers most of it

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..phantom import gaussian_blur
+
 #: Registration works on images at most this many pixels on their long side (edges of a chest
 #: radiograph are broad; 512 px keeps a 0.2 % scale error at the border under a pixel).
 WORK_SIZE = 512
@@ -52,19 +54,9 @@ class Registration:
         return math.hypot(dy, dx)
 
 
-def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = max(1, int(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=img.dtype) / sigma) ** 2)
-    k = k / k.sum()
-    x = img[None, None]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return x[0, 0]
-
-
 def edges(img: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     """Gradient magnitude of the blurred image, scaled to unit mean (the grey rendering cancels)."""
-    b = _blur(img.double(), sigma)
+    b = gaussian_blur(img.double(), sigma)
     gy = torch.zeros_like(b)
     gx = torch.zeros_like(b)
     gy[1:-1] = (b[2:] - b[:-2]) / 2

@@ -41,7 +41,7 @@ from ..device import pick_device
 from ..errors import InputError, RunDirError
 from ..radiograph import invert, is_candidate, polarity_of, read_radiograph
 from ..reporting.stats import mean_interval
-from ..runs import TrainedModel
+from ..runs import TrainedModel, git_commit
 from ..suppress import check_out_folder, load_suppression_model, suppress_radiograph
 from .registration import Registration, align, register
 
@@ -73,7 +73,7 @@ def match_pairs(x_dir: Path, s_dir: Path | None = None) -> tuple[list[PairFiles]
     two folders matched by stem (case-insensitive); without: ``x_dir`` holds a data folder in a
     layout the loader knows (JSRT/ + BSE_JSRT/, the Kaggle one)."""
     if s_dir is None:
-        return [PairFiles(p.case_id, p.x_path, p.s_path) for p in find_pairs(x_dir)], []
+        return [PairFiles(p.x_path.stem, p.x_path, p.s_path) for p in find_pairs(x_dir)], []  # the file's own name, as with two folders
     for d in (x_dir, s_dir):
         if not Path(d).is_dir():
             raise InputError(f"{d}: no such folder")
@@ -181,9 +181,9 @@ def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) 
     return row, images
 
 
-def montage(row: dict, images: dict, path: Path) -> Path:
+def montage(row: dict, images: dict, path: Path, model: str) -> Path:
     """X, S_hat, the removed bone X - S_hat, S, and S's bone X - fit(S) (S mapped to X's grey
-    levels), each on the grey window its title states."""
+    levels), each on the grey window its title states; the files, the model and the commit below."""
     x, s_hat, s = (images[k].double() for k in ("x", "s_hat", "s"))
     fs = affine_fit(s[None, None], x[None, None])[0, 0]  # S on X's grey levels
     panels = [("X", x), ("S_hat (model)", s_hat), ("removed bone X - S_hat", x - s_hat), ("S (yours)", s), ("S's bone X - fit(S)", x - fs)]
@@ -196,10 +196,12 @@ def montage(row: dict, images: dict, path: Path) -> Path:
         ax.axis("off")
     fig.suptitle(
         f"{row['case']}: fitted PSNR {row['psnr_fit_model']:.2f} dB (doing nothing {row['psnr_fit_identity']:.2f} dB), "
-        f"fitted BSR {row['bsr_fit_model']:.3f}; registration scale {row['scale']:.4f}, shift {row['shift_rows']:+.1f}, {row['shift_cols']:+.1f} px",
+        f"fitted BSR {row['bsr_fit_model']:.3f}; S against X: scale {row['scale']:.4f}, shift {row['shift_rows'] + 0.0:+.1f}, {row['shift_cols'] + 0.0:+.1f} px"
+        + (" (misaligned: registered)" if row["registered"] else " (misaligned: scored as given)" if row["misaligned"] else ""),
         fontsize=9,
     )  # fmt: skip
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 0.86))
+    fig.text(0.01, 0.01, f"X {Path(row['x_file']).name}, S {Path(row['s_file']).name}; model {model}; dae_lib {git_commit()[:12]}", fontsize=7, color="0.35")
     with atomic_path(path, replace=False) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
@@ -209,8 +211,13 @@ def montage(row: dict, images: dict, path: Path) -> Path:
 def summary_markdown(df: pd.DataFrame, failed: list[str], model: str) -> str:
     """Means over the pairs, the paired difference model - identity with its 95 % interval, the
     pairs worse than doing nothing, and the pairs not scored."""
-    lines = [f"# Bone suppression scored on {len(df)} pair(s)", "", f"Model: {model}. Scores on the overlap of X and S minus {BORDER} px;"
-             " fitted: each candidate mapped to S's grey levels by its own least-squares a * image + b.", ""]
+    lines = [f"# Bone suppression scored on {len(df)} pair(s)", "", f"Model: {model}. Scores on the overlap of X and S minus {BORDER} px."
+             " Raw: PSNR on the range 1, SSIM, BSR (Table 1's definitions). Fitted: each candidate mapped to S's grey levels by its own"
+             " least-squares a * image + b, PSNR on S's own range (max - min, so it can read lower than raw): this cancels a linear"
+             " difference of grey levels only; a non-linear one (a gamma) stays in both the identity's and the model's errors.", "",
+             "scores.csv: scale and shift of S against X (X's pixel p appears in S at c + scale (p - c) + shift; rows, columns),"
+             " worst_px the largest displacement, match the edge correlation after registration (partners above 0.12),"
+             " seconds per pair (the first includes loading the model).", ""]
     if len(df):
         lines += ["| score | doing nothing | model | model - doing nothing (95 % interval) | pairs worse than doing nothing |", "| --- | --- | --- | --- | --- |"]
         for name, ident, model_col in (("PSNR (dB)", "psnr_identity", "psnr_model"), ("SSIM", "ssim_identity", "ssim_model"),
@@ -241,7 +248,9 @@ def score_folder(x_dir, s_dir, out, weights=None, device="auto", settings: Score
     check_choice("polarity", settings.polarity, POLARITIES)
     out = Path(out)
     inputs = [Path(x_dir)] + ([Path(s_dir)] if s_dir else [])
-    check_out_folder(inputs, out, allow_inside=False)
+    check_out_folder(inputs, out, allow_inside=False, escape=None)
+    if settings.tolerance < 0:
+        raise InputError(f"--tolerance must be 0 or more pixels, not {settings.tolerance}")
     pairs, failed = match_pairs(Path(x_dir), Path(s_dir) if s_dir else None)
     _check_outputs_free(out, [p.case for p in pairs])
     trained = load_suppression_model(weights, pick_device(device))
@@ -260,7 +269,7 @@ def score_folder(x_dir, s_dir, out, weights=None, device="auto", settings: Score
     df = pd.DataFrame(rows)
     (out / MONTAGE_DIR).mkdir(parents=True, exist_ok=True)
     for case, (row, images) in shown.items():
-        montage(row, images, out / MONTAGE_DIR / f"{case}.png")
+        montage(row, images, out / MONTAGE_DIR / f"{case}.png", trained.description)
     with atomic_path(out / SCORES_CSV, replace=False) as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out / SCORES_MD, replace=False) as tmp:
