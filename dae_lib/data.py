@@ -36,7 +36,7 @@ from .losses import bone_mask
 from .radiograph import IMAGE_SUFFIXES, bits_used, invert, read_radiograph
 from .phantom import phantom_ids, phantom_set
 from .runs import REPO_ROOT, sha256_file
-from .scoring.registration import align, register
+from .scoring.registration import align, register_pair
 
 log = logging.getLogger(__name__)
 
@@ -302,11 +302,8 @@ def _aligned(x: np.ndarray, s: np.ndarray, pair: Pair) -> np.ndarray:
     """S at X's size, registered to X (scale and shift on edges: scoring.registration); where S does
     not cover X (a border of a few pixels) X itself stands in: no bone to learn there. A DataError
     names a pair whose two images do not match."""
-    st = torch.from_numpy(s)
-    if s.shape != x.shape:
-        st = F.interpolate(st[None, None], size=x.shape, mode="bilinear", align_corners=False, antialias=True)[0, 0]
     xt = torch.from_numpy(x)
-    reg = register(xt, st)
+    st, reg = register_pair(xt, torch.from_numpy(s))
     if not reg.matches:
         raise DataError(f"{pair.s_path}: does not match its radiograph {pair.x_path} (edge correlation {reg.quality:.3f}, scale {reg.scale:.3f})")
     moved = align(st, reg)

@@ -361,14 +361,11 @@ def run_solutions(request: Request, kernel_name=None, notebook_dir: Path = NOTEB
     done, seconds = [], {}
     for src in sorted((Path(notebook_dir) / SOLUTIONS_DIR).glob("*.ipynb")):
         target = out.executed / SOLUTIONS_DIR / src.name
-        target.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         log(f"running {src.name} ...")
-        try:
-            execute_notebook(src, target, params, kernel_name)
-        except pm.PapermillExecutionError as e:
-            raise PipelineError(f"{src.name} failed in {_failed_cell(target)}: {e.ename}: {e.evalue} (executed copy: {target})") from None
-        strip_metadata(target)
+        error = execute_step(Step(f"{SOLUTIONS_DIR}/{src.name}", target, params), notebook_dir, kernel_name)
+        if error:
+            raise PipelineError(error)
         log(f"  done in {time.time() - t0:.0f} s -> {portable(target)}")
         done.append(target)
         seconds[src.name] = round(time.time() - t0, 1)

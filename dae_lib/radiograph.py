@@ -481,6 +481,16 @@ def polarity_of(r: Radiograph, setting: str = "auto") -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
+def clinical_pixels(r: Radiograph, setting: str = "auto", in_place: bool = False) -> tuple[np.ndarray, str, str]:
+    """A read radiograph's pixels in clinical polarity (float32 in [0, 1]), with the polarity it is
+    stored in and why (``polarity_of``); ``in_place``: turn ``r.pixels`` itself rather than a copy."""
+    stored, how = polarity_of(r, setting)
+    px = np.asarray(r.pixels, dtype=np.float32)
+    if stored == "inverted":
+        px = invert(px, out=px if in_place and px is r.pixels else None)
+    return px, stored, how
+
+
 def write_png(path: str | Path, a: np.ndarray, bits: int, scale=None, replace: bool = True) -> Path:
     """``a`` in [0, 1] as a grey PNG of ``bits`` (8 or 16), on ``scale`` (lo, hi) when given (the
     input's), else on the full range of the bit depth. Atomic; with ``replace=False`` a

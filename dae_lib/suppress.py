@@ -67,7 +67,7 @@ from .errors import DataError, InputError, RunDirError, run_guarded, shown
 from .inference import suppress_full
 from .phantom import chest_phantom
 from .radiograph import (
-    DICOM_SUFFIXES, IMAGE_SUFFIXES, Radiograph, invert, is_candidate, output_suffix_of, polarity_of, read_radiograph, write_dicom,
+    DICOM_SUFFIXES, IMAGE_SUFFIXES, Radiograph, clinical_pixels, invert, is_candidate, output_suffix_of, read_radiograph, write_dicom,
     write_png, write_signed_tiff,
 )
 from .runs import TrainedModel, load_trained, released_folder, run_split
@@ -327,10 +327,7 @@ def suppress_radiograph(trained: TrainedModel, r: Radiograph, polarity: str = "a
     """Suppress the bones of one read radiograph at its full resolution, with a model of
     ``load_suppression_model``. ``in_place``: turn ``r.pixels`` itself to clinical polarity rather
     than a copy (the command does, to hold one full-size image less in memory)."""
-    stored, how = polarity_of(r, polarity)
-    px = np.asarray(r.pixels, dtype=np.float32)
-    if stored == "inverted":
-        px = invert(px, out=px if in_place and px is r.pixels else None)
+    px, stored, how = clinical_pixels(r, polarity, in_place)
     x = torch.from_numpy(px)
     s, b = suppress_full(trained.model, x[None, None], trained.image_size, amp)
     return Suppressed(px, s[0, 0].numpy(), b[0, 0].numpy(), stored, how)

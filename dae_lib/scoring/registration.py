@@ -195,6 +195,14 @@ def _refine(ex: torch.Tensor, es: torch.Tensor, scale: float) -> tuple[float, fl
     return quality, scale, shift
 
 
+def register_pair(x: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, Registration]:
+    """S brought to X's size (the same field of view assumed) and its registration to X: what the
+    loader (data.load_folder with register_pairs) and ``score`` both start from."""
+    if s.shape != x.shape:
+        s = F.interpolate(s[None, None], size=x.shape, mode="bilinear", align_corners=False, antialias=True)[0, 0]
+    return s, register(x, s)
+
+
 def align(s: torch.Tensor, reg: Registration) -> torch.Tensor:
     """S resampled onto X's grid by ``reg`` (NaN where S does not cover X)."""
     return warp(s, reg.scale, reg.shift)

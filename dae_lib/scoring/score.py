@@ -31,7 +31,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .. import metrics
 from ..atomic import atomic_path
@@ -39,11 +38,11 @@ from ..config import POLARITIES, check_choice
 from ..data import find_pairs
 from ..device import pick_device
 from ..errors import InputError, RunDirError
-from ..radiograph import invert, is_candidate, polarity_of, read_radiograph
+from ..radiograph import clinical_pixels, is_candidate, read_radiograph
 from ..reporting.stats import mean_interval
 from ..runs import TrainedModel, git_commit
 from ..suppress import check_out_folder, load_suppression_model, suppress_radiograph
-from .registration import Registration, align, register
+from .registration import Registration, align, register_pair
 
 #: Pixels left out at every edge of the overlap (interpolation and the model's own border).
 BORDER = 16
@@ -91,14 +90,6 @@ def match_pairs(x_dir: Path, s_dir: Path | None = None) -> tuple[list[PairFiles]
     if not pairs:
         raise InputError(f"{x_dir}, {s_dir}: no pair of files with the same name" + (f" ({problems[0]})" if problems else ""))
     return pairs, problems
-
-
-def clinical(path: Path, setting: str) -> tuple[np.ndarray, str, str]:
-    """A file's pixels in clinical polarity (float32 in [0, 1]), the polarity it is stored in and why."""
-    r = read_radiograph(path)
-    stored, how = polarity_of(r, setting)
-    px = np.asarray(r.pixels, dtype=np.float32)
-    return (invert(px) if stored == "inverted" else px), stored, how
 
 
 def affine_fit(c: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -153,11 +144,9 @@ def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) 
     """One pair's row of scores.csv and the images of its montage."""
     t0 = time.time()
     result = suppress_radiograph(trained, read_radiograph(pair.x), settings.polarity, settings.amp)
-    s, s_stored, s_how = clinical(pair.s, settings.polarity)
-    xt, st, s_hat = torch.from_numpy(result.x), torch.from_numpy(s), torch.from_numpy(result.s)
-    if st.shape != xt.shape:  # the same field of view assumed: S brought to X's size, registration finds the rest
-        st = F.interpolate(st[None, None], size=xt.shape, mode="bilinear", align_corners=False, antialias=True)[0, 0]
-    reg = register(xt, st)
+    s, s_stored, s_how = clinical_pixels(read_radiograph(pair.s), settings.polarity)
+    xt, s_hat = torch.from_numpy(result.x), torch.from_numpy(result.s)
+    st, reg = register_pair(xt, torch.from_numpy(s))
     if not reg.matches:
         raise InputError(f"{pair.x} / {pair.s}: the two images do not match (edge correlation {reg.quality:.3f}, scale {reg.scale:.3f}): not the same radiograph; skipped")
     worst = reg.worst_px(*xt.shape)
