@@ -148,6 +148,7 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the files store the images (auto: decided per file, as suppress does)")
     p.add_argument("--register", action="store_true", help="resample S onto X where they are off by more than --tolerance")
     p.add_argument("--tolerance", type=float, default=None, help="pixels of misalignment that count as misaligned, 0 or more (default: scoring.score.TOLERANCE_PX, 1 px); exit status 2 also when a pair was skipped")
+    p.add_argument("--lungs", default=None, help="folder of lung-field masks drawn on the radiographs (same file names, lungs bright): score inside them only")
     p.add_argument("--device", default="auto")
 
 

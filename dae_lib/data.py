@@ -12,8 +12,8 @@ partner, an empty folder, a pair of different sizes) raises a :class:`DataError`
 names the file.
 
 Canonical polarity inside the library is clinical display: bone bright, so B = X - S >= 0 on
-bone. The polarity of a data set is detected by :func:`detect_polarity` (rule in its docstring),
-logged, and can be overridden (``polarity="clinical"`` or ``"inverted"``).
+bone. The polarity of a data set is detected by :func:`auto_polarity` (the tails of X - S,
+checked against the radiographs' anatomy; rules in the docstrings), logged, and can be overridden (``polarity="clinical"`` or ``"inverted"``).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from .atomic import atomic_path
 from .config import POLARITIES, check_choice, default, is_phantom
 from .errors import DataError
 from .losses import bone_mask
-from .radiograph import IMAGE_SUFFIXES, bits_used, invert, read_radiograph
+from .radiograph import IMAGE_SUFFIXES, anatomy_evidence, bits_used, invert, read_radiograph
 from .phantom import phantom_ids, phantom_set
 from .runs import REPO_ROOT, sha256_file
 from .scoring.registration import align, register_pair
@@ -63,11 +63,13 @@ class PolarityDecision:
     rule: str  # "auto" or "override"
     votes_inverted: int = 0
     votes_clinical: int = 0
+    anatomy_inverted: int = 0  # radiographs the lone-image rule (radiograph.anatomy_evidence) reads as inverted
+    anatomy_clinical: int = 0
 
     def __str__(self):
         how = {
             "auto": f"detected from the tails of X - S: {self.votes_inverted} pairs say inverted, "
-            f"{self.votes_clinical} clinical",
+            f"{self.votes_clinical} clinical; the radiographs' anatomy: {self.anatomy_inverted} inverted, {self.anatomy_clinical} clinical",
             "override": "set by the user",
             "phantom": "the phantom is drawn in clinical polarity",
         }[self.rule]
@@ -247,6 +249,32 @@ def detect_polarity(x: torch.Tensor, s: torch.Tensor) -> tuple[str, int, int]:
     return ("inverted" if inverted > clinical else "clinical"), inverted, clinical
 
 
+def anatomy_votes(x: torch.Tensor) -> tuple[int, int]:
+    """How many radiographs X the lone-image rule (``radiograph.anatomy_evidence``: the centre band
+    against the lungs, as ``suppress`` decides) reads as inverted and as clinical; "unsure" ones
+    count for neither. It does not look at S, so a soft-tissue image rendered unlike X (another grey
+    curve, edge enhancement: a dual-energy system) cannot mislead it as it can ``detect_polarity``."""
+    decisions = [anatomy_evidence(img[0].numpy()).decision for img in x]
+    return decisions.count("inverted"), decisions.count("clinical")
+
+
+def auto_polarity(x: torch.Tensor, s: torch.Tensor, where) -> PolarityDecision:
+    """The stored polarity of a folder's pairs: the tails of X - S (``detect_polarity``), checked
+    against the radiographs' anatomy (``anatomy_votes``). When the anatomy decides most radiographs
+    and its majority differs from the tails', a DataError asks for the polarity instead of guessing:
+    training on pairs read the wrong way round teaches the model to add bone."""
+    stored, vi, vc = detect_polarity(x, s)
+    ai, ac = anatomy_votes(x)
+    anatomy = "inverted" if ai > ac else "clinical"
+    if ai + ac > len(x) / 2 and ai != ac and anatomy != stored:
+        raise DataError(
+            f"{where}: polarity unclear: the tails of X - S say {stored} ({max(vi, vc)} of {len(x)} pairs), the radiographs' "
+            f"anatomy says {anatomy} ({max(ai, ac)} of {len(x)}); S is perhaps rendered unlike X (a dual-energy system's grey "
+            "curve or edge enhancement). Set it: --polarity clinical (bone bright) or --polarity inverted (bone dark)"
+        )
+    return PolarityDecision(stored, "auto", vi, vc, ai, ac)
+
+
 def load_folder(
     root: str | Path, size: int, polarity: str = default("polarity"), threshold=default("mask_threshold"),
     min_threshold=default("mask_min_threshold"), register_pairs: bool = default("register_pairs"),
@@ -278,8 +306,7 @@ def load_folder(
         raise DataError(f"{len(bad)} unusable image(s) or pair(s): " + "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else ""))
     x, s = torch.stack(xs), torch.stack(ss)
     if polarity == "auto":
-        stored, vi, vc = detect_polarity(x, s)
-        decision = PolarityDecision(stored, "auto", vi, vc)
+        decision = auto_polarity(x, s, root)
     elif polarity in ("clinical", "inverted"):
         decision = PolarityDecision(polarity, "override")
     else:

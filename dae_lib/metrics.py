@@ -60,6 +60,19 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return peak_signal_noise_ratio(p, t, data_range=1.0, reduction="none", dim=(1, 2, 3))
 
 
+def _ssim_maps(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16):
+    """SSIM maps (Wang 2004 settings), ``chunk`` images at a time, without the border of half a
+    window where the Gaussian window runs off the image: (N, 1, H - 10, W - 10), float64."""
+    p, t = _check(pred, target)
+    r = SSIM_WINDOW // 2
+    for i in range(0, len(p), chunk):
+        _, ssim_map = structural_similarity_index_measure(
+            p[i : i + chunk].float(), t[i : i + chunk].float(), gaussian_kernel=True, sigma=1.5,
+            kernel_size=SSIM_WINDOW, k1=0.01, k2=0.03, data_range=1.0, reduction="none", return_full_image=True,
+        )  # fmt: skip
+        yield ssim_map[..., r:-r, r:-r].double()
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """SSIM (Wang 2004 settings: Gaussian 11x11, sigma 1.5, K1 0.01, K2 0.03, data range 1), per image.
 
@@ -67,16 +80,15 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, chunk: int = 16) -> torch.Ten
     memory at 512 px; the float32 result agrees with a float64 reference to ~1e-5), ``chunk``
     images at a time.
     """
-    p, t = _check(pred, target)
+    return torch.cat([m.mean(dim=(1, 2, 3)) for m in _ssim_maps(pred, target, chunk)])
+
+
+def region_ssim(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """SSIM (as ``ssim``) averaged over the pixels where ``region`` is 1 (the map's centres; the
+    border of half a window left out as there), per image (NaN if empty)."""
     r = SSIM_WINDOW // 2
-    out = []
-    for i in range(0, len(p), chunk):
-        _, ssim_map = structural_similarity_index_measure(
-            p[i : i + chunk].float(), t[i : i + chunk].float(), gaussian_kernel=True, sigma=1.5,
-            kernel_size=SSIM_WINDOW, k1=0.01, k2=0.03, data_range=1.0, reduction="none", return_full_image=True,
-        )  # fmt: skip
-        out.append(ssim_map[..., r:-r, r:-r].double().mean(dim=(1, 2, 3)))
-    return torch.cat(out)
+    maps = torch.cat(list(_ssim_maps(pred, target)))
+    return _region_mean(maps, _check(region.to(pred.dtype))[0][..., r:-r, r:-r])
 
 
 def _region_mean(values: torch.Tensor, region: torch.Tensor) -> torch.Tensor:

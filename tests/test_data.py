@@ -180,3 +180,19 @@ def test_register_pairs_names_a_pair_that_does_not_match(tmp_path):
     Image.fromarray(np.round(other.numpy() * 65535).astype(np.uint16)).save(tmp_path / "site" / "S" / "site1.png")
     with pytest.raises(DataError, match=r"site1\.png: does not match its radiograph"):
         load_folder(tmp_path / "site", 192, polarity="clinical", register_pairs=True)
+
+
+def test_auto_polarity_refuses_when_the_tails_and_the_anatomy_disagree(tmp_path):
+    """A site's S rendered unlike X (a grey curve and edge enhancement) fools the tails of X - S into
+    "inverted" on clinical files; the radiographs' anatomy says clinical: the loader asks instead of
+    training on pairs read the wrong way round. Set, the polarity is used as given."""
+    from dae_lib.data import anatomy_votes
+    from dae_lib.scoring.site_phantom import write_site_pairs
+
+    write_site_pairs(tmp_path / "site", n=6, size=192)
+    tails = load_folder(tmp_path / "site", 64, polarity="clinical", register_pairs=True)
+    assert detect_polarity(tails.x, tails.s)[0] == "inverted"  # the trap: the tails alone read it wrong
+    assert anatomy_votes(tails.x) == (0, 6)
+    with pytest.raises(DataError, match=r"polarity unclear: the tails of X - S say inverted .* anatomy says clinical \(6 of 6\).*--polarity clinical"):
+        load_folder(tmp_path / "site", 64, register_pairs=True)
+    assert anatomy_votes(1 - tails.x) == (6, 0)  # stored inverted, the anatomy reads that too

@@ -105,3 +105,12 @@ def test_dice_against_a_hand_count():
     m[0, 0, :2] = 1  # 8 pixels
     p[0, 0, 1:3] = 1  # 8 pixels, 4 shared
     assert dice(p, m).tolist() == [pytest.approx(2 * 4 / 16), 1.0]  # the second: both empty
+
+
+def test_region_ssim_is_scikit_images_map_averaged_over_the_region(pair):
+    x, s, p = pair
+    _, full = sk_ssim(_np(p), _np(s), gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0, full=True)
+    region = torch.zeros_like(s)
+    region[..., 20:70, 30:110] = 1
+    assert metrics.region_ssim(p, s, region).item() == pytest.approx(full[20:70, 30:110].mean(), abs=1e-5)
+    assert metrics.region_ssim(p, s, torch.ones_like(s)).item() == pytest.approx(metrics.ssim(p, s).item(), abs=1e-12)

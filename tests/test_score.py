@@ -143,3 +143,30 @@ def test_phantom_site_pairs_are_scored_with_their_drawn_misalignment_found(tmp_p
         k, d = drawn[row.case]
         assert abs(row.scale * k - 1) < 0.002 and abs(row.shift_rows + d[0] / k) < 0.5 and abs(row.shift_cols + d[1] / k) < 0.5
         assert row.registered and row.psnr_fit_identity > row.psnr_identity  # the grey curve differs: the fit recovers most of it
+
+
+def test_scores_inside_a_lung_mask_are_those_of_its_pixels_only(phantom):
+    x, s = phantom
+    region = torch.zeros_like(x)
+    region[80:300, 60:170] = 1
+    s_hat = torch.where(region > 0, s + 0.5 * (x - s), x)  # half the bone removed inside, none outside
+    inside = score.pair_metrics(x, s, s_hat, region)
+    assert inside["bsr_model"] == pytest.approx(0.75, abs=1e-6)  # 1 - 0.5^2, whatever happens outside
+    assert score.pair_metrics(x, s, s_hat)["bsr_model"] < 0.75
+    r = region.bool()
+    mse = float(((x[r].double() - s[r].double()) ** 2).mean())
+    assert inside["psnr_identity"] == pytest.approx(10 * np.log10(1 / mse), abs=1e-6)
+    assert score.pair_metrics(x, 0.3 + 0.5 * s, s_hat, region)["psnr_fit_model"] == pytest.approx(inside["psnr_fit_model"], abs=1e-6)
+
+
+def test_score_with_lung_masks_names_a_pair_without_one(tmp_path, weights, capsys):
+    xd, sd = _pairs(tmp_path / "in", n=2)
+    mask = np.zeros((128, 128))  # drawn at another size than X (256 px): resized onto X's grid
+    mask[30:100, 15:55] = 1
+    _png(tmp_path / "lungs" / "CASE0.png", mask)
+    code = cli_main(["score", str(xd), str(sd), "--out", str(tmp_path / "out"), "--weights", str(weights), "--lungs", str(tmp_path / "lungs")])
+    assert code == 2 and "case1.png: no lung mask of that name" in capsys.readouterr().err
+    row = next(csv.DictReader(open(tmp_path / "out" / score.SCORES_CSV)))
+    assert row["case"] == "case0" and row["lung_file"].endswith("CASE0.png")
+    assert float(row["lung_fraction"]) == pytest.approx(140 * 80 / (224 * 224), abs=0.01)  # the overlap minus 16 px
+    assert "inside the lung-field masks of lungs/" in (tmp_path / "out" / score.SCORES_MD).read_text()

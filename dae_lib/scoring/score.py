@@ -21,6 +21,7 @@ its soft tissue S_hat against S, beside doing nothing (S_hat = X), pair by pair:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -57,6 +58,7 @@ class PairFiles:
     case: str
     x: Path
     s: Path
+    lungs: Path | None = None  # its lung-field mask, when scored inside one
 
 
 def _candidates(folder: Path) -> dict[str, list[Path]]:
@@ -92,6 +94,22 @@ def match_pairs(x_dir: Path, s_dir: Path | None = None) -> tuple[list[PairFiles]
     return pairs, problems
 
 
+def attach_lungs(pairs: list[PairFiles], lungs: Path) -> tuple[list[PairFiles], list[str]]:
+    """Each pair with its lung-field mask from ``lungs`` (matched by X's file stem, case-insensitive),
+    and one line for each pair left without one (skipped: scores inside and outside the lungs do not mix)."""
+    if not Path(lungs).is_dir():
+        raise InputError(f"{lungs}: no such folder (--lungs)")
+    masks = _candidates(Path(lungs))
+    kept, problems = [], []
+    for p in pairs:
+        found = masks.get(p.x.stem.casefold(), [])
+        if len(found) == 1:
+            kept.append(dataclasses.replace(p, lungs=found[0]))
+        else:
+            problems.append(f"{p.x}: {'no lung mask of that name' if not found else 'more than one lung mask of that name'} in {lungs}; skipped")
+    return kept, problems
+
+
 def affine_fit(c: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``c`` mapped to ``target``'s grey levels by the least-squares a * c + b (per image)."""
     c, t = c.double(), target.double()
@@ -101,23 +119,45 @@ def affine_fit(c: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return a * (c - cm) + tm
 
 
-def pair_metrics(x: torch.Tensor, s: torch.Tensor, s_hat: torch.Tensor) -> dict[str, float]:
+def pair_metrics(x: torch.Tensor, s: torch.Tensor, s_hat: torch.Tensor, region: torch.Tensor | None = None) -> dict[str, float]:
     """Raw and fitted scores of doing nothing (X) and of S_hat against S, on images (H, W) in [0, 1]:
     raw PSNR, SSIM, BSR as Table 1 computes them (data range 1); fitted: each candidate mapped to S's
     grey levels by its own affine fit first, PSNR on S's own range (max - min) and the BSR of the
     fitted S_hat against the fitted identity, so that an affine change of S's grey levels changes
-    neither."""
+    neither. With ``region`` (H, W, 0/1: the lung fields), every score, fit and range over its
+    pixels only (SSIM: its map averaged there)."""
     x4, s4, h4 = (t.double()[None, None] for t in (x, s, s_hat))
-    fx, fh = affine_fit(x4, s4), affine_fit(h4, s4)
-    mse = lambda a: float(((a - s4) ** 2).mean())  # noqa: E731
-    peak = float(s4.max() - s4.min()) ** 2  # fitted PSNR on S's own range: unchanged by an affine change of S
+    r4 = torch.ones_like(x4) if region is None else region.double()[None, None]
+    inside = r4 > 0
+    fx, fh = affine_fit(x4[inside], s4[inside]), affine_fit(h4[inside], s4[inside])
+    mse = lambda a: float(((a - s4[inside]) ** 2).mean())  # noqa: E731
+    peak = float(s4[inside].max() - s4[inside].min()) ** 2  # fitted PSNR on S's own range: unchanged by an affine change of S
+    if region is None:  # Table 1's functions, as they are
+        raw = {"psnr": metrics.psnr, "ssim": metrics.ssim, "bsr": metrics.bsr}
+    else:
+        raw = {"psnr": lambda a, b: metrics.region_psnr(a, b, r4), "ssim": lambda a, b: metrics.region_ssim(a, b, r4),
+               "bsr": lambda a, b, c: metrics.region_bsr(a, b, c, r4)}  # fmt: skip
     return {
-        "psnr_identity": float(metrics.psnr(x4, s4)), "psnr_model": float(metrics.psnr(h4, s4)),
-        "ssim_identity": float(metrics.ssim(x4, s4)), "ssim_model": float(metrics.ssim(h4, s4)),
-        "bsr_model": float(metrics.bsr(h4, s4, x4)),
+        "psnr_identity": float(raw["psnr"](x4, s4)), "psnr_model": float(raw["psnr"](h4, s4)),
+        "ssim_identity": float(raw["ssim"](x4, s4)), "ssim_model": float(raw["ssim"](h4, s4)),
+        "bsr_model": float(raw["bsr"](h4, s4, x4)),
         "psnr_fit_identity": 10 * math.log10(peak / mse(fx)), "psnr_fit_model": 10 * math.log10(peak / mse(fh)),
         "bsr_fit_model": 1 - mse(fh) / mse(fx),
     }  # fmt: skip
+
+
+def read_lung_mask(path: Path, hw: tuple[int, int]) -> torch.Tensor:
+    """A lung-field mask file (any format ``suppress`` reads; lungs bright, the rest dark, e.g. 0 / 255)
+    as a 0/1 tensor on X's grid (resized to X's size; it must be drawn on X, not on S): pixels above
+    half the file's range. An InputError naming the file when it is constant or its shape differs
+    from X's by more than 1 %."""
+    a = read_radiograph(path).pixels.astype(np.float32)
+    if a.max() <= a.min():
+        raise InputError(f"{path}: a constant mask (no lung field drawn); skipped")
+    if abs(a.shape[0] / a.shape[1] - hw[0] / hw[1]) > 0.01 * hw[0] / hw[1]:
+        raise InputError(f"{path}: mask of {a.shape[1]}x{a.shape[0]} px, its radiograph {hw[1]}x{hw[0]}: another shape; skipped")
+    m = torch.from_numpy(a > (a.min() + a.max()) / 2).float()[None, None]
+    return (torch.nn.functional.interpolate(m, size=hw, mode="nearest")[0, 0] > 0.5).float()
 
 
 def overlap(reg: Registration | None, h: int, w: int, border: int = BORDER) -> tuple[slice, slice]:
@@ -138,6 +178,11 @@ class ScoreSettings:
     register: bool = False
     tolerance: float = TOLERANCE_PX
     amp: str = "auto"
+    lungs: Path | None = None  # a folder of lung-field masks (by X's file name): score inside them only
+
+
+#: Fewest pixels a lung mask must leave inside the scored overlap (a fraction of it).
+MIN_LUNG_FRACTION = 0.01
 
 
 def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) -> tuple[dict, dict]:
@@ -158,15 +203,21 @@ def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) 
     crop = lambda t: t[rows, cols]  # noqa: E731
     if crop(xt).numel() == 0 or torch.isnan(crop(st)).any():
         raise InputError(f"{pair.x} / {pair.s}: S does not cover X after registration; skipped")
-    scores = pair_metrics(crop(xt), crop(st), crop(s_hat))
+    region = None
+    if pair.lungs is not None:
+        region = crop(read_lung_mask(pair.lungs, tuple(xt.shape)))
+        if region.mean() < MIN_LUNG_FRACTION:
+            raise InputError(f"{pair.lungs}: the mask leaves {int(region.sum())} px of the scored overlap ({float(region.mean()):.1%}); skipped")
+    scores = pair_metrics(crop(xt), crop(st), crop(s_hat), region)
     row = {
         "case": pair.case, "x_file": str(pair.x), "s_file": str(pair.s), "height": xt.shape[0], "width": xt.shape[1],
         "x_polarity": x_stored, "s_polarity": s_stored, "polarity_evidence": f"X: {x_how}; S: {s_how}",
         "scale": round(reg.scale, 5), "shift_rows": round(reg.shift[0], 2), "shift_cols": round(reg.shift[1], 2),
         "worst_px": round(worst, 2), "match": round(reg.quality, 3), "misaligned": worst > settings.tolerance, "registered": aligned,
+        "lung_file": str(pair.lungs) if pair.lungs else "", "lung_fraction": round(float(region.mean()), 4) if region is not None else 1.0,
         **scores, "seconds": round(time.time() - t0, 2),
     }  # fmt: skip
-    images = {"x": crop(xt), "s_hat": crop(s_hat), "s": crop(st)}
+    images = {"x": crop(xt), "s_hat": crop(s_hat), "s": crop(st), "region": region}
     return row, images
 
 
@@ -181,6 +232,8 @@ def montage(row: dict, images: dict, path: Path, model: str) -> Path:
         a = img.numpy()
         lo, hi = (np.percentile(a, 1), np.percentile(a, 99)) if "bone" in title else (0.0, 1.0)
         ax.imshow(a, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6))
+        if images["region"] is not None and title == "X":
+            ax.contour(images["region"].numpy(), levels=[0.5], colors="tab:orange", linewidths=0.8)
         ax.set_title(f"{title}\nwindow {lo:.3f} .. {hi:.3f}", fontsize=9)
         ax.axis("off")
     fig.suptitle(
@@ -190,17 +243,19 @@ def montage(row: dict, images: dict, path: Path, model: str) -> Path:
         fontsize=9,
     )  # fmt: skip
     fig.tight_layout(rect=(0, 0.05, 1, 0.86))
-    fig.text(0.01, 0.01, f"X {Path(row['x_file']).name}, S {Path(row['s_file']).name}; model {model}; dae_lib {git_commit()[:12]}", fontsize=7, color="0.35")
+    where = f"; scored inside {Path(row['lung_file']).name} (orange on X)" if row["lung_file"] else ""
+    fig.text(0.01, 0.01, f"X {Path(row['x_file']).name}, S {Path(row['s_file']).name}{where}; model {model}; dae_lib {git_commit()[:12]}", fontsize=7, color="0.35")
     with atomic_path(path, replace=False) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
     return path
 
 
-def summary_markdown(df: pd.DataFrame, failed: list[str], model: str) -> str:
+def summary_markdown(df: pd.DataFrame, failed: list[str], model: str, lungs: Path | None = None) -> str:
     """Means over the pairs, the paired difference model - identity with its 95 % interval, the
     pairs worse than doing nothing, and the pairs not scored."""
-    lines = [f"# Bone suppression scored on {len(df)} pair(s)", "", f"Model: {model}. Scores on the overlap of X and S minus {BORDER} px."
+    where = f", inside the lung-field masks of {Path(lungs).name}/ (lung_fraction in scores.csv: the share of the overlap they cover)." if lungs else "."
+    lines = [f"# Bone suppression scored on {len(df)} pair(s)", "", f"Model: {model}. Scores on the overlap of X and S minus {BORDER} px{where}"
              " Raw: PSNR on the range 1, SSIM, BSR (Table 1's definitions). Fitted: each candidate mapped to S's grey levels by its own"
              " least-squares a * image + b, PSNR on S's own range (max - min, so it can read lower than raw): this cancels a linear"
              " difference of grey levels only; a non-linear one (a gamma) stays in both the identity's and the model's errors.", "",
@@ -236,11 +291,14 @@ def score_folder(x_dir, s_dir, out, weights=None, device="auto", settings: Score
     Returns the table and one line per pair or file not scored."""
     check_choice("polarity", settings.polarity, POLARITIES)
     out = Path(out)
-    inputs = [Path(x_dir)] + ([Path(s_dir)] if s_dir else [])
+    inputs = [Path(x_dir)] + ([Path(s_dir)] if s_dir else []) + ([Path(settings.lungs)] if settings.lungs else [])
     check_out_folder(inputs, out, allow_inside=False, escape=None)
     if settings.tolerance < 0:
         raise InputError(f"--tolerance must be 0 or more pixels, not {settings.tolerance}")
     pairs, failed = match_pairs(Path(x_dir), Path(s_dir) if s_dir else None)
+    if settings.lungs:
+        pairs, missing = attach_lungs(pairs, Path(settings.lungs))
+        failed += missing
     _check_outputs_free(out, [p.case for p in pairs])
     trained = load_suppression_model(weights, pick_device(device))
     rows, shown = [], {}
@@ -262,13 +320,13 @@ def score_folder(x_dir, s_dir, out, weights=None, device="auto", settings: Score
     with atomic_path(out / SCORES_CSV, replace=False) as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out / SCORES_MD, replace=False) as tmp:
-        tmp.write_text(summary_markdown(df, failed, trained.description))
+        tmp.write_text(summary_markdown(df, failed, trained.description, settings.lungs))
     return df, failed
 
 
 def cmd(args) -> int:
     """``python -m dae_lib score`` (its arguments: cli.py): exit status 2 when a pair was not scored."""
-    settings = ScoreSettings(args.polarity, args.register, TOLERANCE_PX if args.tolerance is None else args.tolerance)
+    settings = ScoreSettings(args.polarity, args.register, TOLERANCE_PX if args.tolerance is None else args.tolerance, lungs=Path(args.lungs) if args.lungs else None)
     df, failed = score_folder(args.x_dir, args.s_dir, args.out, args.weights, args.device, settings)
     print(f"scored {len(df)} pair(s), {len(failed)} not -> {Path(args.out) / SCORES_MD}")
     if failed:
