@@ -158,6 +158,12 @@ def cmd_score(args) -> int:
     return score.cmd(args)
 
 
+def cmd_adapt(args) -> int:
+    from .scoring import adapt
+
+    return adapt.cmd(args)
+
+
 def cmd_solutions(args) -> int:
     from . import pipeline
 
@@ -217,6 +223,17 @@ def main(argv=None) -> int:
     p = sub.add_parser("score", help="score bone suppression against your own soft-tissue images (dual-energy or BSE pairs)")
     _score_arguments(p)
     p.set_defaults(func=cmd_score)
+    p = sub.add_parser("adapt", help="fine-tune the released model on your pairs: learning rate chosen on validation pairs, scored on held-out ones")
+    p.add_argument("tune", help="pairs to fine-tune on (X/ + S/ or a BSE-JSRT layout)")
+    p.add_argument("validation", help="pairs that choose the learning rate (fitted PSNR)")
+    p.add_argument("held_out", help="pairs scored once, before and after (never used for a choice)")
+    p.add_argument("--out", required=True, help="folder for runs/, scores/, adapt.csv and adapt.md (never an input folder)")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="its adapt section: epochs and candidate learning rates")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lrs", type=float, nargs="+", default=None, help="candidate learning rates")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_adapt)
     p = sub.add_parser("solutions", help="run the exercises' solutions notebooks (the numbers the exercises quote) into the executed copies' folder")
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)
     p.add_argument("--data", default=None, help="BSE-JSRT folder; default: the phantom")

@@ -248,12 +248,26 @@ def _recorded_default(key: str):
     return _RECORDED_BEFORE.get(key, _plain(_DEFAULTS[key]))
 
 
+#: Sections of a profile's YAML that configure something other than a training run (each read by
+#: ``profile_section`` where it acts): ``adapt``, the site-adaptation loop (scoring/adapt.py).
+OTHER_SECTIONS = ("adapt",)
+
+
 def profile_overrides(profile: str) -> dict:
     """The overrides a profile makes to the paper-protocol defaults."""
     path = PROFILE_DIR / f"{profile}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    return yaml.safe_load(path.read_text()) or {}
+    return {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in OTHER_SECTIONS}
+
+
+def profile_section(profile: str, name: str) -> dict:
+    """A profile's section ``name`` (one of OTHER_SECTIONS), empty when it has none."""
+    check_choice("profile section", name, OTHER_SECTIONS)
+    path = PROFILE_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    return (yaml.safe_load(path.read_text()) or {}).get(name) or {}
 
 
 def load_config(profile: str = "paper", **overrides) -> Config:

@@ -35,6 +35,8 @@ def render_site(s: torch.Tensor) -> torch.Tensor:
 def write_site_pairs(folder: str | Path, n: int = 4, size: int = 512, seed: int = 0) -> dict[str, tuple[float, tuple[float, float]]]:
     """``n`` pairs in ``folder``/X and ``folder``/S (case names SITE000, ...); returns each case's
     misalignment as drawn (scale, shift): S's content at X's pixel p lies at c + (p - c - shift) / scale."""
+    if not 0 < n <= 100:
+        raise ValueError(f"n must be 1 to 100 pairs (the phantom seeds of one seed's pairs), not {n}")
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     drawn = {}

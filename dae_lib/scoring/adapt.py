@@ -1,0 +1,166 @@
+"""Adapting the released model to a site's own pairs, the whole loop: score, fine-tune, score again.
+
+A site with pairs (radiograph X, its dual-energy or BSE soft tissue S) keeps some of them out of
+everything (*held-out*), fine-tunes the released model on the others (*tune*) and asks whether the
+result beats doing nothing and the released model on the held-out pairs. The learning rate is a
+choice: ``adapt`` fine-tunes once per candidate (``AdaptSettings.lrs``) and chooses by the mean
+fitted PSNR on a third set of pairs (*validation*), never on the held-out ones, which are scored
+once, by the chosen model only. The fitted score (score.pair_metrics), not the training loss: a
+site's S renders grey levels unlike BSE-JSRT, and the raw loss rewards learning that rendering
+rather than removing bone (measured, session 8: the raw validation loss preferred lr 1e-3, whose
+model scored 1.4 dB below lr 1e-4's on fitted PSNR of held-out pairs).
+
+Each fine-tuning is an ordinary run (``train.fit``: split, validation, resume, provenance) from the
+released weights (``init_from = "released"``), its network the released one (config.json of
+``runs.released_folder``); each S registered to its X first (``register_pairs``). The command line
+does the same in steps (README, *Fine-tuning on your pairs*); the profiles' ``adapt`` sections size
+the demonstration on phantom site pairs (notebook 05, section 5.5).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import Config, profile_section
+from ..atomic import atomic_path
+from ..errors import ConfigError, RunDirError
+from ..suppress import check_out_folder
+from ..runs import config_from_run, released_folder
+from ..train import RELEASED, fit
+from .score import ScoreSettings, score_folder
+from .site_phantom import write_site_pairs
+
+#: The three parts of a site's pairs, as folders (each X/ + S/ or a BSE-JSRT layout): fine-tuned on,
+#: choosing the learning rate on, and scored once at the end.
+TUNE, VALIDATION, HELD_OUT = "tune", "validation", "held-out"
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """The loop's choices (a profile's ``adapt`` section sets them; ``for_profile``)."""
+    epochs: int = 20  # fine-tuning epochs per candidate
+    lrs: tuple[float, ...] = (1e-3, 1e-4)  # candidate learning rates, chosen on validation pairs
+    batch_size: int = 4
+    n_tune: int = 12  # phantom site pairs of each part (site_phantom.write_site_pairs), for the demonstration
+    n_val: int = 4
+    n_held: int = 4
+    size: int = 512  # their size in px (the loader brings them to the released model's 512 for fine-tuning)
+
+    @classmethod
+    def for_profile(cls, profile: str) -> "AdaptSettings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        section = profile_section(profile, "adapt")
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"profile {profile}: unknown keys in its adapt section: {unknown} (known: {sorted(known)})")
+        if "lrs" in section:
+            section = {**section, "lrs": tuple(float(v) for v in section["lrs"])}
+        return cls(**section)
+
+
+def write_phantom_parts(folder: Path, settings: AdaptSettings) -> Path:
+    """Phantom site pairs (site_phantom.write_site_pairs: another grey curve, edge enhancement, up to
+    1 % and 3 px off; clinical polarity) in ``folder``/tune, /validation and /held-out, each part
+    from its own seed (no phantom in two parts). Returns ``folder``."""
+    for seed, (part, n) in enumerate(((HELD_OUT, settings.n_held), (TUNE, settings.n_tune), (VALIDATION, settings.n_val))):
+        write_site_pairs(Path(folder) / part, n=n, size=settings.size, seed=seed)
+    return Path(folder)
+
+
+def finetune_config(data_dir: str | Path, lr: float, settings: AdaptSettings, polarity: str = "auto", device: str = "auto", seed: int = 0) -> Config:
+    """The released model's own configuration (its network, image size and loss), fine-tuned: from
+    its weights, on ``data_dir`` with each S registered to its X, for ``settings.epochs`` epochs at
+    a constant ``lr``; the data not cached in .cache/ (a site's pairs stay where the site keeps them)."""
+    released = config_from_run(released_folder())
+    return dataclasses.replace(
+        released, data_dir=str(data_dir), init_from=RELEASED, register_pairs=True, polarity=polarity, epochs=settings.epochs,
+        lr=lr, schedule="constant", batch_size=settings.batch_size, seed=seed, device=device, cache_data=False,
+    )  # fmt: skip
+
+
+def _mean_scores(df: pd.DataFrame) -> dict:
+    return {
+        "pairs": len(df), "fitted_psnr_identity": df["psnr_fit_identity"].mean(), "fitted_psnr": df["psnr_fit_model"].mean(),
+        "fitted_bsr": df["bsr_fit_model"].mean(), "raw_psnr": df["psnr_model"].mean(),
+        "worse_than_doing_nothing": int((df["psnr_fit_model"] < df["psnr_fit_identity"]).sum()),
+    }  # fmt: skip
+
+
+@dataclass
+class AdaptResult:
+    table: pd.DataFrame  # one row per model and part scored (see ``adapt``)
+    chosen_lr: float
+    run: Path  # the chosen fine-tuned run
+    scores: dict[str, Path]  # each scoring's --out folder, by label
+
+
+def adapt(tune: Path, val: Path, held: Path, work: Path, settings: AdaptSettings, polarity: str = "auto", device: str = "auto", log=print) -> AdaptResult:
+    """Score the released model on ``held``, fine-tune it on ``tune`` once per candidate lr (runs in
+    ``work``/runs/lr<lr>), score each on ``val``, choose the lr with the best mean fitted PSNR there,
+    and score the chosen model on ``held``. Every scoring (``score.score_folder``, registration on)
+    writes its folder in ``work``/scores/. Returns the table: model, part, lr and the means of the
+    fitted and raw scores."""
+    work = Path(work)
+    quiet = lambda *a: None  # noqa: E731
+    reg = ScoreSettings(register=True, polarity=polarity)
+    rows, outs = [], {}
+
+    def scored(label: str, part: str, folder: Path, weights, lr=None) -> dict:
+        outs[f"{label}-{part}"] = work / "scores" / f"{label}-{part}"
+        df, failed = score_folder(folder, None, outs[f"{label}-{part}"], weights=weights, device=device, settings=reg, log=quiet)
+        if failed:
+            log(f"{label} on {part}: {len(failed)} pair(s) not scored: {failed[0]}")
+        row = {"model": label, "part": part, "lr": lr, **_mean_scores(df)}
+        rows.append(row)
+        return row
+
+    scored("released", "held-out", held, None)
+    runs = {}
+    for lr in settings.lrs:
+        run = work / "runs" / f"lr{lr:g}"
+        result = fit(finetune_config(tune, lr, settings, polarity, device), run, progress=False)
+        runs[lr] = run
+        row = scored(f"fine-tuned lr {lr:g}", "validation", val, str(run), lr)
+        log(f"fine-tuned at lr {lr:g}: best epoch {result.best_epoch} of {len(result.history)}; validation fitted PSNR {row['fitted_psnr']:.2f} dB")
+    val_rows = [r for r in rows if r["part"] == "validation"]
+    chosen = max(val_rows, key=lambda r: r["fitted_psnr"])["lr"]
+    log(f"chosen on validation: lr {chosen:g}")
+    scored(f"fine-tuned lr {chosen:g}", "held-out", held, str(runs[chosen]), chosen)
+    return AdaptResult(pd.DataFrame(rows), chosen, runs[chosen], outs)
+
+
+def table_markdown(table: pd.DataFrame) -> str:
+    """The loop's table: doing nothing and each model, on the part it was scored on."""
+    lines = ["| model | scored on | pairs | fitted PSNR, doing nothing (dB) | fitted PSNR (dB) | fitted BSR | raw PSNR (dB) | worse than doing nothing |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for r in table.itertuples():
+        lines.append(f"| {r.model} | {r.part} | {r.pairs} | {r.fitted_psnr_identity:.2f} | {r.fitted_psnr:.2f} | {r.fitted_bsr:.3f} | {r.raw_psnr:.2f} | {r.worse_than_doing_nothing} of {r.pairs} |")
+    return "\n".join(lines) + "\n"
+
+
+ADAPT_CSV, ADAPT_MD = "adapt.csv", "adapt.md"
+
+
+def cmd(args) -> int:
+    """``python -m dae_lib adapt TUNE VALIDATION HELD_OUT --out DIR`` (its arguments: cli.py): the
+    loop into DIR (runs/, scores/, adapt.csv, adapt.md); a second run into the same DIR is refused."""
+    out = Path(args.out)
+    check_out_folder([Path(args.tune), Path(args.validation), Path(args.held_out)], out, allow_inside=False, escape=None)
+    for f in (ADAPT_CSV, ADAPT_MD):
+        if (out / f).exists():
+            raise RunDirError(f"{out / f}: exists already; choose another --out (nothing is replaced)")
+    settings = AdaptSettings.for_profile(args.profile)
+    if args.epochs is not None or args.lrs:
+        settings = dataclasses.replace(settings, epochs=args.epochs or settings.epochs, lrs=tuple(args.lrs) if args.lrs else settings.lrs)
+    result = adapt(Path(args.tune), Path(args.validation), Path(args.held_out), out, settings, args.polarity, args.device)
+    with atomic_path(out / ADAPT_CSV, replace=False) as tmp:
+        result.table.to_csv(tmp, index=False)
+    with atomic_path(out / ADAPT_MD, replace=False) as tmp:
+        tmp.write_text(f"# The released model adapted: {settings.epochs} epochs per learning rate, chosen on validation: {result.chosen_lr:g}\n\n"
+                       + table_markdown(result.table) + f"\nThe chosen run: {result.run.name} (in runs/); use it with --weights.\n")
+    print(f"chosen lr {result.chosen_lr:g} -> {out / ADAPT_MD}", file=sys.stdout)
+    return 0
