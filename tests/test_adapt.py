@@ -26,7 +26,8 @@ def _fake(monkeypatch, val_psnr: dict, held_psnr: dict):
         calls.append(("score", part, weights))
         lr = None if weights is None else float(weights.rsplit("lr", 1)[1])
         psnr = (val_psnr if part == "validation" else held_psnr)[lr]
-        df = pd.DataFrame({"psnr_fit_identity": [30.0, 31.0], "psnr_fit_model": [psnr, psnr], "bsr_fit_model": [0.1, 0.1], "psnr_model": [20.0, 20.0]})
+        df = pd.DataFrame({"psnr_mono_identity": [30.0, 31.0], "psnr_mono_model": [psnr, psnr], "bsr_mono_model": [0.1, 0.1],
+                           "psnr_fit_identity": [25.0, 25.0], "psnr_fit_model": [99.0, 99.0], "psnr_model": [20.0, 20.0]})  # the affine fit would choose nothing
         return df, []
 
     monkeypatch.setattr(adapt, "fit", fit)
@@ -46,7 +47,7 @@ def test_the_learning_rate_is_chosen_on_validation_and_only_the_chosen_model_mee
     assert [c for c in calls if c[0] == "fit"] == [("fit", 1e-3, "released", True), ("fit", 1e-4, "released", True)]
     t = result.table
     assert list(t["part"]) == ["held-out", "validation", "validation", "held-out"]
-    assert t.iloc[-1]["fitted_psnr"] == 30.5 and t.iloc[-1]["worse_than_doing_nothing"] == 1  # 30.5 < 31 for one pair
+    assert t.iloc[-1]["mono_psnr"] == 30.5 and t.iloc[-1]["worse_than_doing_nothing"] == 1  # 30.5 < 31 for one pair
     assert "| released | held-out | 2 |" in adapt.table_markdown(t)
 
 

@@ -365,3 +365,21 @@ def test_every_notebook_opens_with_its_banner_and_a_link_to_its_executed_copy(na
         assert word in first, (name, word)
     linked = re.search(r"\(\.\./(results/executed/phantom-quick/[\w.]+\.ipynb)\)", first).group(1)
     assert (REPO_ROOT / linked).is_file()
+
+
+def _names_read(source: str) -> set[str]:
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    return {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "notebooks").glob("**/*.ipynb")), ids=lambda p: p.name)
+def test_after_the_set_up_no_cell_reads_the_raw_parameters(path):
+    """notebook_setup lets DAE_PROFILE / DAE_DATA / DAE_OUT override the parameters (nbval and CI set
+    them); a later cell that reads ``profile`` itself gets the parameters cell's "quick" instead of
+    the profile in force (it once ran the quick profile's two fine-tunings under nbval, 223 s)."""
+    cells = [("".join(c["source"])) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    after = [s for k, s in enumerate(cells) if any("notebook_setup(" in p for p in cells[:k])]
+    for source in after:
+        assert not _names_read(source) & {"profile", "data_dir", "out_root"}, (path.name, source[:200])

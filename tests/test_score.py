@@ -170,3 +170,24 @@ def test_score_with_lung_masks_names_a_pair_without_one(tmp_path, weights, capsy
     assert row["case"] == "case0" and row["lung_file"].endswith("CASE0.png")
     assert float(row["lung_fraction"]) == pytest.approx(140 * 80 / (224 * 224), abs=0.01)  # the overlap minus 16 px
     assert "inside the lung-field masks of lungs/" in (tmp_path / "out" / score.SCORES_MD).read_text()
+
+
+def test_the_monotone_fit_sees_through_a_gamma_that_fools_the_affine_fit(phantom):
+    """S rendered by a grey curve (0.15 + 0.7 S^0.7, as site_phantom draws it): a model that returns S
+    exactly keeps an affine-fitted BSR near 0 (the curve's residual dwarfs the bone), its monotone-fitted
+    BSR is 1; half the bone removed reads about 0.75 (1 - 0.5^2) monotone-fitted, as on the S as drawn."""
+    x, s = phantom
+    curved = 0.15 + 0.7 * s**0.7
+    perfect = score.pair_metrics(x, curved, s)
+    assert perfect["bsr_fit_model"] < 0.05 and perfect["bsr_mono_model"] > 0.99
+    half = s + 0.5 * (x - s)
+    assert score.pair_metrics(x, curved, half)["bsr_mono_model"] == pytest.approx(score.pair_metrics(x, s, half)["bsr_mono_model"], abs=0.03)
+    assert score.pair_metrics(x, s, half)["bsr_mono_model"] == pytest.approx(0.75, abs=0.03)
+    assert score.pair_metrics(x, curved, x)["bsr_mono_model"] == 0  # doing nothing against itself
+
+
+def test_the_monotone_fit_is_the_isotonic_regression_on_a_small_case():
+    c = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    t = torch.tensor([0.0, 2.0, 1.0, 3.0])  # one violation: 2, 1 pooled to 1.5
+    assert score.monotone_fit(c, t, bins=4).tolist() == pytest.approx([0.0, 1.5, 1.5, 3.0])
+    assert score.monotone_fit(c, -t, bins=4).tolist() == pytest.approx([0.0, -1.5, -1.5, -3.0])  # decreasing when anti-correlated

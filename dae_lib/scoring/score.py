@@ -13,7 +13,8 @@ its soft tissue S_hat against S, beside doing nothing (S_hat = X), pair by pair:
 3. Scores on the overlap of the two, minus a border (``BORDER``): PSNR, SSIM and BSR as Table 1
    computes them ("raw"), and "fitted": each candidate (S_hat, and X for doing nothing) mapped to S's
    grey levels by its own least-squares affine fit a * image + b before PSNR and BSR, since a DES
-   image renders grey levels differently from the radiograph (raw PSNR then measures the rendering).
+   image renders grey levels differently from the radiograph (raw PSNR then measures the rendering);
+   "monotone-fitted": the same with a monotone map (``monotone_fit``), which a gamma cannot fool.
 4. Written to ``--out`` only (never beside the inputs; nothing replaced): ``scores.csv`` (one row per
    pair: files, polarity decided, registration, raw and fitted metrics of both), ``scores.md`` (means,
    the paired difference model - identity with its 95 % interval, the cases worse than doing
@@ -119,19 +120,52 @@ def affine_fit(c: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return a * (c - cm) + tm
 
 
+#: Quantile bins of the candidate's grey levels for the monotone fit (each holds thousands of pixels
+#: at radiograph sizes, so the fit cannot follow anatomy, only the grey curve).
+MONOTONE_BINS = 256
+
+
+def monotone_fit(c: torch.Tensor, target: torch.Tensor, bins: int = MONOTONE_BINS) -> torch.Tensor:
+    """``c`` mapped to ``target``'s grey levels by the least-squares monotone function of c
+    (non-decreasing, or non-increasing when c and target are negatively correlated): the mean of
+    the target in each of ``bins`` quantile bins of c, made monotone by pooling adjacent violators
+    (isotonic regression, weighted by the bins' pixel counts), interpolated between bin centres.
+    Cancels any monotone difference of grey curves (a gamma, a contrast curve), which the affine
+    fit leaves in both errors."""
+    c, t = c.double().flatten(), target.double().flatten()
+    order = torch.argsort(c)
+    cs, ts = c[order], t[order]
+    sign = 1.0 if float(((c - c.mean()) * (t - t.mean())).sum()) >= 0 else -1.0
+    edges = torch.linspace(0, len(cs), min(bins, len(cs)) + 1).round().long().tolist()
+    centres, blocks = [], []  # blocks: [mean of sign * target, pixels, bins pooled]
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            centres.append(float(cs[a:b].mean()))
+            blocks.append([sign * float(ts[a:b].mean()), b - a, 1])
+            while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+                y2, w2, n2 = blocks.pop()
+                y1, w1, n1 = blocks.pop()
+                blocks.append([(y1 * w1 + y2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    levels = [sign * y for y, _, n in blocks for _ in range(n)]
+    return torch.from_numpy(np.interp(c.numpy(), centres, levels)).reshape(target.shape)
+
+
 def pair_metrics(x: torch.Tensor, s: torch.Tensor, s_hat: torch.Tensor, region: torch.Tensor | None = None) -> dict[str, float]:
     """Raw and fitted scores of doing nothing (X) and of S_hat against S, on images (H, W) in [0, 1]:
     raw PSNR, SSIM, BSR as Table 1 computes them (data range 1); fitted: each candidate mapped to S's
     grey levels by its own affine fit first, PSNR on S's own range (max - min) and the BSR of the
     fitted S_hat against the fitted identity, so that an affine change of S's grey levels changes
-    neither. With ``region`` (H, W, 0/1: the lung fields), every score, fit and range over its
+    neither; "mono": the same with a monotone fit (``monotone_fit``), so that a non-linear grey curve
+    of S (a gamma) changes them little either. With ``region`` (H, W, 0/1: the lung fields), every score, fit and range over its
     pixels only (SSIM: its map averaged there)."""
     x4, s4, h4 = (t.double()[None, None] for t in (x, s, s_hat))
     r4 = torch.ones_like(x4) if region is None else region.double()[None, None]
     inside = r4 > 0
     fx, fh = affine_fit(x4[inside], s4[inside]), affine_fit(h4[inside], s4[inside])
+    mx, mh = monotone_fit(x4[inside], s4[inside]), monotone_fit(h4[inside], s4[inside])
     mse = lambda a: float(((a - s4[inside]) ** 2).mean())  # noqa: E731
     peak = float(s4[inside].max() - s4[inside].min()) ** 2  # fitted PSNR on S's own range: unchanged by an affine change of S
+    db = lambda a: 10 * math.log10(peak / mse(a)) if mse(a) > 0 else math.inf  # noqa: E731
     if region is None:  # Table 1's functions, as they are
         raw = {"psnr": metrics.psnr, "ssim": metrics.ssim, "bsr": metrics.bsr}
     else:
@@ -141,8 +175,10 @@ def pair_metrics(x: torch.Tensor, s: torch.Tensor, s_hat: torch.Tensor, region: 
         "psnr_identity": float(raw["psnr"](x4, s4)), "psnr_model": float(raw["psnr"](h4, s4)),
         "ssim_identity": float(raw["ssim"](x4, s4)), "ssim_model": float(raw["ssim"](h4, s4)),
         "bsr_model": float(raw["bsr"](h4, s4, x4)),
-        "psnr_fit_identity": 10 * math.log10(peak / mse(fx)), "psnr_fit_model": 10 * math.log10(peak / mse(fh)),
+        "psnr_fit_identity": db(fx), "psnr_fit_model": db(fh),
         "bsr_fit_model": 1 - mse(fh) / mse(fx),
+        "psnr_mono_identity": db(mx), "psnr_mono_model": db(mh),
+        "bsr_mono_model": 1 - mse(mh) / mse(mx),
     }  # fmt: skip
 
 
@@ -237,8 +273,8 @@ def montage(row: dict, images: dict, path: Path, model: str) -> Path:
         ax.set_title(f"{title}\nwindow {lo:.3f} .. {hi:.3f}", fontsize=9)
         ax.axis("off")
     fig.suptitle(
-        f"{row['case']}: fitted PSNR {row['psnr_fit_model']:.2f} dB (doing nothing {row['psnr_fit_identity']:.2f} dB), "
-        f"fitted BSR {row['bsr_fit_model']:.3f}; S against X: scale {row['scale']:.4f}, shift {row['shift_rows'] + 0.0:+.1f}, {row['shift_cols'] + 0.0:+.1f} px"
+        f"{row['case']}: monotone-fitted PSNR {row['psnr_mono_model']:.2f} dB (doing nothing {row['psnr_mono_identity']:.2f}), BSR {row['bsr_mono_model']:.3f}; "
+        f"affine-fitted {row['psnr_fit_model']:.2f} dB ({row['psnr_fit_identity']:.2f}), BSR {row['bsr_fit_model']:.3f}\nS against X: scale {row['scale']:.4f}, shift {row['shift_rows'] + 0.0:+.1f}, {row['shift_cols'] + 0.0:+.1f} px"
         + (" (misaligned: registered)" if row["registered"] else " (misaligned: scored as given)" if row["misaligned"] else ""),
         fontsize=9,
     )  # fmt: skip
@@ -258,18 +294,21 @@ def summary_markdown(df: pd.DataFrame, failed: list[str], model: str, lungs: Pat
     lines = [f"# Bone suppression scored on {len(df)} pair(s)", "", f"Model: {model}. Scores on the overlap of X and S minus {BORDER} px{where}"
              " Raw: PSNR on the range 1, SSIM, BSR (Table 1's definitions). Fitted: each candidate mapped to S's grey levels by its own"
              " least-squares a * image + b, PSNR on S's own range (max - min, so it can read lower than raw): this cancels a linear"
-             " difference of grey levels only; a non-linear one (a gamma) stays in both the identity's and the model's errors.", "",
+             " difference of grey levels only; a non-linear one (a gamma) stays in both the identity's and the model's errors."
+             " Monotone-fitted: the same with the least-squares monotone map of each candidate's grey levels (isotonic regression"
+             f" over {MONOTONE_BINS} quantile bins), which cancels a gamma or contrast curve too; read it when S's rendering is not linear.", "",
              "scores.csv: scale and shift of S against X (X's pixel p appears in S at c + scale (p - c) + shift; rows, columns),"
              " worst_px the largest displacement, match the edge correlation after registration (partners above 0.12),"
              " seconds per pair (the first includes loading the model).", ""]
     if len(df):
         lines += ["| score | doing nothing | model | model - doing nothing (95 % interval) | pairs worse than doing nothing |", "| --- | --- | --- | --- | --- |"]
         for name, ident, model_col in (("PSNR (dB)", "psnr_identity", "psnr_model"), ("SSIM", "ssim_identity", "ssim_model"),
-                                       ("fitted PSNR (dB)", "psnr_fit_identity", "psnr_fit_model")):  # fmt: skip
+                                       ("fitted PSNR (dB)", "psnr_fit_identity", "psnr_fit_model"),
+                                       ("monotone-fitted PSNR (dB)", "psnr_mono_identity", "psnr_mono_model")):  # fmt: skip
             mean, half, n = mean_interval(df[model_col] - df[ident])
             worse = int((df[model_col] < df[ident]).sum())
             lines.append(f"| {name} | {df[ident].mean():.3f} | {df[model_col].mean():.3f} | {mean:+.3f} +- {half:.3f} | {worse} of {n} |")
-        for name, col in (("BSR", "bsr_model"), ("fitted BSR", "bsr_fit_model")):
+        for name, col in (("BSR", "bsr_model"), ("fitted BSR", "bsr_fit_model"), ("monotone-fitted BSR", "bsr_mono_model")):
             mean, half, n = mean_interval(df[col])
             lines.append(f"| {name} | 0 | {mean:.3f} | {mean:+.3f} +- {half:.3f} | {int((df[col] < 0).sum())} of {n} |")
         off = df[df["misaligned"]]
@@ -312,7 +351,8 @@ def score_folder(x_dir, s_dir, out, weights=None, device="auto", settings: Score
         rows.append(row)
         shown[pair.case] = (row, images)
         log(f"{pair.case}: X {row['x_polarity']}, S {row['s_polarity']}; {row['worst_px']:.1f} px off{' (registered)' if row['registered'] else ''}; "
-            f"fitted PSNR {row['psnr_fit_identity']:.2f} -> {row['psnr_fit_model']:.2f} dB, fitted BSR {row['bsr_fit_model']:.3f}")  # fmt: skip
+            f"fitted PSNR {row['psnr_fit_identity']:.2f} -> {row['psnr_fit_model']:.2f} dB (monotone {row['psnr_mono_identity']:.2f} -> {row['psnr_mono_model']:.2f}), "
+            f"BSR {row['bsr_fit_model']:.3f} (monotone {row['bsr_mono_model']:.3f})")  # fmt: skip
     df = pd.DataFrame(rows)
     (out / MONTAGE_DIR).mkdir(parents=True, exist_ok=True)
     for case, (row, images) in shown.items():
