@@ -1,7 +1,11 @@
 """Packaging: a non-editable install carries every data file the library reads."""
 import fnmatch
 import subprocess
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from dae_lib.runs import REPO_ROOT
 

