@@ -260,13 +260,20 @@ def anatomy_votes(x: torch.Tensor) -> tuple[int, int]:
 
 def auto_polarity(x: torch.Tensor, s: torch.Tensor, where) -> PolarityDecision:
     """The stored polarity of a folder's pairs: the tails of X - S (``detect_polarity``), checked
-    against the radiographs' anatomy (``anatomy_votes``). When the anatomy decides most radiographs
-    and its majority differs from the tails', a DataError asks for the polarity instead of guessing:
+    against the radiographs' anatomy (``anatomy_votes``); a tie of the tails goes to the anatomy. When
+    the anatomy decides most radiographs and its majority differs from the tails' (or neither decides),
+    a DataError asks for the polarity instead of guessing:
     training on pairs read the wrong way round teaches the model to add bone."""
     stored, vi, vc = detect_polarity(x, s)
     ai, ac = anatomy_votes(x)
     anatomy = "inverted" if ai > ac else "clinical"
-    if ai + ac > len(x) / 2 and ai != ac and anatomy != stored:
+    decided = ai + ac > len(x) / 2 and ai != ac
+    if vi == vc:  # the tails tie: the anatomy decides, or nothing does
+        if not decided:
+            raise DataError(f"{where}: polarity unclear: the tails of X - S tie ({vi} pairs each way) and the radiographs' anatomy does not decide "
+                            f"({ai} inverted, {ac} clinical); set it: --polarity clinical (bone bright) or --polarity inverted (bone dark)")
+        stored = anatomy
+    if decided and anatomy != stored:
         raise DataError(
             f"{where}: polarity unclear: the tails of X - S say {stored} ({max(vi, vc)} of {len(x)} pairs), the radiographs' "
             f"anatomy says {anatomy} ({max(ai, ac)} of {len(x)}); S is perhaps rendered unlike X (a dual-energy system's grey "

@@ -19,7 +19,7 @@ def _fake(monkeypatch, val_psnr: dict, held_psnr: dict):
 
     def fit(cfg, run, progress=False):
         calls.append(("fit", cfg.lr, cfg.init_from, cfg.register_pairs))
-        return types.SimpleNamespace(best_epoch=1, history=[{}])
+        return types.SimpleNamespace(best_epoch=1, history=[{}], data=types.SimpleNamespace(polarity="stored polarity clinical (set by the user)"))
 
     def score_folder(folder, s_dir, out, weights=None, device="auto", settings=None, log=print):
         part = folder.name
@@ -49,6 +49,7 @@ def test_the_learning_rate_is_chosen_on_validation_and_only_the_chosen_model_mee
     assert list(t["part"]) == ["held-out", "validation", "validation", "held-out"]
     assert t.iloc[-1]["mono_psnr"] == 30.5 and t.iloc[-1]["worse_than_doing_nothing"] == 1  # 30.5 < 31 for one pair
     assert "| released | held-out | 2 |" in adapt.table_markdown(t)
+    assert sorted(p.name for p in result.scores.values()) == sorted(["released-held-out", "lr0.001-validation", "lr0.0001-validation", f"lr{best:g}-held-out"])
 
 
 def test_finetuning_keeps_the_released_network_and_registers_the_pairs(tmp_path):

@@ -196,3 +196,15 @@ def test_auto_polarity_refuses_when_the_tails_and_the_anatomy_disagree(tmp_path)
     with pytest.raises(DataError, match=r"polarity unclear: the tails of X - S say inverted .* anatomy says clinical \(6 of 6\).*--polarity clinical"):
         load_folder(tmp_path / "site", 64, register_pairs=True)
     assert anatomy_votes(1 - tails.x) == (6, 0)  # stored inverted, the anatomy reads that too
+
+
+def test_a_tie_of_the_tails_goes_to_the_anatomy_or_asks(monkeypatch):
+    from dae_lib import data as data_module
+
+    x = torch.stack([chest_phantom(128, seed=k)[0][None] for k in range(2)])
+    monkeypatch.setattr(data_module, "detect_polarity", lambda x, s: ("clinical", 1, 1))
+    assert data_module.auto_polarity(x, x, "here").stored == "clinical"
+    assert data_module.auto_polarity(1 - x, 1 - x, "here").stored == "inverted"  # not the tie rule's default
+    flat = torch.full_like(x, 0.5)  # no anatomy to read
+    with pytest.raises(DataError, match=r"here: polarity unclear: the tails of X - S tie \(1 pairs each way\)"):
+        data_module.auto_polarity(flat, flat, "here")

@@ -88,6 +88,7 @@ def test_ci_runs_the_readmes_test_command_the_notebooks_and_a_weekly_quick_run()
     assert doc["jobs"]["test"]["strategy"]["matrix"]["python"] == ["3.10", "3.12"]
     assert "-r requirements-torch.txt" in runs["test"] and "download.pytorch.org/whl/cpu" in path_text()
     assert "dae_lib reproduce --profile" in runs["notebooks"]
+    assert "DAE_WHEEL_TEST=1" in runs["wheel"] and "tests/test_wheel.py" in runs["wheel"]
     assert doc["on"]["schedule"][0]["cron"] and "'quick'" in doc["jobs"]["notebooks"]["env"]["PROFILE"]
     uploads = [s for s in doc["jobs"]["notebooks"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert uploads and "results/" in uploads[0]["with"]["path"] and "figures/" in uploads[0]["with"]["path"]

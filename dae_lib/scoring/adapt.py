@@ -100,7 +100,8 @@ class AdaptResult:
     table: pd.DataFrame  # one row per model and part scored (see ``adapt``)
     chosen_lr: float
     run: Path  # the chosen fine-tuned run
-    scores: dict[str, Path]  # each scoring's --out folder, by label
+    scores: dict[str, Path]  # each scoring's --out folder, by its name
+    polarity: str = ""  # how the loader read tune/'s pairs, with its evidence
 
 
 def adapt(tune: Path, val: Path, held: Path, work: Path, settings: AdaptSettings, polarity: str = "auto", device: str = "auto", log=print) -> AdaptResult:
@@ -115,8 +116,9 @@ def adapt(tune: Path, val: Path, held: Path, work: Path, settings: AdaptSettings
     rows, outs = [], {}
 
     def scored(label: str, part: str, folder: Path, weights, lr=None) -> dict:
-        outs[f"{label}-{part}"] = work / "scores" / f"{label}-{part}"
-        df, failed = score_folder(folder, None, outs[f"{label}-{part}"], weights=weights, device=device, settings=reg, log=quiet)
+        name = f"{'released' if lr is None else f'lr{lr:g}'}-{part}"  # a folder name without spaces
+        outs[name] = work / "scores" / name
+        df, failed = score_folder(folder, None, outs[name], weights=weights, device=device, settings=reg, log=quiet)
         if failed:
             log(f"{label} on {part}: {len(failed)} pair(s) not scored: {failed[0]}")
         row = {"model": label, "part": part, "lr": lr, **_mean_scores(df)}
@@ -124,23 +126,25 @@ def adapt(tune: Path, val: Path, held: Path, work: Path, settings: AdaptSettings
         return row
 
     scored("released", "held-out", held, None)
-    runs = {}
+    runs, polarity_of = {}, {}
     for lr in settings.lrs:
         run = work / "runs" / f"lr{lr:g}"
         result = fit(finetune_config(tune, lr, settings, polarity, device), run, progress=False)
         runs[lr] = run
+        polarity_of[lr] = str(result.data.polarity)
         row = scored(f"fine-tuned lr {lr:g}", "validation", val, str(run), lr)
         log(f"fine-tuned at lr {lr:g}: best epoch {result.best_epoch} of {len(result.history)}; validation monotone-fitted PSNR {row['mono_psnr']:.2f} dB")
     val_rows = [r for r in rows if r["part"] == "validation"]
     chosen = max(val_rows, key=lambda r: r["mono_psnr"])["lr"]
     log(f"chosen on validation: lr {chosen:g}")
     scored(f"fine-tuned lr {chosen:g}", "held-out", held, str(runs[chosen]), chosen)
-    return AdaptResult(pd.DataFrame(rows), chosen, runs[chosen], outs)
+    return AdaptResult(pd.DataFrame(rows), chosen, runs[chosen], outs, polarity_of[chosen])
 
 
 def table_markdown(table: pd.DataFrame) -> str:
     """The loop's table: doing nothing and each model, on the part it was scored on (means over its pairs)."""
-    lines = ["| model | scored on | pairs | monotone-fitted PSNR (dB): doing nothing | model | monotone-fitted BSR | affine-fitted PSNR (dB): doing nothing | model | raw PSNR (dB) | worse than doing nothing |",
+    lines = ["| model | scored on | pairs | monotone-fitted PSNR (dB), doing nothing | monotone-fitted PSNR (dB), model | monotone-fitted BSR "
+             "| affine-fitted PSNR (dB), doing nothing | affine-fitted PSNR (dB), model | raw PSNR (dB), model | pairs worse than doing nothing (monotone-fitted) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for r in table.itertuples():
         lines.append(f"| {r.model} | {r.part} | {r.pairs} | {r.mono_psnr_identity:.2f} | {r.mono_psnr:.2f} | {r.mono_bsr:.3f} | {r.fitted_psnr_identity:.2f} | {r.fitted_psnr:.2f} | {r.raw_psnr:.2f} | {r.worse_than_doing_nothing} of {r.pairs} |")
@@ -166,6 +170,9 @@ def cmd(args) -> int:
         result.table.to_csv(tmp, index=False)
     with atomic_path(out / ADAPT_MD, replace=False) as tmp:
         tmp.write_text(f"# The released model adapted: {settings.epochs} epochs per learning rate, chosen on validation: {result.chosen_lr:g}\n\n"
-                       + table_markdown(result.table) + f"\nThe chosen run: {result.run.name} (in runs/); use it with --weights.\n")
-    print(f"chosen lr {result.chosen_lr:g} -> {out / ADAPT_MD}", file=sys.stdout)
+                       + table_markdown(result.table)
+                       + f"\nThe chosen run: `{result.run}`; score or use it with `--weights {result.run}`. Each run keeps a validation and a"
+                       " test case of tune/ out of its training, as every run does (its split.csv).\n"
+                       f"\nPolarity of tune/'s pairs: {result.polarity}.\n")
+    print(f"chosen lr {result.chosen_lr:g}: --weights {result.run} -> {out / ADAPT_MD}", file=sys.stdout)
     return 0
