@@ -39,7 +39,7 @@ from .device import describe, pick_device
 from .errors import ConfigError, NotReady
 from .models import FAMILIES, variants
 from .reporting.evaluate import evaluate_run
-from .runs import REPO_ROOT, SCRATCH_DIR, Outputs, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
+from .runs import REPO_ROOT, ROOT_ENV, SCRATCH_DIR, Outputs, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
 from .split import checked_split
 from .train import FitResult, fit
 
@@ -209,9 +209,11 @@ def _label(step: Step) -> str:
 @contextmanager
 def _kernel_environment(parameters: dict):
     """The environment a notebook's kernel inherits: the ENVIRONMENT variables set to the
-    parameters injected, so that notebook_setup reads the same values from both (restored after)."""
-    saved = {name: os.environ.get(name) for name in ENVIRONMENT.values()}
+    parameters injected, so that notebook_setup reads the same values from both, and runs.ROOT_ENV
+    to this process's repository root (all restored after)."""
+    saved = {name: os.environ.get(name) for name in (*ENVIRONMENT.values(), ROOT_ENV)}
     os.environ.update({name: str(parameters[key]) for key, name in ENVIRONMENT.items() if key in parameters})
+    os.environ[ROOT_ENV] = str(REPO_ROOT)  # relative paths in the parameters mean the same folder to the kernel
     try:
         yield
     finally:

@@ -67,7 +67,15 @@ from .split import read_split_csv, write_split_csv
 # ------------------------------------------------------------------------------------------------
 
 
+#: The environment variable naming the repository root outright: the pipeline sets it for the
+#: notebooks' kernels, whose working folder is notebooks/, so that an installed package (no
+#: pyproject.toml above it: the root is the working folder) resolves paths as the command did.
+ROOT_ENV = "DAE_ROOT"
+
+
 def _find_root() -> Path:
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).resolve()
     here = Path(__file__).resolve().parent
     for p in (here.parent, *here.parents):
         if (p / "pyproject.toml").is_file() and (p / "dae_lib").is_dir():
