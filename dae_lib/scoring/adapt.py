@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..config import Config, profile_section
 from ..atomic import atomic_path
-from ..errors import ConfigError, RunDirError
+from ..errors import ConfigError, InputError, RunDirError
 from ..suppress import check_out_folder
 from ..runs import config_from_run, released_folder
 from ..train import RELEASED, fit
@@ -121,6 +121,8 @@ def adapt(tune: Path, val: Path, held: Path, work: Path, settings: AdaptSettings
         df, failed = score_folder(folder, None, outs[name], weights=weights, device=device, settings=reg, log=quiet)
         if failed:
             log(f"{label} on {part}: {len(failed)} pair(s) not scored: {failed[0]}")
+        if not len(df):
+            raise InputError(f"{folder}: no pair could be scored ({failed[0] if failed else 'none found'})")
         row = {"model": label, "part": part, "lr": lr, **_mean_scores(df)}
         rows.append(row)
         return row
