@@ -253,21 +253,23 @@ def _recorded_default(key: str):
 OTHER_SECTIONS = ("adapt",)
 
 
-def profile_overrides(profile: str) -> dict:
-    """The overrides a profile makes to the paper-protocol defaults."""
+def _profile_yaml(profile: str) -> dict:
+    """A profile's YAML file, whole; a ConfigError naming the profiles when there is no such one."""
     path = PROFILE_DIR / f"{profile}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    return {k: v for k, v in (yaml.safe_load(path.read_text()) or {}).items() if k not in OTHER_SECTIONS}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def profile_overrides(profile: str) -> dict:
+    """The overrides a profile makes to the paper-protocol defaults."""
+    return {k: v for k, v in _profile_yaml(profile).items() if k not in OTHER_SECTIONS}
 
 
 def profile_section(profile: str, name: str) -> dict:
     """A profile's section ``name`` (one of OTHER_SECTIONS), empty when it has none."""
     check_choice("profile section", name, OTHER_SECTIONS)
-    path = PROFILE_DIR / f"{profile}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    return (yaml.safe_load(path.read_text()) or {}).get(name) or {}
+    return _profile_yaml(profile).get(name) or {}
 
 
 def load_config(profile: str = "paper", **overrides) -> Config:
