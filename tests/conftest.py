@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dae_lib.data import load_phantom
-from helpers import write_pair_folder
+from helpers import install_wheel, write_pair_folder
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +20,12 @@ def pair_folder(tmp_path):
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(scope="session")
+def installed_package(tmp_path_factory):
+    """dae_lib as a user installs it: the wheel built from this checkout, installed into a fresh venv
+    outside it (seconds). The venv borrows the running environment's dependencies (a .pth file)
+    instead of downloading torch again; dae_lib itself comes only from the wheel. Returns
+    ``InstalledPackage`` (its folder, python, bin and site-packages)."""
+    return install_wheel(tmp_path_factory.mktemp("wheel"))

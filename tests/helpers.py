@@ -1,5 +1,10 @@
 """Helpers the tests share (imported as ``from helpers import ...``; fixtures live in conftest.py)."""
 import os
+import subprocess
+import sys
+import sysconfig
+import venv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +87,40 @@ def bomb_png(path, w=60000, h=60000):
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
     return path
+
+
+def run_ok(args, cwd, timeout=900, env=None) -> str:
+    """Run a command; its stdout, or an assertion naming the command with the end of its output."""
+    r = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0, f"{args}: exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    root: Path  # a temporary folder outside the checkout
+    python: Path
+    bin: Path
+    site: Path  # the venv's site-packages, where dae_lib is installed
+
+    def environment(self) -> dict:
+        """os.environ with the venv first on PATH and without what points at the checkout or the
+        test session's notebook settings (DAE_PROFILE, DAE_DATA, DAE_OUT, DAE_ROOT)."""
+        env = {**os.environ, "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}"}
+        for name in ("PYTHONPATH", "DAE_PROFILE", "DAE_DATA", "DAE_OUT", "DAE_ROOT"):
+            env.pop(name, None)
+        return env
+
+
+def install_wheel(root: Path) -> InstalledPackage:
+    """Build the wheel of this checkout (pip wheel, build isolation) and install it with --no-deps
+    into a fresh venv under ``root``; the running environment's packages are borrowed by a .pth."""
+    run_ok([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check", "-w", root / "dist", REPO_ROOT], cwd=root)
+    wheel = next((root / "dist").glob("dae_lib-*.whl"))
+    env_dir = root / "env"
+    venv.create(env_dir, with_pip=False, symlinks=True)
+    py = env_dir / "bin" / "python"
+    run_ok([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--quiet", "--disable-pip-version-check", wheel], cwd=root)
+    site = Path(run_ok([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root).strip())
+    (site / "zz_borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch & co., not dae_lib
+    return InstalledPackage(root, py, env_dir / "bin", site)

@@ -18,14 +18,24 @@ from dae_lib.reporting.evaluate import IDENTITY
 from dae_lib.runs import REPO_ROOT
 from dae_lib.reporting import table1
 from dae_lib.reporting.table1 import write_table1
+from helpers import run_ok
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    log = []
-    executed = pipeline.reproduce(pipeline.Request("smoke", None, root), log=log.append, jobs=2)  # the parallel trainings; one at a time is the plain loop
-    return root, executed, log
+def smoke_run(installed_package, tmp_path_factory):
+    """`python -m dae_lib reproduce --profile smoke --jobs 2` as a user runs it: from the wheel
+    installed outside the checkout (profiles, the paper's table and the released weights from the
+    install), in a folder of the user's holding a copy of notebooks/. Returns the output root, the
+    executed notebooks and the lines the command printed."""
+    work = tmp_path_factory.mktemp("pipeline")
+    shutil.copytree(REPO_ROOT / "notebooks", work / "notebooks")
+    root = work / "out"
+    printed = run_ok(
+        [installed_package.python, "-m", "dae_lib", "reproduce", "--profile", "smoke", "--jobs", "2", "--out-root", root],
+        cwd=work, timeout=1800, env=installed_package.environment(),
+    )  # --jobs 2: the parallel trainings (one at a time is the plain loop, which notebooks 02's nbval run takes)
+    executed = sorted((root / "results" / "executed" / "phantom-smoke").glob("*.ipynb"))
+    return root, executed, printed.splitlines()
 
 
 def test_pipeline_writes_every_output(smoke_run):
@@ -42,6 +52,7 @@ def test_pipeline_writes_every_output(smoke_run):
                  "beyond_errors.png", "beyond_curves.png"):  # fmt: skip
         assert (root / "figures" / name).stat().st_size > 10_000, name
     assert not (root / "scratch").exists()  # the pipeline publishes (publish=True)
+    assert (root / "results" / "wall_times.csv").exists()  # the command records its wall time
     table = pd.read_csv(root / "results" / "table1.csv")
     assert list(table["method"]) == [
         IDENTITY, "AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM", "R-AE", "R-AE + MS-SSIM", "R-DAE", "R-DAE + MS-SSIM"
