@@ -96,6 +96,7 @@ class Config:
     shear_deg: float = 5.0
     zoom: tuple[float, float] = (0.9, 1.1)
     hflip_p: float = 0.5
+    render_p: float = 0.0  # share of training images re-rendered as another device might (augment.RenderAugment; beyond the paper)
     # --- model ----------------------------------------------------------------------------
     variant: str = "dae_msssim"  # a name from models.variants(): family and ablation
     channels: tuple[int, int, int, int] = (16, 32, 64, 64)  # the reproduced family (models/dae.py)
@@ -207,6 +208,7 @@ _RANGES = (
     ("shift", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("shear_deg", lambda v: 0 <= v < 90, "in [0, 90)"),
     ("hflip_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("render_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("mask_min_threshold", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("kernel_size", lambda v: 1 <= v <= MAX_KERNEL_SIZE and v % 2 == 1, f"an odd number from 1 to {MAX_KERNEL_SIZE}"),
     ("unet_width", lambda v: 1 <= v <= MAX_UNET_WIDTH, f"at least 1 and at most {MAX_UNET_WIDTH} (its widest level is 8 x unet_width channels)"),

@@ -24,18 +24,19 @@ import torch.nn.functional as F
 
 
 def gaussian_blur(img: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Separable Gaussian blur of a 2-D tensor (reflect padding)."""
+    """Separable Gaussian blur over the last two dimensions of a tensor (2-D, or any leading
+    dimensions: each image blurred alone), on the tensor's device and dtype (reflect padding)."""
     if sigma_px <= 0:
         return img
     radius = max(1, int(3 * sigma_px))
     radius = min(radius, img.shape[-1] // 2 - 1, img.shape[-2] // 2 - 1)
-    x = torch.arange(-radius, radius + 1, dtype=img.dtype)
+    x = torch.arange(-radius, radius + 1, dtype=img.dtype, device=img.device)
     k = torch.exp(-0.5 * (x / sigma_px) ** 2)
     k = k / k.sum()
-    out = img[None, None]
+    out = img.reshape(-1, 1, *img.shape[-2:])
     out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
     out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
-    return out[0, 0]
+    return out.reshape(img.shape)
 
 
 def _smoothstep(x: torch.Tensor, width: float) -> torch.Tensor:

@@ -4,12 +4,14 @@
 #   2. the speed benchmark at 256 and 512 px (rows appended to results/benchmarks.csv, with the
 #      device, torch and CUDA versions and peak memory),
 #   3. the paper profile end to end, both model families (python -m dae_lib reproduce, what
-#      `make reproduce PROFILE=paper` runs), its wall time appended to results/wall_times.csv.
+#      `make reproduce PROFILE=paper` runs), its wall time appended to results/wall_times.csv;
+#   4. (only when named: STEPS=4) the v2 candidates of issue 23, side by side, each within MINUTES
+#      (default 6): python -m dae_lib.studies.v2 train (runs/v2/; then `select` on any machine).
 #
 #   scripts/device_check.sh [DATA_DIR]          (default ../shared/data/bse-jsrt-512, else the phantom)
 #   PY=/path/to/python scripts/device_check.sh  (default: python3 on PATH; .venv/bin/python if present)
 #   SKIP_PAPER=1 scripts/device_check.sh        (steps 1 and 2 only; the same as STEPS="1 2")
-#   STEPS=3 scripts/device_check.sh             (only the steps named: any of 1 2 3)
+#   STEPS=3 scripts/device_check.sh             (only the steps named: any of 1 2 3 4)
 #   JOBS=1 scripts/device_check.sh              (trainings of step 3 one at a time; default 8 at once)
 #
 # A failing step does not hide the others: each runs, and the script ends with the list of the
@@ -65,6 +67,10 @@ fi
 if wanted 3; then
   step "3. paper profile end to end, both families, data: $DATA, ${JOBS:-8} trainings at once" \
     "$PY" -m dae_lib reproduce --profile paper --data "$DATA" --family all --device cuda --jobs "${JOBS:-8}"
+fi
+if wanted 4; then
+  step "4. v2 candidates (issue 23), data: $DATA, ${MINUTES:-6} minutes each, side by side" \
+    "$PY" -m dae_lib.studies.v2 train --data "$DATA" --device cuda --jobs 4 --minutes "${MINUTES:-6}"
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "device_check: failed: ${failed[*]}" >&2

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..metrics import region_bsr
+from ..phantom import gaussian_blur
 
 
 def lung_fields(s: torch.Tensor) -> torch.Tensor:
@@ -56,3 +57,33 @@ def worse_than_identity(s_hat: torch.Tensor, s: torch.Tensor, x: torch.Tensor) -
     identity while most pixels lose to it (those without bone, where X = S already)."""
     worse = ((s_hat.double() - s.double()).abs() > (x.double() - s.double()).abs()).double()
     return worse.mean(dim=(1, 2, 3))
+
+
+#: The spatial frequency bands of ``error_budget``: Gaussian sigmas in px of a 512 px image that
+#: separate fine detail (rib edges, below the first), rib-sized structure (between) and the coarse
+#: rest (rib interiors and shading, above the second).
+BAND_SIGMAS = (2.0, 8.0)
+
+
+def error_budget(s_hat: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Where the remaining error |S_hat - S|^2 lies, per image, as shares (each group sums to 1):
+
+    - by region: the bone mask M ("bone"), the lung fields outside it ("lungs, no bone") and the rest
+      ("elsewhere": mediastinum, spine, abdomen, outside the body);
+    - by spatial frequency: the residual r = S_hat - S split by Gaussian blurs G_a, G_b (BAND_SIGMAS,
+      scaled with the image) into fine r - G_a r, middle G_a r - G_b r and coarse G_b r; each band's
+      energy as a share of the three bands' sum (the bands are not exactly orthogonal)."""
+    r = (s_hat.double() - s.double())
+    e = r**2
+    lungs = lung_fields(s).double()
+    m = mask.double()
+    shares = {
+        "bone": _share(e, m), "lungs, no bone": _share(e, lungs * (1 - m)), "elsewhere": _share(e, (1 - lungs) * (1 - m)),
+    }  # fmt: skip
+    px = s.shape[-1] / 512
+    a, b = (gaussian_blur(r, sigma * px) for sigma in BAND_SIGMAS)
+    lo, hi = BAND_SIGMAS
+    bands = {f"fine (< {lo:g} px)": r - a, f"middle ({lo:g}-{hi:g} px)": a - b, f"coarse (> {hi:g} px)": b}
+    energy = {k: (v**2).sum(dim=(1, 2, 3)) for k, v in bands.items()}
+    total = sum(energy.values()).clamp(min=1e-300)
+    return shares | {k: v / total for k, v in energy.items()}

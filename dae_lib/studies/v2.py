@@ -1,0 +1,240 @@
+"""v2 of the released model: trained for radiographs as other devices render them (issue 23).
+
+    python -m dae_lib.studies.v2 baseline --data DIR   # v1 on the validation and shifted validation cases, its error budget
+    python -m dae_lib.studies.v2 train --data DIR [--candidates NAME ...] [--device cuda] [--jobs 4] [--minutes 5.5]
+    python -m dae_lib.studies.v2 select --data DIR     # each trained candidate against v1 on both validations
+
+v1 (the released R-AE + MS-SSIM) removes 77 % of the bone energy of BSE-JSRT's validation cases but
+much less once they are rendered as other devices render radiographs: heavy edge enhancement
+leaves BSR 0.33, strong noise 0.38, a compressed grey window 0.37 with two cases worse than doing
+nothing (``baseline``; results/v2/baseline_*.csv). ``CANDIDATES`` are v1's recipe (architecture,
+loss, learning rates) with rendering augmentation (augment.RenderAugment) and the controls that
+tell its effect apart: the same longer schedule without it, a wider network, a lower rate.
+
+Each candidate trains in two stages like v1 (``STAGES``: 256 px from scratch, then 512 px from
+stage 1's best weights), each an ordinary resumable run under runs/v2/<candidate>-<size>/, each
+stopped by its epochs or by its share of ``--minutes`` (a time budget, recorded in the run's
+provenance as the epochs done), whichever comes first. On a GPU the candidates train side by side
+(``--jobs``). ``select`` scores every finished candidate and v1 on the validation cases as stored
+and on the shifted validation set (reporting/shifted.py), writes results/v2/candidates.csv and
+.md, and names the candidate that beats v1 on every shifted family, is never worse than doing
+nothing on any shifted case, and has the best mean shifted gain. No test case is read here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..atomic import atomic_path
+from ..config import load_config
+from ..data import load_data
+from ..errors import InputError, run_guarded
+from ..inference import predict
+from ..reporting.anatomy import error_budget
+from ..reporting.evaluate import run_part
+from ..reporting.shifted import ORIGINAL, beats_on_every_family, shifted_rows, shifted_summary
+from ..runs import (
+    DEFAULT_RELEASE, PROVENANCE_FILE, REPO_ROOT, BEST_WEIGHTS, config_from_run, git_commit, load_model, load_released,
+    normalise_data_dir, portable, released_folder,
+)
+from ..train import fit
+
+#: What each candidate changes in v1's recipe (the paper profile's R-AE + MS-SSIM, as release.py trains it).
+CANDIDATES = {
+    "render": dict(render_p=0.7),  # rendering augmentation on 70 % of the training images
+    "render-wide": dict(render_p=0.7, unet_width=24),  # and 1.5x the channels (2.25x the weights)
+    "render-third": dict(render_p=0.35),  # a third of the images re-rendered
+    "longer": dict(render_p=0.0),  # v1's recipe on the same schedule: what the schedule alone gives
+}
+#: The two stages (as v1: 256 px from scratch, then 512 px from stage 1's best) with their epoch caps
+#: and their shares of the time budget; v1's own stages were 60 and 30 epochs on 2 CPU cores.
+STAGES = (
+    dict(image_size=256, epochs=300, batch_size=4, share=0.4),
+    dict(image_size=512, epochs=200, batch_size=4, lr=5e-4, share=0.6),
+)
+VARIANT = DEFAULT_RELEASE.split("-")[0]
+OUT = Path("results") / "v2"
+#: Epochs per ``fit`` call between two looks at the clock.
+CHUNK = 5
+
+
+def stage_dirs(name: str, runs_root: Path) -> list[Path]:
+    return [runs_root / f"{name}-{st['image_size']}" for st in STAGES]
+
+
+def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stages=STAGES, **extra):
+    st = {key: v for key, v in stages[k].items() if key != "share"}
+    init = {"init_from": str(stage_dirs(name, runs_root)[0])} if k == 1 else {}
+    return load_config("paper", variant=VARIANT, data_dir=data_dir, device=device, **{**CANDIDATES[name], **st, **init, **extra})
+
+
+def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 330.0,
+                    stages=STAGES, threads: int | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
+    """Both stages of one candidate, each until its epochs are done or its share of ``seconds`` is
+    spent (checked every ``chunk`` epochs; a later call resumes). Returns {stage folder: epochs done}."""
+    if threads:
+        torch.set_num_threads(threads)
+    runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
+    done = {}
+    for k, out_dir in enumerate(stage_dirs(name, runs_root)):
+        cfg = stage_config(name, k, data_dir, device, runs_root, stages, **extra)
+        data = load_data(cfg)
+        t_end = time.time() + seconds * stages[k]["share"]
+        epochs = 0
+        while True:
+            result = fit(cfg, out_dir, data=data, progress=False, profile=f"v2-{name}", max_epochs=chunk)
+            epochs = len(result.history)
+            if epochs >= cfg.epochs or time.time() >= t_end:
+                break
+        done[str(out_dir)] = epochs
+        print(f"{name}: {cfg.image_size} px, {epochs} epochs (best {result.best_epoch}) -> {portable(out_dir)}", flush=True)
+    return done
+
+
+def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, stages=STAGES, **extra) -> None:
+    """The candidates ``names``, ``jobs`` at a time (each its own process when jobs > 1)."""
+    if jobs <= 1:
+        for name in names:
+            train_candidate(name, data_dir, device, runs_root, seconds, stages, **extra)
+        return
+    threads = max(1, (torch.get_num_threads() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, threads, **extra) for n in names]
+        for f in futures:
+            f.result()
+
+
+def validation_cases(data_dir, run_dir: Path):
+    """The validation cases of v1's split (the same for every candidate: same data, same split settings)."""
+    cfg = config_from_run(run_dir)
+    data = load_data(load_config("paper", variant=cfg.variant, data_dir=data_dir, image_size=cfg.image_size))
+    return run_part(data, run_dir, "val")
+
+
+def baseline(data_dir, out: Path = OUT) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """v1 on the validation cases as stored and as other devices render them, and where its error
+    lies (anatomy.error_budget): results/v2/baseline_shifted.csv, baseline_error_budget.csv."""
+    val = validation_cases(data_dir, released_folder())
+    v1 = load_released()
+    rows = shifted_rows({"v1": v1}, val.x, val.s, val.ids)
+    budget = error_budget(predict(v1, val.x), val.s, val.m)
+    shares = pd.DataFrame({"case_id": val.ids, **{k: v.numpy() for k, v in budget.items()}})
+    _write(out / "baseline_shifted.csv", shifted_summary(rows))
+    _write(out / "baseline_error_budget.csv", shares)
+    return rows, shares
+
+
+def finished_candidates(runs_root: Path) -> dict[str, Path]:
+    """Candidates whose 512 px stage has weights, by name."""
+    return {n: d[-1] for n in CANDIDATES if (d := stage_dirs(n, runs_root))[-1].joinpath(BEST_WEIGHTS).exists()}
+
+
+def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd.DataFrame, str | None]:
+    """Every finished candidate and v1 on the validation and shifted validation cases; the table
+    results/v2/candidates.csv (+ .md) and the chosen candidate (None when none qualifies)."""
+    runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
+    found = finished_candidates(runs_root)
+    if not found:
+        raise InputError(f"{runs_root}: no candidate has finished its 512 px stage; run `python -m dae_lib.studies.v2 train` first")
+    val = validation_cases(data_dir, released_folder())
+    models = {"v1": load_released(), **{n: load_model(d) for n, d in found.items()}}
+    rows = shifted_rows(models, val.x, val.s, val.ids)
+    table, chosen = candidate_table(rows, found)
+    _write(out / "candidates.csv", table)
+    _write(out / "shifted_by_rendering.csv", shifted_summary(rows))
+    with atomic_path(out / "candidates.md") as tmp:
+        tmp.write_text(candidates_markdown(table, chosen, portable(data_dir)))
+    return table, chosen
+
+
+def candidate_table(rows: pd.DataFrame, found: dict[str, Path]) -> tuple[pd.DataFrame, str | None]:
+    """One row per model: validation PSNR gain as stored, mean shifted gain, worst shifted case,
+    shifted cases worse than doing nothing, families won against v1, epochs and provenance."""
+    original = rows[rows["family"] == ORIGINAL[0]]
+    shifted = rows[rows["family"] != ORIGINAL[0]]
+    out = []
+    for name in ["v1", *found]:
+        wins = beats_on_every_family(rows, name, "v1") if name != "v1" else None
+        prov = json.loads((found[name] / PROVENANCE_FILE).read_text()) if name in found else {}
+        out.append({
+            "model": name, "changes": json.dumps(CANDIDATES.get(name, {})),
+            "val_psnr": original[f"{name}_psnr"].mean(), "val_gain_db": original[f"{name}_gain"].mean(),
+            "shifted_gain_db": shifted[f"{name}_gain"].mean(), "shifted_bsr": shifted[f"{name}_bsr"].mean(),
+            "worst_shifted_gain_db": shifted[f"{name}_gain"].min(), "shifted_cases_worse": int((shifted[f"{name}_gain"] < 0).sum()),
+            "families_won": None if wins is None else int(wins["wins"].sum()), "families": shifted["family"].nunique(),
+            "epochs_512": prov.get("epochs_done"), "best_epoch_512": prov.get("best_epoch"), "device": prov.get("device"),
+            "train_seconds_512": prov.get("train_seconds_total"), "trained_at": prov.get("commit"),
+        })  # fmt: skip
+    table = pd.DataFrame(out)
+    table["scored_at"] = git_commit()
+    ok = table[(table["model"] != "v1") & (table["families_won"] == table["families"]) & (table["shifted_cases_worse"] == 0)
+               & (table["val_gain_db"] >= table.loc[table["model"] == "v1", "val_gain_db"].iloc[0])]  # fmt: skip
+    chosen = None if ok.empty else str(ok.sort_values("shifted_gain_db", ascending=False)["model"].iloc[0])
+    return table, chosen
+
+
+def candidates_markdown(table: pd.DataFrame, chosen: str | None, data: str) -> str:
+    lines = [
+        f"# v2 candidates against v1 (validation cases of {data}; no test case read)",
+        "",
+        "Gains are PSNR over doing nothing (S_hat = X), in dB, mean over cases; shifted: the validation cases",
+        "rendered as other devices render them (augment.SHIFTED, X and S alike). A candidate qualifies when it",
+        "beats v1 on every shifted family, is never worse than doing nothing on a shifted case, and keeps v1's",
+        "validation gain; the qualifying one with the best mean shifted gain is chosen.",
+        "",
+        "| model | changes | val PSNR | val gain | shifted gain | shifted BSR | worst shifted case | shifted cases worse | families won | 512 px epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in table.itertuples():
+        won = "" if r.families_won is None or pd.isna(r.families_won) else f"{int(r.families_won)} of {r.families}"
+        lines.append(f"| {r.model} | {r.changes} | {r.val_psnr:.2f} | {r.val_gain_db:+.2f} | {r.shifted_gain_db:+.2f} | {r.shifted_bsr:.3f} | "
+                     f"{r.worst_shifted_gain_db:+.2f} | {r.shifted_cases_worse} | {won} | {'' if pd.isna(r.epochs_512) else int(r.epochs_512)} |")  # fmt: skip
+    lines += ["", f"Chosen: {chosen or 'none qualifies (v1 stays the default)'}.", "", f"Scored at {git_commit()[:12]}.", ""]
+    return "\n".join(lines)
+
+
+def _write(path: Path, df: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dae_lib.studies.v2", description=__doc__.split("\n")[0])
+    p.add_argument("step", choices=("baseline", "train", "select"))
+    p.add_argument("--data", required=True, help="the BSE-JSRT folder")
+    p.add_argument("--candidates", nargs="+", choices=sorted(CANDIDATES), default=list(CANDIDATES))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--jobs", type=int, default=1, help="candidates trained at once (a GPU holds several)")
+    p.add_argument("--minutes", type=float, default=30.0, help="time budget of each candidate's two stages (default 30)")
+    p.add_argument("--runs", default=None, help="runs root (default runs/v2)")
+    args = p.parse_args(argv)
+    t0 = time.time()
+
+    def go():
+        data_dir = normalise_data_dir(args.data)
+        if args.step == "baseline":
+            rows, shares = baseline(data_dir)
+            print(shifted_summary(rows, by="family").round(3).to_string(index=False))
+            print(shares.drop(columns="case_id").mean().round(3).to_string())
+        elif args.step == "train":
+            train_all(args.candidates, data_dir, args.device, args.jobs, args.minutes * 60, args.runs and Path(args.runs))
+        else:
+            table, chosen = select(data_dir, args.runs and Path(args.runs))
+            print(table.round(3).to_string(index=False))
+            print(f"chosen: {chosen}")
+        print(f"wall time {time.time() - t0:.0f} s")
+        return 0
+
+    return run_guarded(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
