@@ -79,10 +79,12 @@ def train_release(variant: str, data_dir: str, device: str = "auto", runs_root: 
     return fit(cfg2, s2, data=load_data(cfg2), profile="release-512")
 
 
-def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
+def write_release(run_dir: Path, out_dir: Path, data=None, log=print, notes: dict | None = None, compare: dict | None = None) -> Path:
     """Write the release folder of a trained run: its weights in float16 (half the size; the card's
     numbers are those of these very weights), records, and the model card from scoring the
-    released folder itself on the run's test cases."""
+    released folder itself on the run's test cases. ``compare``: {label: folder} of other releases
+    scored on the same test cases for the card's table (v1 beside v2); ``notes``: further card
+    entries (a later release's recipe, its validation and shifted-validation numbers: studies/v2.py)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = json.loads((run_dir / CONFIG_FILE).read_text())
     prov = json.loads((run_dir / PROVENANCE_FILE).read_text())
@@ -100,9 +102,14 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
     data_rec = json.loads((run_dir / DATA_FILE).read_text())
     write_json_atomic(tmp / DATA_FILE, {**data_rec, "source": data_tag(cfg["data_dir"])})
     (tmp / SPLIT_FILE).write_text(split_text)
-    summary = summarize(evaluate_run(tmp, data))
+    scored = [evaluate_run(tmp, data)]
     (tmp / TEST_METRICS).unlink()  # evaluate_run's by-product; the card holds the numbers
-    metrics = card_metrics(summary, (IDENTITY, variant.label))
+    for label, folder in (compare or {}).items():
+        other = evaluate_run(folder, data)
+        (Path(folder) / TEST_METRICS).unlink(missing_ok=True)
+        scored.append(other[other["method"] != IDENTITY].assign(method=label))
+    summary = summarize(pd.concat(scored, ignore_index=True))
+    metrics = card_metrics(summary, (IDENTITY, variant.label, *(compare or {})))
     card = {
         "model": variant.label, "variant": variant.name, "family": variant.family,
         "architecture": f"residual U-Net (dae_lib/models/residual_unet.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
@@ -115,10 +122,11 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print) -> Path:
         ],
         "seed": cfg["seed"], "commit": prov["commit"], "evaluated_at_commit": git_commit(), "torch": prov["torch"], "utc": prov["utc"],
         "test_metrics": metrics, "n_test": int(summary.loc[IDENTITY, "n"]),
-        "weights": "float16 safetensors (trained in float32 with bf16 autocast; loaded into a float32 model)",
+        "weights": f"float16 safetensors (trained in float32{' with bf16 autocast' if 'bfloat16' in str(prov.get('autocast')) else ''}; loaded into a float32 model)",
         "weights_sha256": sha256_file(tmp / BEST_WEIGHTS),
         "intended_use": INTENDED_USE, "limits": LIMITS,
         "load": f"from dae_lib.runs import load_released; model = load_released({out_dir.name!r})",
+        **(notes or {}),
     }  # fmt: skip
     write_json_atomic(tmp / "model_card.json", card)
     (tmp / "model_card.md").write_text(model_card_markdown(card))
@@ -171,14 +179,16 @@ def model_card_markdown(card: dict) -> str:
         f"{st[0]['device']}); stage 2 at {card['image_size']} px from stage 1, {st[1]['epochs']} epochs (best "
         f"{st[1]['best_epoch']}, {st[1]['train_seconds']} s, {st[1]['device']}); seed {card['seed']}; trained at commit {card['commit']}, "
         f"scored at {card.get('evaluated_at_commit', card['commit'])}; "
-        f"torch {card['torch']}; {card['utc']}. Variant, learning rate and loss weights chosen on the validation part; "
-        "stage lengths set by a CPU budget; no setting chosen on the test cases. Regenerate: "
-        "`python -m dae_lib.studies.release --data ../shared/data/bse-jsrt-512`.",
+        f"torch {card['torch']}; {card['utc']}. "
+        + card.get("recipe", "Variant, learning rate and loss weights chosen on the validation part; stage lengths set by a CPU budget; "
+                   "no setting chosen on the test cases.")
+        + f" Regenerate: `{card.get('regenerate', 'python -m dae_lib.studies.release --data ../shared/data/bse-jsrt-512')}`.",
         "",
         f"**Test metrics** ({card['n_test']} held-out cases, mean +- sd over images, fp32):",
         "",
         *metrics_table(card["test_metrics"]),
         "",
+        *_extra_sections(card),
         f"**Intended use**: {card['intended_use']}",
         "",
         f"**Limits**: {card['limits']}",
@@ -187,6 +197,19 @@ def model_card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _extra_sections(card: dict) -> list[str]:
+    """A later release's further card sections (studies/v2.py writes them): validation and shifted
+    validation against doing nothing and the earlier release, and the CPU inference time."""
+    lines = []
+    for key, title in (("validation", "Validation"), ("shifted_validation", "Shifted validation")):
+        if card.get(key):
+            sec = card[key]
+            lines += [f"**{title}** ({sec['what']}):", "", *sec["table"], ""]
+    if card.get("cpu_inference"):
+        lines += [f"**CPU inference**: {card['cpu_inference']}", ""]
+    return lines
 
 
 def main(argv=None) -> int:

@@ -54,11 +54,13 @@ CANDIDATES = {
     "render-third": dict(render_p=0.35),  # a third of the images re-rendered
     "longer": dict(render_p=0.0),  # v1's recipe on the same schedule: what the schedule alone gives
 }
-#: The two stages (as v1: 256 px from scratch, then 512 px from stage 1's best) with their epoch caps
-#: and their shares of the time budget; v1's own stages were 60 and 30 epochs on 2 CPU cores.
+#: The stages: as v1 (256 px from scratch, then 512 px from stage 1's best), then a third at a lower
+#: learning rate from stage 2's best; each with its epoch cap and its share of the time budget
+#: (normalised over the stages a call runs). v1's own stages were 60 and 30 epochs on 2 CPU cores.
 STAGES = (
-    dict(image_size=256, epochs=300, batch_size=4, share=0.4),
-    dict(image_size=512, epochs=200, batch_size=4, lr=5e-4, share=0.6),
+    dict(tag="256", image_size=256, epochs=300, batch_size=4, share=0.24),
+    dict(tag="512", image_size=512, epochs=200, batch_size=4, lr=5e-4, share=0.36),
+    dict(tag="512-low-lr", image_size=512, epochs=200, batch_size=4, lr=1e-4, share=0.40),
 )
 VARIANT = DEFAULT_RELEASE.split("-")[0]
 OUT = Path("results") / "v2"
@@ -66,48 +68,51 @@ OUT = Path("results") / "v2"
 CHUNK = 5
 
 
-def stage_dirs(name: str, runs_root: Path) -> list[Path]:
-    return [runs_root / f"{name}-{st['image_size']}" for st in STAGES]
+def stage_dirs(name: str, runs_root: Path, stages=STAGES) -> list[Path]:
+    return [runs_root / f"{name}-{st['tag']}" for st in stages]
 
 
 def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stages=STAGES, **extra):
-    st = {key: v for key, v in stages[k].items() if key != "share"}
-    init = {"init_from": str(stage_dirs(name, runs_root)[0])} if k == 1 else {}
+    st = {key: v for key, v in stages[k].items() if key not in ("share", "tag")}
+    init = {"init_from": str(stage_dirs(name, runs_root, stages)[k - 1])} if k > 0 else {}
     return load_config("paper", variant=VARIANT, data_dir=data_dir, device=device, **{**CANDIDATES[name], **st, **init, **extra})
 
 
-def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 330.0,
-                    stages=STAGES, threads: int | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
-    """Both stages of one candidate, each until its epochs are done or its share of ``seconds`` is
-    spent (checked every ``chunk`` epochs; a later call resumes). Returns {stage folder: epochs done}."""
+def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 600.0,
+                    stages=STAGES, threads: int | None = None, run: tuple[int, ...] | None = None, chunk: int = CHUNK,
+                    **extra) -> dict:  # fmt: skip
+    """The stages ``run`` (indices; default all) of one candidate, each until its epochs are done
+    or its share of ``seconds`` is spent (checked every ``chunk`` epochs; a later call resumes).
+    Returns {stage folder: epochs done}."""
     if threads:
         torch.set_num_threads(threads)
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
+    run = tuple(range(len(stages))) if run is None else tuple(run)
+    total_share = sum(stages[k]["share"] for k in run)
     done = {}
-    for k, out_dir in enumerate(stage_dirs(name, runs_root)):
+    for k in run:
+        out_dir = stage_dirs(name, runs_root, stages)[k]
         cfg = stage_config(name, k, data_dir, device, runs_root, stages, **extra)
         data = load_data(cfg)
-        t_end = time.time() + seconds * stages[k]["share"]
-        epochs = 0
+        t_end = time.time() + seconds * stages[k]["share"] / total_share
         while True:
             result = fit(cfg, out_dir, data=data, progress=False, profile=f"v2-{name}", max_epochs=chunk)
-            epochs = len(result.history)
-            if epochs >= cfg.epochs or time.time() >= t_end:
+            if len(result.history) >= cfg.epochs or time.time() >= t_end:
                 break
-        done[str(out_dir)] = epochs
-        print(f"{name}: {cfg.image_size} px, {epochs} epochs (best {result.best_epoch}) -> {portable(out_dir)}", flush=True)
+        done[str(out_dir)] = len(result.history)
+        print(f"{name}: stage {stages[k]['tag']}, {len(result.history)} epochs (best {result.best_epoch}) -> {portable(out_dir)}", flush=True)
     return done
 
 
-def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, stages=STAGES, **extra) -> None:
+def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, stages=STAGES, run=None, **extra) -> None:
     """The candidates ``names``, ``jobs`` at a time (each its own process when jobs > 1)."""
     if jobs <= 1:
         for name in names:
-            train_candidate(name, data_dir, device, runs_root, seconds, stages, **extra)
+            train_candidate(name, data_dir, device, runs_root, seconds, stages, run=run, **extra)
         return
     threads = max(1, (torch.get_num_threads() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, threads, **extra) for n in names]
+        futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, threads, run, **extra) for n in names]
         for f in futures:
             f.result()
 
@@ -133,8 +138,14 @@ def baseline(data_dir, out: Path = OUT) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def finished_candidates(runs_root: Path) -> dict[str, Path]:
-    """Candidates whose 512 px stage has weights, by name."""
-    return {n: d[-1] for n in CANDIDATES if (d := stage_dirs(n, runs_root))[-1].joinpath(BEST_WEIGHTS).exists()}
+    """Every stage from 512 px on that has weights, by "<candidate>" (its stage 2) or
+    "<candidate>/<tag>" (a later stage)."""
+    found = {}
+    for n in CANDIDATES:
+        for st, d in zip(STAGES, stage_dirs(n, runs_root)):
+            if st["image_size"] >= 512 and d.joinpath(BEST_WEIGHTS).exists():
+                found[n if st is STAGES[1] else f"{n}/{st['tag']}"] = d
+    return found
 
 
 def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd.DataFrame, str | None]:
@@ -156,16 +167,17 @@ def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd
 
 
 def candidate_table(rows: pd.DataFrame, found: dict[str, Path]) -> tuple[pd.DataFrame, str | None]:
-    """One row per model: validation PSNR gain as stored, mean shifted gain, worst shifted case,
+    """One row per model scored in ``rows`` (v1 first; ``found``: the candidates' run folders, for
+    their provenance): validation PSNR gain as stored, mean shifted gain, worst shifted case,
     shifted cases worse than doing nothing, families won against v1, epochs and provenance."""
     original = rows[rows["family"] == ORIGINAL[0]]
     shifted = rows[rows["family"] != ORIGINAL[0]]
     out = []
-    for name in ["v1", *found]:
+    for name in [c[: -len("_gain")] for c in rows.columns if c.endswith("_gain")]:
         wins = beats_on_every_family(rows, name, "v1") if name != "v1" else None
         prov = json.loads((found[name] / PROVENANCE_FILE).read_text()) if name in found else {}
         out.append({
-            "model": name, "changes": json.dumps(CANDIDATES.get(name, {})),
+            "model": name, "changes": json.dumps(CANDIDATES.get(name.split("/")[0], {})) + (f" then stage {name.split('/')[1]}" if "/" in name else ""),
             "val_psnr": original[f"{name}_psnr"].mean(), "val_gain_db": original[f"{name}_gain"].mean(),
             "shifted_gain_db": shifted[f"{name}_gain"].mean(), "shifted_bsr": shifted[f"{name}_bsr"].mean(),
             "worst_shifted_gain_db": shifted[f"{name}_gain"].min(), "shifted_cases_worse": int((shifted[f"{name}_gain"] < 0).sum()),
@@ -213,7 +225,8 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", nargs="+", choices=sorted(CANDIDATES), default=list(CANDIDATES))
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=1, help="candidates trained at once (a GPU holds several)")
-    p.add_argument("--minutes", type=float, default=30.0, help="time budget of each candidate's two stages (default 30)")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget of each candidate's stages (default 10; shared by STAGES' shares)")
+    p.add_argument("--stages", type=int, nargs="+", choices=range(1, len(STAGES) + 1), default=None, help="only these stages (1-based; default all)")
     p.add_argument("--runs", default=None, help="runs root (default runs/v2)")
     args = p.parse_args(argv)
     t0 = time.time()
@@ -225,7 +238,8 @@ def main(argv=None) -> int:
             print(shifted_summary(rows, by="family").round(3).to_string(index=False))
             print(shares.drop(columns="case_id").mean().round(3).to_string())
         elif args.step == "train":
-            train_all(args.candidates, data_dir, args.device, args.jobs, args.minutes * 60, args.runs and Path(args.runs))
+            run = None if args.stages is None else tuple(k - 1 for k in sorted(set(args.stages)))
+            train_all(args.candidates, data_dir, args.device, args.jobs, args.minutes * 60, args.runs and Path(args.runs), run=run)
         else:
             table, chosen = select(data_dir, args.runs and Path(args.runs))
             print(table.round(3).to_string(index=False))

@@ -1,0 +1,171 @@
+"""Renderings as other devices make them (augment.Rendering, RenderAugment), the shifted validation
+set (reporting/shifted.py), where the error lies (anatomy.error_budget) and how v2's candidate is
+chosen (studies/v2.candidate_table): issue 23."""
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from dae_lib.augment import RENDER_RANGES, SHIFTED, PairedAugment, RenderAugment, Rendering, random_rendering
+from dae_lib.phantom import chest_phantom
+from dae_lib.reporting.anatomy import BAND_SIGMAS, error_budget
+from dae_lib.reporting.shifted import ORIGINAL, beats_on_every_family, renderings, shifted_rows, shifted_summary
+from dae_lib.studies.v2 import candidate_table
+from dae_lib.train import fit
+from helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def pair():
+    x, s, _ = chest_phantom(128, seed=4)
+    return x[None, None], s[None, None]
+
+
+def test_the_plain_rendering_changes_nothing(pair):
+    x, s = pair
+    xr, sr = Rendering().apply(x, s)
+    assert torch.equal(xr, x) and torch.equal(sr, s)
+
+
+def test_noise_is_the_same_field_in_x_and_s(pair):
+    x, s = (0.2 + 0.6 * t for t in pair)  # away from 0 and 1: no clipping
+    xr, sr = Rendering(noise=0.02).apply(x, s, torch.Generator().manual_seed(1))
+    assert (xr - x).std() > 0.015  # noise was added...
+    assert torch.allclose(xr - sr, x - s, atol=1e-6)  # ...and the bone X - S is untouched
+
+
+def test_the_grey_curve_is_the_formula_on_both(pair):
+    x, s = pair
+    xr, sr = Rendering(gamma=0.7, low=0.15, high=0.85).apply(x, s)
+    for before, after in ((x, xr), (s, sr)):
+        assert torch.allclose(after, 0.15 + 0.7 * before**0.7, atol=1e-6)
+
+
+def test_edge_enhancement_overshoots_at_an_edge_and_leaves_flat_grey_alone():
+    step = torch.full((1, 1, 512, 512), 0.3)  # lengths are in px of a 512 px image
+    step[..., 256:] = 0.6
+    xr, _ = Rendering(unsharp=1.0, unsharp_sigma=2.0).apply(step, step)
+    assert xr[..., 256 + 1].mean() > 0.62 and xr[..., 256 - 2].mean() < 0.28  # overshoot on both sides
+    assert torch.allclose(xr[..., :64], step[..., :64], atol=1e-6) and torch.allclose(xr[..., -64:], step[..., -64:], atol=1e-6)
+
+
+def test_lower_resolution_loses_fine_detail_only():
+    ramp = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 1, 64, 64).contiguous()
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float().view(1, 1, 64, 64)
+    r = Rendering(resolution=0.5)
+    assert (r.apply(ramp, ramp)[0][..., 4:-4] - ramp[..., 4:-4]).abs().max() < 0.02  # smooth: kept
+    assert r.apply(checker, checker)[0].std() < 0.1 * checker.std()  # one-pixel detail: gone
+
+
+def test_aspect_stretches_the_width_about_the_centre():
+    img = torch.zeros(1, 1, 64, 64)
+    img[..., 40] = 1.0  # a vertical line 8 px right of the centre (31.5)
+    out, _ = Rendering(aspect=1.5).apply(img, img)
+    assert int(out[0, 0, 32].argmax()) in (43, 44)  # 31.5 + 8.5 * 1.5 = 44.25
+
+
+def test_jpeg_matches_pil_on_each_image(pair):
+    x, s = pair
+    xr, sr = Rendering(jpeg=30).apply(x, s)
+    buf = io.BytesIO()
+    Image.fromarray(np.round(s[0, 0].numpy() * 255).astype(np.uint8)).save(buf, format="JPEG", quality=30)
+    assert torch.allclose(sr[0, 0], torch.from_numpy(np.asarray(Image.open(buf), dtype=np.float32) / 255))
+    assert not torch.equal(xr, x)
+
+
+def test_training_renderings_are_drawn_from_their_ranges_and_never_jpeg():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        r = random_rendering(rng)
+        assert r.jpeg == 0  # the family held out of training
+        for name, (_, (lo, hi)) in RENDER_RANGES.items():
+            value = getattr(r, name)
+            assert value == getattr(Rendering(), name) or lo <= value <= hi, (name, value)
+    shifted = {r for named in SHIFTED.values() for r in named.values()}
+    assert Rendering() not in shifted
+
+
+def test_render_augment_follows_the_seed_and_its_probability(pair):
+    x, s = (t.repeat(6, 1, 1, 1) for t in pair)
+    torch.manual_seed(5)
+    a = RenderAugment(1.0)(x, s)
+    torch.manual_seed(5)
+    b = RenderAugment(1.0)(x, s)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # reproducible from torch's seed
+    assert all(not torch.equal(a[0][i], x[i]) for i in range(6))  # p = 1: each image re-rendered
+    off = RenderAugment(0.0)(x, s)
+    assert torch.equal(off[0], x) and torch.equal(off[1], s)
+
+
+def test_paired_augment_renders_only_when_asked(tiny_data):
+    cfg = tiny_config(render_p=0.0)
+    assert PairedAugment.from_config(cfg).render is None
+    assert PairedAugment.from_config(tiny_config(render_p=0.5)).render.p == 0.5
+
+
+def test_a_run_trains_with_rendering_augmentation(tiny_data, tmp_path):
+    result = fit(tiny_config(variant="r_ae", unet_width=4, epochs=1, render_p=1.0), tmp_path / "run", data=tiny_data, progress=False)
+    assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
+
+
+class _Identity(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return (x + 0 * self.p,)
+
+
+def test_shifted_rows_score_every_rendering_of_every_case(pair):
+    x, s = (t.repeat(2, 1, 1, 1) for t in pair)
+    shifted = {"noise": {"noise 0.01": Rendering(noise=0.01)}, "grey curve": {"gamma 1.5": Rendering(gamma=1.5)}}
+    rows = shifted_rows({"nothing": _Identity()}, x, s, ["a", "b"], shifted)
+    assert len(rows) == 2 * (1 + 2) and [r[:2] for r in renderings(shifted)][0] == ORIGINAL[:2]
+    assert np.allclose(rows["nothing_gain"], 0) and np.allclose(rows["nothing_bsr"], 0)  # doing nothing gains nothing
+    summary = shifted_summary(rows, by="family")
+    assert list(summary["family"]) == ["none", "noise", "grey curve"] and list(summary["cases"]) == [2, 2, 2]
+
+
+def _rows(gains: dict[str, list[float]]) -> pd.DataFrame:
+    """Rows as shifted_rows makes them: family 'none' and two shifted families of 2 cases each."""
+    fams = ["none"] * 2 + ["noise"] * 2 + ["blur"] * 2
+    df = pd.DataFrame({"family": fams, "rendering": fams, "case_id": ["a", "b"] * 3, "identity_psnr": 30.0})
+    for name, g in gains.items():
+        df[f"{name}_gain"] = g
+        df[f"{name}_psnr"] = 30.0 + np.array(g)
+        df[f"{name}_bsr"] = 0.5
+    return df
+
+
+def test_the_chosen_candidate_beats_v1_everywhere_and_never_loses_to_doing_nothing():
+    rows = _rows({
+        "v1": [6, 6, 1, 1, 2, 2],
+        "best_but_one_case_worse": [6, 6, 9, -0.1, 9, 9],  # the best mean, one shifted case worse than nothing
+        "loses_a_family": [6, 6, 3, 3, 1.5, 1.5],
+        "worse_as_stored": [5, 5, 3, 3, 3, 3],
+        "good": [6.1, 6.1, 2, 2, 3, 3],
+    })  # fmt: skip
+    found = {}
+    table, chosen = candidate_table(rows, found)
+    assert chosen == "good"
+    wins = beats_on_every_family(rows, "loses_a_family", "v1").set_index("family")["wins"]
+    assert wins["noise"] and not wins["blur"]
+    assert candidate_table(_rows({"v1": [6, 6, 1, 1, 2, 2], "bad": [6, 6, 0, 0, 1, 1]}), {})[1] is None
+
+
+def test_error_budget_finds_where_the_error_is():
+    s = torch.rand(1, 1, 512, 512) * 0.2 + 0.4
+    mask = torch.zeros_like(s)
+    mask[..., 160:240, :] = 1
+    inside = error_budget(s + 0.05 * mask, s, mask)
+    assert inside["bone"].item() == pytest.approx(1.0)
+    checker = ((torch.arange(512)[:, None] + torch.arange(512)[None]) % 2).float().view(1, 1, 512, 512)
+    lo, hi = BAND_SIGMAS
+    assert error_budget(s + 0.02 * checker - 0.01, s, mask)[f"fine (< {lo:g} px)"].item() > 0.95
+    assert error_budget(s + 0.02, s, mask)[f"coarse (> {hi:g} px)"].item() > 0.95
+    regions = sum(inside[k] for k in ("bone", "lungs, no bone", "elsewhere"))
+    assert regions.item() == pytest.approx(1.0)
