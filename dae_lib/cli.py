@@ -29,7 +29,7 @@ from . import suppress
 from .config import AMP_MODES, DEFAULT_PROFILE, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, run_guarded
 from .models import FAMILIES, variants
-from .runs import outputs
+from .runs import DEFAULT_RELEASE, outputs, released_names
 
 
 def _data_arg(value: str | None) -> str | None:
@@ -144,7 +144,7 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("x_dir", help="folder of radiographs (or, without S_DIR, a folder with X/ + S/, JSRT/ + BSE_JSRT/ or the Kaggle layout)")
     p.add_argument("s_dir", nargs="?", default=None, help="folder of soft-tissue images, matched to the radiographs by file name")
     p.add_argument("--out", required=True, help="folder for scores.csv, scores.md and montage/ (never an input folder; nothing replaced)")
-    p.add_argument("--weights", default=None, help="a run folder or .safetensors file (default: the released model)")
+    p.add_argument("--weights", default=None, help=f"a run folder, a .safetensors file or a released model's name ({', '.join(released_names())}; default {DEFAULT_RELEASE})")
     p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the files store the images (auto: decided per file, as suppress does)")
     p.add_argument("--register", action="store_true", help="resample S onto X where they are off by more than --tolerance")
     p.add_argument("--tolerance", type=float, default=None, help="pixels of misalignment that count as misaligned, 0 or more (default: scoring.score.TOLERANCE_PX, 1 px); exit status 2 also when a pair was skipped")

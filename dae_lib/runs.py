@@ -440,9 +440,13 @@ def released_folder(name: str = DEFAULT_RELEASE) -> Path:
     there are when there is no such release."""
     folder = RELEASED_DIR / name
     if not folder.is_dir():
-        have = sorted(p.name for p in RELEASED_DIR.iterdir() if p.is_dir()) if RELEASED_DIR.is_dir() else []
-        raise WeightsError(f"no released model {name!r} in {RELEASED_DIR} (released: {have or 'none'})")
+        raise WeightsError(f"no released model {name!r} in {RELEASED_DIR} (released: {released_names() or 'none'})")
     return folder
+
+
+def released_names() -> list[str]:
+    """The names of the released models (dae_lib/released/<name>/), for ``load_released`` and --weights."""
+    return sorted(p.name for p in RELEASED_DIR.iterdir() if p.is_dir()) if RELEASED_DIR.is_dir() else []
 
 
 @dataclass(frozen=True)
@@ -471,8 +475,11 @@ def _locate(weights, which: str) -> tuple[Path, Path]:
         folder = released_folder()
         return folder, weights_file(folder, "best")
     p = Path(weights)
+    if not p.exists() and p.name == str(weights) and (RELEASED_DIR / p.name).is_dir():  # a released model's name
+        folder = released_folder(p.name)
+        return folder, weights_file(folder, "best")
     if not p.exists():
-        raise WeightsError(f"{p}: no such weights file or run folder")
+        raise WeightsError(f"{p}: no such weights file, run folder or released model (released: {', '.join(released_names()) or 'none'})")
     return (p, weights_file(p, which)) if p.is_dir() else (p.parent, p)
 
 
@@ -480,8 +487,9 @@ def load_trained(weights: str | Path | None = None, device="cpu", which: str = "
     """The one way to a trained model, in eval mode on ``device``, float32.
 
     ``weights``: a run folder (its ``which`` weights: "best" or "last"), a weights file in one (a
-    .safetensors file, or a torch file such as checkpoint.pt, read with ``weights_only=True``), or
-    None for the default release (DEFAULT_RELEASE). The architecture comes from the config.json
+    .safetensors file, or a torch file such as checkpoint.pt, read with ``weights_only=True``), a
+    released model's name (``released_names``; a path of that name comes first), or None for the
+    default release (DEFAULT_RELEASE). The architecture comes from the config.json
     beside the weights; safetensors weights that record other settings than it are refused
     (``check_fingerprint``). Every problem is a WeightsError or RunDirError of one line.
     ``fastest_layout``: the weights in the memory layout that device.fastest gives this device's

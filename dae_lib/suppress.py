@@ -70,7 +70,7 @@ from .radiograph import (
     DICOM_SUFFIXES, IMAGE_SUFFIXES, Radiograph, clinical_pixels, invert, is_candidate, output_suffix_of, read_radiograph, write_dicom,
     write_png, write_signed_tiff,
 )
-from .runs import TrainedModel, load_trained, released_folder, run_split
+from .runs import DEFAULT_RELEASE, TrainedModel, load_trained, released_folder, released_names, run_split
 
 PREVIEW_SUFFIX = ".png"
 #: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).
@@ -530,7 +530,7 @@ decided and its evidence. Exit status: 0 all done, 2 any input failed, 130 inter
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="radiograph files or folders (recursed)")
     p.add_argument("--out", required=True, help="output folder (same relative paths as the inputs)")
-    p.add_argument("--weights", default=None, help="a run folder, its best.safetensors or checkpoint.pt (default: the released model)")
+    p.add_argument("--weights", default=None, help=f"a run folder, its best.safetensors or checkpoint.pt, or a released model's name ({', '.join(released_names())}; default {DEFAULT_RELEASE})")
     p.add_argument("--polarity", choices=POLARITIES, default="auto", help="how the inputs are stored (default: auto; auto refuses a file it is unsure of)")
     p.add_argument("--bone", default=None, metavar="DIR", help="also write the removed bone component here (not the --out folder)")
     p.add_argument("--device", default="auto")

@@ -59,6 +59,8 @@ def worse_than_identity(s_hat: torch.Tensor, s: torch.Tensor, x: torch.Tensor) -
     return worse.mean(dim=(1, 2, 3))
 
 
+#: The regions of ``error_budget``: the bone mask, the lung fields outside it, the rest.
+REGIONS = ("bone", "lungs, no bone", "elsewhere")
 #: The spatial frequency bands of ``error_budget``: Gaussian sigmas in px of a 512 px image that
 #: separate fine detail (rib edges, below the first), rib-sized structure (between) and the coarse
 #: rest (rib interiors and shading, above the second).
@@ -77,9 +79,7 @@ def error_budget(s_hat: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> di
     e = r**2
     lungs = lung_fields(s).double()
     m = mask.double()
-    shares = {
-        "bone": _share(e, m), "lungs, no bone": _share(e, lungs * (1 - m)), "elsewhere": _share(e, (1 - lungs) * (1 - m)),
-    }  # fmt: skip
+    shares = dict(zip(REGIONS, (_share(e, m), _share(e, lungs * (1 - m)), _share(e, (1 - lungs) * (1 - m)))))
     px = s.shape[-1] / 512
     a, b = (gaussian_blur(r, sigma * px) for sigma in BAND_SIGMAS)
     lo, hi = BAND_SIGMAS

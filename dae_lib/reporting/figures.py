@@ -25,6 +25,7 @@ from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
 from .anatomy import lung_fields
 from .evaluate import IDENTITY
+from .shifted import shifted_summary
 from .table1 import block_seeds, paired_difference, paper_values
 
 
@@ -371,4 +372,40 @@ def msssim_map_figure(x, s, form_note: str = "", path=None, footer=None):
     axes[2].set_title(f"MS-SSIM(j) of X against S, mean {float(m.mean()):.4f}{form_note}", fontsize=9)
     axes[2].axis("off")
     fig.colorbar(im, ax=axes[2], shrink=0.85, label="MS-SSIM(j) (1: identical)")
+    return _finish(fig, path, footer)
+
+
+def renderings_figure(x, s, renderings, path=None, footer=None):
+    """One pair (X, S: (1, 1, H, W)) under each rendering of ``renderings`` ([(family, name,
+    augment.Rendering)], as reporting.shifted.renderings lists them): X on top, X - S (the bone,
+    window [0, 0.3]) below, so that what each device does to the radiograph and to its bone shows."""
+    fig, axes = plt.subplots(2, len(renderings), figsize=(1.9 * len(renderings), 4.4))
+    for k, (family, name, rendering) in enumerate(renderings):
+        xr, sr = rendering.apply(x, s, torch.Generator().manual_seed(0))
+        _show(axes[0, k], xr[0, 0].numpy(), f"X, {name}")
+        _show(axes[1, k], (xr - sr)[0, 0].numpy(), f"X - S (0-0.3), {family}", vmin=0, vmax=0.3)
+        for ax in axes[:, k]:
+            ax.title.set_fontsize(6)
+    fig.tight_layout()
+    return _finish(fig, path, footer)
+
+
+def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, footer=None):
+    """PSNR gain over doing nothing per rendering family (reporting.shifted.shifted_rows' rows),
+    one bar per model (``models``: {column prefix in rows: label}), and the worst case's gain as a
+    dot: below 0, that model made some case worse than doing nothing."""
+    fam = shifted_summary(rows, by="family")
+    y = np.arange(len(fam))[::-1]
+    h = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(fam) + 1.6))
+    for k, (prefix, label) in enumerate(models.items()):
+        pos = y + 0.4 - h * (k + 0.5)
+        bars = ax.barh(pos, fam[f"{prefix}_gain"], height=h, label=f"{label}: mean")
+        ax.plot(fam[f"{prefix}_worst_gain"], pos, "o", color=bars.patches[0].get_facecolor(), mec="k", ms=4)
+    ax.axvline(0, color="0.3", lw=1)
+    ax.set_yticks(y, [f"{f} ({c} cases)" for f, c in zip(fam["family"], fam["cases"])])
+    ax.set_xlabel("PSNR gain over doing nothing (dB); dot: the worst case")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
     return _finish(fig, path, footer)

@@ -29,6 +29,12 @@ def renderings(shifted: dict | None = None) -> list[tuple[str, str, Rendering]]:
     return [ORIGINAL] + [(fam, name, r) for fam, named in shifted.items() for name, r in named.items()]
 
 
+def one_per_family(shifted: dict | None = None) -> list[tuple[str, str, Rendering]]:
+    """The original and the first (mildest listed) rendering of each family: one look at each."""
+    shifted = SHIFTED if shifted is None else shifted
+    return [ORIGINAL] + [(fam, *next(iter(named.items()))) for fam, named in shifted.items()]
+
+
 def shifted_rows(models: dict[str, torch.nn.Module], x: torch.Tensor, s: torch.Tensor, ids, shifted: dict | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per (rendering, case): family, rendering, case_id, identity PSNR, and each model's
     PSNR, gain over doing nothing (dB) and BSR. ``x``, ``s`` (N, 1, H, W) clinical polarity [0, 1];

@@ -79,6 +79,23 @@ def train_release(variant: str, data_dir: str, device: str = "auto", runs_root: 
     return fit(cfg2, s2, data=load_data(cfg2), profile="release-512")
 
 
+def stage_chain(run_dir: Path) -> list[dict]:
+    """The training stages that led to a run, first to last: the run, the run its ``init_from``
+    names, and so on (each: image size, epochs, best epoch, seconds, device, and the learning rate
+    of the stages after the first)."""
+    chain, folder = [], Path(run_dir)
+    while folder is not None and (folder / CONFIG_FILE).is_file():
+        cfg = json.loads((folder / CONFIG_FILE).read_text())
+        prov = json.loads((folder / PROVENANCE_FILE).read_text()) if (folder / PROVENANCE_FILE).is_file() else {}
+        chain.append({"image_size": cfg["image_size"], "epochs": prov.get("epochs_done"), "best_epoch": prov.get("best_epoch"),
+                      "train_seconds": prov.get("train_seconds_total"), "device": prov.get("device"), "lr": cfg.get("lr")})  # fmt: skip
+        folder = resolve(cfg["init_from"]) if cfg.get("init_from") else None
+    chain.reverse()
+    for st in chain[:1]:
+        st.pop("lr")  # the first stage's rate is the family's (the card says where it was chosen)
+    return chain
+
+
 def write_release(run_dir: Path, out_dir: Path, data=None, log=print, notes: dict | None = None, compare: dict | None = None) -> Path:
     """Write the release folder of a trained run: its weights in float16 (half the size; the card's
     numbers are those of these very weights), records, and the model card from scoring the
@@ -88,7 +105,6 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print, notes: dic
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = json.loads((run_dir / CONFIG_FILE).read_text())
     prov = json.loads((run_dir / PROVENANCE_FILE).read_text())
-    stage1 = json.loads((resolve(cfg["init_from"]) / PROVENANCE_FILE).read_text()) if cfg.get("init_from") else {}
     variant = get_variant(cfg["variant"])
     split_rows = pd.read_csv(run_dir / SPLIT_FILE)[["case_id", "split", "x_sha256", "s_sha256"]]
     split_text = split_rows.to_csv(index=False)
@@ -102,24 +118,24 @@ def write_release(run_dir: Path, out_dir: Path, data=None, log=print, notes: dic
     data_rec = json.loads((run_dir / DATA_FILE).read_text())
     write_json_atomic(tmp / DATA_FILE, {**data_rec, "source": data_tag(cfg["data_dir"])})
     (tmp / SPLIT_FILE).write_text(split_text)
-    scored = [evaluate_run(tmp, data)]
+    label = (notes or {}).get("model", variant.label)  # a later release's own name ("... v2") in its table too
+    scored = [evaluate_run(tmp, data).replace({"method": {variant.label: label}})]
     (tmp / TEST_METRICS).unlink()  # evaluate_run's by-product; the card holds the numbers
-    for label, folder in (compare or {}).items():
+    for other_label, folder in (compare or {}).items():
         other = evaluate_run(folder, data)
         (Path(folder) / TEST_METRICS).unlink(missing_ok=True)
-        scored.append(other[other["method"] != IDENTITY].assign(method=label))
+        if set(other["case_id"]) != set(scored[0]["case_id"]):
+            raise ValueError(f"{folder}: its test cases are not this release's ({run_dir}); the card compares on the same cases only")
+        scored.append(other[other["method"] != IDENTITY].assign(method=other_label))
     summary = summarize(pd.concat(scored, ignore_index=True))
-    metrics = card_metrics(summary, (IDENTITY, variant.label, *(compare or {})))
+    metrics = card_metrics(summary, (IDENTITY, label, *(compare or {})))
     card = {
         "model": variant.label, "variant": variant.name, "family": variant.family,
         "architecture": f"residual U-Net (dae_lib/models/residual_unet.py), width {cfg['unet_width']}, depth {cfg['unet_depth']}",
         "data": data_tag(cfg["data_dir"]), "split_sha256": hashlib.sha256(split_text.encode()).hexdigest(),
         "cases": {p: int((split_rows["split"] == p).sum()) for p in ("train", "val", "test")},
         "image_size": cfg["image_size"], "polarity": data_rec["stored_polarity"],
-        "stages": [
-            {"image_size": 256, "epochs": stage1.get("epochs_done"), "best_epoch": stage1.get("best_epoch"), "train_seconds": stage1.get("train_seconds_total"), "device": stage1.get("device")},
-            {"image_size": cfg["image_size"], "epochs": prov["epochs_done"], "best_epoch": prov["best_epoch"], "train_seconds": prov["train_seconds_total"], "device": prov["device"]},
-        ],
+        "stages": stage_chain(run_dir),
         "seed": cfg["seed"], "commit": prov["commit"], "evaluated_at_commit": git_commit(), "torch": prov["torch"], "utc": prov["utc"],
         "test_metrics": metrics, "n_test": int(summary.loc[IDENTITY, "n"]),
         "weights": f"float16 safetensors (trained in float32{' with bf16 autocast' if 'bfloat16' in str(prov.get('autocast')) else ''}; loaded into a float32 model)",
@@ -175,9 +191,7 @@ def model_card_markdown(card: dict) -> str:
         f"{card['cases']['test']} test cases; split sha256 `{card['split_sha256'][:16]}...`, the split is `split.csv` here), "
         f"stored polarity {card['polarity']}.",
         "",
-        f"**Training**: stage 1 at 256 px, {st[0]['epochs']} epochs (best {st[0]['best_epoch']}, {st[0]['train_seconds']} s, "
-        f"{st[0]['device']}); stage 2 at {card['image_size']} px from stage 1, {st[1]['epochs']} epochs (best "
-        f"{st[1]['best_epoch']}, {st[1]['train_seconds']} s, {st[1]['device']}); seed {card['seed']}; trained at commit {card['commit']}, "
+        f"**Training**: {_stages_text(st)}; seed {card['seed']}; trained at commit {card['commit']}, "
         f"scored at {card.get('evaluated_at_commit', card['commit'])}; "
         f"torch {card['torch']}; {card['utc']}. "
         + card.get("recipe", "Variant, learning rate and loss weights chosen on the validation part; stage lengths set by a CPU budget; "
@@ -197,6 +211,15 @@ def model_card_markdown(card: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _stages_text(stages: list[dict]) -> str:
+    """The card's words for its training stages ("stage 1 at 256 px, 60 epochs (best 59, ...); stage 2 ...")."""
+    parts = []
+    for k, st in enumerate(stages, 1):
+        start = "" if k == 1 else f" from stage {k - 1}" + (f" at learning rate {st['lr']:g}" if st.get("lr") is not None else "")
+        parts.append(f"stage {k} at {st['image_size']} px{start}, {st['epochs']} epochs (best {st['best_epoch']}, {st['train_seconds']} s, {st['device']})")
+    return "; ".join(parts)
 
 
 def _extra_sections(card: dict) -> list[str]:

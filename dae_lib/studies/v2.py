@@ -3,6 +3,7 @@
     python -m dae_lib.studies.v2 baseline --data DIR   # v1 on the validation and shifted validation cases, its error budget
     python -m dae_lib.studies.v2 train --data DIR [--candidates NAME ...] [--device cuda] [--jobs 4] [--minutes 10] [--stages 1 2 3]
     python -m dae_lib.studies.v2 select --data DIR     # each trained candidate against v1 on both validations
+    python -m dae_lib.studies.v2 release --data DIR [--candidate NAME]   # dae_lib/released/<v1's name>-v2/
 
 v1 (the released R-AE + MS-SSIM) removes 77 % of the bone energy of BSE-JSRT's validation cases but
 much less once they are rendered as other devices render radiographs: heavy edge enhancement
@@ -29,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -40,15 +42,17 @@ from ..atomic import atomic_path
 from ..config import load_config
 from ..data import load_data
 from ..errors import InputError, run_guarded
-from ..inference import predict
-from ..reporting.anatomy import error_budget
+from ..inference import predict, suppress_full
+from ..phantom import chest_phantom
+from ..reporting.anatomy import REGIONS, error_budget
 from ..reporting.evaluate import run_part
 from ..reporting.shifted import ORIGINAL, beats_on_every_family, shifted_rows, shifted_summary
 from ..runs import (
-    DEFAULT_RELEASE, PROVENANCE_FILE, REPO_ROOT, BEST_WEIGHTS, config_from_run, git_commit, load_model, load_released,
+    DEFAULT_RELEASE, PROVENANCE_FILE, REPO_ROOT, RESULTS_DIR, BEST_WEIGHTS, config_from_run, git_commit, load_model, load_released, load_trained, machine, footer_line,
     normalise_data_dir, portable, released_folder,
 )
 from ..train import fit
+from .release import write_release
 
 #: What each candidate changes in v1's recipe (the paper profile's R-AE + MS-SSIM, as release.py trains it).
 CANDIDATES = {
@@ -66,7 +70,7 @@ STAGES = (
     dict(tag="512-low-lr", image_size=512, epochs=200, batch_size=4, lr=1e-4, share=0.40),
 )
 VARIANT = DEFAULT_RELEASE.split("-")[0]
-OUT = Path("results") / "v2"
+OUT = RESULTS_DIR / "v2"
 #: Epochs per ``fit`` call between two looks at the clock.
 CHUNK = 5
 
@@ -82,13 +86,10 @@ def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stag
 
 
 def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 600.0,
-                    stages=STAGES, threads: int | None = None, run: tuple[int, ...] | None = None, chunk: int = CHUNK,
-                    **extra) -> dict:  # fmt: skip
+                    stages=STAGES, run: tuple[int, ...] | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
     """The stages ``run`` (indices; default all) of one candidate, each until its epochs are done
     or its share of ``seconds`` is spent (checked every ``chunk`` epochs; a later call resumes).
     Returns {stage folder: epochs done}."""
-    if threads:
-        torch.set_num_threads(threads)
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
     run = tuple(range(len(stages))) if run is None else tuple(run)
     total_share = sum(stages[k]["share"] for k in run)
@@ -114,8 +115,8 @@ def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root
             train_candidate(name, data_dir, device, runs_root, seconds, stages, run=run, **extra)
         return
     threads = max(1, (torch.get_num_threads() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, threads, run, **extra) for n in names]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, run, **extra) for n in names]
         for f in futures:
             f.result()
 
@@ -154,6 +155,7 @@ def finished_candidates(runs_root: Path) -> dict[str, Path]:
 def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd.DataFrame, str | None]:
     """Every finished candidate and v1 on the validation and shifted validation cases; the table
     results/v2/candidates.csv (+ .md) and the chosen candidate (None when none qualifies)."""
+    commit = git_commit()  # the code that scores (read now: the tree may change while this runs)
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
     found = finished_candidates(runs_root)
     if not found:
@@ -161,15 +163,16 @@ def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd
     val = validation_cases(data_dir, released_folder())
     models = {"v1": load_released(), **{n: load_model(d) for n, d in found.items()}}
     rows = shifted_rows(models, val.x, val.s, val.ids)
-    table, chosen = candidate_table(rows, found)
+    table, chosen = candidate_table(rows, found, commit)
     _write(out / "candidates.csv", table)
     _write(out / "shifted_by_rendering.csv", shifted_summary(rows))
+    _write(out / "shifted_cases.csv", rows)
     with atomic_path(out / "candidates.md") as tmp:
         tmp.write_text(candidates_markdown(table, chosen, portable(data_dir)))
     return table, chosen
 
 
-def candidate_table(rows: pd.DataFrame, found: dict[str, Path]) -> tuple[pd.DataFrame, str | None]:
+def candidate_table(rows: pd.DataFrame, found: dict[str, Path], scored_at: str | None = None) -> tuple[pd.DataFrame, str | None]:
     """One row per model scored in ``rows`` (v1 first; ``found``: the candidates' run folders, for
     their provenance): validation PSNR gain as stored, mean shifted gain, worst shifted case,
     shifted cases worse than doing nothing, families won against v1, epochs and provenance."""
@@ -189,7 +192,7 @@ def candidate_table(rows: pd.DataFrame, found: dict[str, Path]) -> tuple[pd.Data
             "train_seconds_512": prov.get("train_seconds_total"), "trained_at": prov.get("commit"),
         })  # fmt: skip
     table = pd.DataFrame(out)
-    table["scored_at"] = git_commit()
+    table["scored_at"] = scored_at or git_commit()
     v1 = table.loc[table["model"] == "v1"].iloc[0]
     table["qualifies"] = (table["model"] != "v1") & (table["shifted_cases_worse"] == 0) & (table["shifted_gain_db"] > v1["shifted_gain_db"])
     table["wins_both"] = table["qualifies"] & (table["families_won"] == table["families"]) & (table["val_gain_db"] > v1["val_gain_db"])
@@ -223,8 +226,123 @@ def candidates_markdown(table: pd.DataFrame, chosen: str | None, data: str) -> s
                      f"{r.worst_shifted_gain_db:+.2f} | {r.shifted_cases_worse} | {won} | {'' if pd.isna(r.epochs_512) else int(r.epochs_512)} |")  # fmt: skip
     verdict = "none qualifies" if chosen is None else f"{chosen}; " + (
         "it wins on both validations and becomes the default" if replaces_default(table, chosen) else "released beside v1, which stays the default (it does not win on both validations)")
-    lines += ["", f"Chosen: {verdict}.", "", f"Scored at {git_commit()[:12]}.", ""]
+    lines += ["", f"Chosen: {verdict}.", "", f"Scored at {table['scored_at'].iloc[0][:12]}.", ""]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What the study found, from its committed tables (results/v2/), for notebook 05."""
+
+    markdown: str  # the candidates against v1, and where v1's error lies
+    rows: pd.DataFrame | None  # shifted_rows of every model (None: the study has not been run here)
+    models: dict[str, str]  # {column prefix in rows: label} of v1 and the chosen candidate
+    footer: str  # the figure's provenance line
+
+
+def committed_summary(out: Path = OUT) -> Committed:
+    """The study's committed tables read back (the BSE-JSRT folder is not on every machine, so a
+    notebook shows these rather than recomputing them)."""
+    if not (out / "candidates.md").exists():
+        return Committed("Not measured here: run `python -m dae_lib.studies.v2 baseline`, `train`, `select` with "
+                         "`--data` a BSE-JSRT folder (results/v2/ holds the tables).", None, {}, "")  # fmt: skip
+    text = (out / "candidates.md").read_text().split("\n", 1)[1]
+    budget = out / "baseline_error_budget.csv"
+    if budget.exists():
+        means = pd.read_csv(budget).drop(columns="case_id").mean()
+        said = lambda keys: ", ".join(f"{k} {means[k]:.0%}" for k in keys)  # noqa: E731
+        text += (f"\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget, mean share per case): "
+                 f"by region {said(REGIONS)}; by spatial frequency {said([k for k in means.index if k not in REGIONS])}.\n")  # fmt: skip
+    table = pd.read_csv(out / "candidates.csv")
+    rows = pd.read_csv(out / "shifted_cases.csv")
+    ok = table[table["qualifies"].astype(bool)]
+    models = {"v1": "v1"} | ({} if ok.empty else {(c := _chosen(table)): f"v2 ({c})"})
+    cases = int((rows["family"] == ORIGINAL[0]).sum())
+    footer = footer_line(f"bse-jsrt-512, {cases} validation cases", "v2 study", 0, commit=str(table["scored_at"].iloc[0]))
+    return Committed(text, rows, models, footer)
+
+
+#: The name v2 is released under (dae_lib/released/<name>/), beside v1 (runs.DEFAULT_RELEASE).
+V2_RELEASE = f"{DEFAULT_RELEASE}-v2"
+
+
+def release(data_dir, candidate: str | None = None, runs_root: Path | None = None, out: Path = OUT) -> Path:
+    """Write dae_lib/released/V2_RELEASE/ from the chosen candidate (``select``'s, or ``candidate``):
+    its weights, and a card with the test metrics beside v1's on the same cases, the validation and
+    shifted-validation numbers against doing nothing and v1, the recipe, and the CPU inference time."""
+    runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
+    table = pd.read_csv(out / "candidates.csv")
+    rows = pd.read_csv(out / "shifted_cases.csv")
+    chosen = candidate or _chosen(table)
+    found = finished_candidates(runs_root)
+    if chosen not in found:
+        raise InputError(f"{chosen!r}: no such finished candidate under {runs_root} (there are: {', '.join(found) or 'none'})")
+    data = load_data(load_config("paper", variant=VARIANT, data_dir=data_dir))
+    notes = {
+        "model": "R-AE + MS-SSIM v2", "release": "v2", "candidate": chosen,
+        "recipe": recipe_text(chosen, table),
+        "regenerate": "python -m dae_lib.studies.v2 train --data DIR --device cuda --jobs 4 && python -m dae_lib.studies.v2 select --data DIR "
+                      f"&& python -m dae_lib.studies.v2 release --data DIR --candidate {chosen}",
+        "validation": validation_section(table, chosen, rows),
+        "shifted_validation": shifted_section(rows, chosen),
+        "cpu_inference": cpu_inference_text({"v2": found[chosen], "v1": released_folder()}),
+        "default": bool(replaces_default(table.assign(wins_both=table["wins_both"].astype(bool)), chosen)),
+    }  # fmt: skip
+    return write_release(found[chosen], released_folder().parent / V2_RELEASE, data, notes=notes,
+                         compare={f"v1 ({DEFAULT_RELEASE})": released_folder()})  # fmt: skip
+
+
+def _chosen(table: pd.DataFrame) -> str:
+    ok = table[table["qualifies"].astype(bool)]
+    if ok.empty:
+        raise InputError(f"{OUT / 'candidates.csv'}: no candidate qualifies; name one with --candidate to release it anyway")
+    return str(ok.sort_values("shifted_gain_db", ascending=False)["model"].iloc[0])
+
+
+def recipe_text(chosen: str, table: pd.DataFrame) -> str:
+    changes = CANDIDATES[chosen.split("/")[0]]
+    return (
+        f"v1's recipe (the paper profile's R-AE + MS-SSIM, its loss weights and learning rates) with {json.dumps(changes)}: "
+        "rendering augmentation (augment.RenderAugment: grey curves, edge enhancement, noise, blur, resolution, pixel aspect, "
+        "X and S alike; no JPEG) on that share of the training images. Each stage stopped by its share of a GPU time budget "
+        "(the epochs above). Chosen among "
+        f"{len(table) - 1} candidate models on the 11 validation cases as stored and rendered as other devices render them "
+        "(results/v2/candidates.md): never worse than doing nothing on a shifted case, the best mean shifted gain; "
+        "no setting chosen on the test cases."
+    )
+
+
+def validation_section(table: pd.DataFrame, chosen: str, rows: pd.DataFrame) -> dict:
+    as_stored = rows[rows["family"] == ORIGINAL[0]]
+    lines = ["| model | PSNR (dB) | gain over doing nothing (dB) | BSR |", "| --- | --- | --- | --- |",
+             f"| doing nothing (S_hat = X) | {as_stored['identity_psnr'].mean():.2f} | 0 | 0 |"]  # fmt: skip
+    for label, name in (("v1", "v1"), ("v2", chosen)):
+        lines.append(f"| {label} | {as_stored[f'{name}_psnr'].mean():.2f} | {as_stored[f'{name}_gain'].mean():+.2f} | {as_stored[f'{name}_bsr'].mean():.3f} |")
+    return {"what": f"the {len(as_stored)} validation cases as stored, mean over cases", "table": lines}
+
+
+def shifted_section(rows: pd.DataFrame, chosen: str) -> dict:
+    fam = shifted_summary(rows[rows["family"] != ORIGINAL[0]].rename(columns=lambda c: c.replace(chosen, "v2", 1) if c.startswith(chosen + "_") else c), by="family")
+    lines = ["| family | cases | doing nothing PSNR | v1 gain | v2 gain | v2 worst case | cases worse than nothing: v1 / v2 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in fam.itertuples():
+        lines.append(f"| {r.family} | {r.cases} | {r.identity_psnr:.2f} | {r.v1_gain:+.2f} | {r.v2_gain:+.2f} | {r.v2_worst_gain:+.2f} | {r.v1_worse} / {r.v2_worse} |")
+    return {"what": "the validation cases rendered as other devices render them (augment.SHIFTED, X and S alike), PSNR gain over doing nothing in dB, mean over renderings and cases", "table": lines}
+
+
+def cpu_inference_text(folders: dict[str, Path], repeats: int = 10) -> str:
+    """Median wall time of one 512 px radiograph through the suppression command's model path
+    (load_trained with the fastest layout, suppress_full with amp "auto") on this machine's CPU."""
+    x = chest_phantom(512, seed=0)[0][None, None]
+    said = []
+    for label, folder in folders.items():
+        trained = load_trained(folder, "cpu", fastest_layout=True)
+        times = []
+        for _ in range(repeats + 2):
+            t0 = time.perf_counter()
+            suppress_full(trained.model, x, trained.image_size, "auto")
+            times.append(time.perf_counter() - t0)
+        said.append(f"{label} {1000 * sorted(times[2:])[repeats // 2]:.0f} ms")
+    return f"median of {repeats} runs per 512 px radiograph, {torch.get_num_threads()} CPU threads ({machine()}): " + ", ".join(said) + "."
 
 
 def _write(path: Path, df: pd.DataFrame) -> None:
@@ -234,7 +352,8 @@ def _write(path: Path, df: pd.DataFrame) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.v2", description=__doc__.split("\n")[0])
-    p.add_argument("step", choices=("baseline", "train", "select"))
+    p.add_argument("step", choices=("baseline", "train", "select", "release"))
+    p.add_argument("--candidate", default=None, help="release: this candidate (default: select's choice)")
     p.add_argument("--data", required=True, help="the BSE-JSRT folder")
     p.add_argument("--candidates", nargs="+", choices=sorted(CANDIDATES), default=list(CANDIDATES))
     p.add_argument("--device", default="auto")
@@ -254,6 +373,8 @@ def main(argv=None) -> int:
         elif args.step == "train":
             run = None if args.stages is None else tuple(k - 1 for k in sorted(set(args.stages)))
             train_all(args.candidates, data_dir, args.device, args.jobs, args.minutes * 60, args.runs and Path(args.runs), run=run)
+        elif args.step == "release":
+            print(f"released: {portable(release(data_dir, args.candidate, args.runs and Path(args.runs)))}")
         else:
             table, chosen = select(data_dir, args.runs and Path(args.runs))
             print(table.round(3).to_string(index=False))
