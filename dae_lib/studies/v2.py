@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json_atomic
 from ..config import load_config
 from ..data import load_data
 from ..errors import InputError, run_guarded
@@ -48,7 +48,7 @@ from ..reporting.anatomy import REGIONS, error_budget
 from ..reporting.evaluate import run_part
 from ..reporting.shifted import ORIGINAL, beats_on_every_family, shifted_rows, shifted_summary
 from ..runs import (
-    DEFAULT_RELEASE, PROVENANCE_FILE, REPO_ROOT, RESULTS_DIR, BEST_WEIGHTS, config_from_run, git_commit, load_model, load_released, load_trained, machine, footer_line,
+    DEFAULT_RELEASE, PROVENANCE_FILE, REPO_ROOT, RESULTS_DIR, BEST_WEIGHTS, config_from_run, git_commit, load_model, load_released, load_trained, machine, footer_line, record, data_tag, dirty_files,
     normalise_data_dir, portable, released_folder,
 )
 from ..train import fit
@@ -131,6 +131,7 @@ def validation_cases(data_dir, run_dir: Path):
 def baseline(data_dir, out: Path = OUT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """v1 on the validation cases as stored and as other devices render them, and where its error
     lies (anatomy.error_budget): results/v2/baseline_shifted.csv, baseline_error_budget.csv."""
+    started = _started()
     val = validation_cases(data_dir, released_folder())
     v1 = load_released()
     rows = shifted_rows({"v1": v1}, val.x, val.s, val.ids)
@@ -138,6 +139,7 @@ def baseline(data_dir, out: Path = OUT) -> tuple[pd.DataFrame, pd.DataFrame]:
     shares = pd.DataFrame({"case_id": val.ids, **{k: v.numpy() for k, v in budget.items()}})
     _write(out / "baseline_shifted.csv", shifted_summary(rows))
     _write(out / "baseline_error_budget.csv", shares)
+    write_provenance(out, "baseline", data_dir, started)
     return rows, shares
 
 
@@ -155,7 +157,7 @@ def finished_candidates(runs_root: Path) -> dict[str, Path]:
 def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd.DataFrame, str | None]:
     """Every finished candidate and v1 on the validation and shifted validation cases; the table
     results/v2/candidates.csv (+ .md) and the chosen candidate (None when none qualifies)."""
-    commit = git_commit()  # the code that scores (read now: the tree may change while this runs)
+    started = _started()  # the code that scores (read now: the tree may change while this runs)
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
     found = finished_candidates(runs_root)
     if not found:
@@ -163,12 +165,13 @@ def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd
     val = validation_cases(data_dir, released_folder())
     models = {"v1": load_released(), **{n: load_model(d) for n, d in found.items()}}
     rows = shifted_rows(models, val.x, val.s, val.ids)
-    table, chosen = candidate_table(rows, found, commit)
+    table, chosen = candidate_table(rows, found, started["commit"])
     _write(out / "candidates.csv", table)
     _write(out / "shifted_by_rendering.csv", shifted_summary(rows))
     _write(out / "shifted_cases.csv", rows)
     with atomic_path(out / "candidates.md") as tmp:
         tmp.write_text(candidates_markdown(table, chosen, portable(data_dir)))
+    write_provenance(out, "select", data_dir, started)
     return table, chosen
 
 
@@ -343,6 +346,19 @@ def cpu_inference_text(folders: dict[str, Path], repeats: int = 10) -> str:
             times.append(time.perf_counter() - t0)
         said.append(f"{label} {1000 * sorted(times[2:])[repeats // 2]:.0f} ms")
     return f"median of {repeats} runs per 512 px radiograph, {torch.get_num_threads()} CPU threads ({machine()}): " + ", ".join(said) + "."
+
+
+def write_provenance(out: Path, step: str, data_dir, started: dict) -> Path:
+    """results/v2/provenance_<step>.json: what made the step's tables (data, the models' seed, the
+    command, the commit and uncommitted files as the step started, machine, wall time)."""
+    rec = record(step=step, data=data_tag(data_dir), seed=0, device="cpu" if not torch.cuda.is_available() else "cuda",
+                 command=f"python -m dae_lib.studies.v2 {step} --data {portable(data_dir)}",
+                 wall_seconds=round(time.time() - started["t0"], 1))  # fmt: skip
+    return write_json_atomic(out / f"provenance_{step}.json", {**rec, "commit": started["commit"], "uncommitted": started["uncommitted"]})
+
+
+def _started() -> dict:
+    return {"t0": time.time(), "commit": git_commit(), "uncommitted": dirty_files()}
 
 
 def _write(path: Path, df: pd.DataFrame) -> None:
