@@ -52,3 +52,16 @@ def test_steps_names_the_steps_to_run(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "pipeline ran" in r.stdout and "--jobs 2" in r.stdout
     assert "tests ran" not in r.stdout and "bench ran" not in r.stdout
+
+
+def test_step_4_trains_the_v2_candidates_only_when_named(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m dae_lib.studies.v2") echo "v2 ran: $*";;\n "-m dae_lib") echo "pipeline ran";;\nesac\nexit 0\n')
+    fake.chmod(0o755)
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**os.environ, "PY": str(fake), "STEPS": "4", "MINUTES": "3"},
+                       cwd=tmp_path, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "v2 ran: -m dae_lib.studies.v2 train --data" in r.stdout and "--device cuda --jobs 4 --minutes 3" in r.stdout
+    assert "pipeline ran" not in r.stdout
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**os.environ, "PY": str(fake), "STEPS": "1 2 3"}, cwd=tmp_path, timeout=60)
+    assert "v2 ran" not in r.stdout

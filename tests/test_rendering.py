@@ -170,3 +170,14 @@ def test_error_budget_finds_where_the_error_is():
     assert error_budget(s + 0.02, s, mask)[f"coarse (> {hi:g} px)"].item() > 0.95
     regions = sum(inside[k] for k in ("bone", "lungs, no bone", "elsewhere"))
     assert regions.item() == pytest.approx(1.0)
+
+
+def test_the_committed_study_reads_back_or_says_it_was_not_run_here(tmp_path):
+    from dae_lib.studies import v2
+
+    missing = v2.committed_summary(tmp_path)
+    assert missing.rows is None and missing.shares is None and "Not measured here" in missing.markdown
+    found = v2.committed_summary()  # results/v2/, committed
+    assert found.rows is not None and list(found.models)[0] == "v1" and len(found.models) == 2
+    assert "| by region | bone | lungs, no bone | elsewhere |" in found.markdown and "Chosen:" in found.markdown
+    assert "data bse-jsrt-512, 11 validation cases" in found.footer and "/" not in found.footer.split("commit")[0].replace("bse-jsrt-512", "")

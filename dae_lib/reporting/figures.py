@@ -409,3 +409,22 @@ def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, 
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return _finish(fig, path, footer)
+
+
+def error_budget_figure(shares: pd.DataFrame, regions, path=None, footer=None):
+    """Where the remaining error lies (anatomy.error_budget's shares, one row per case): the mean
+    share by region and by spatial frequency band, each as one bar of stacked parts."""
+    means = shares.mean()
+    groups = {"by region": [k for k in regions], "by spatial frequency": [k for k in means.index if k not in regions]}
+    fig, ax = plt.subplots(figsize=(8, 2.2))
+    for y, (name, keys) in enumerate(groups.items()):
+        left = 0.0
+        for k in keys:
+            ax.barh(y, means[k], left=left, color=plt.cm.tab10(list(means.index).index(k)))
+            ax.text(left + means[k] / 2, y, f"{k}\n{means[k]:.0%}", ha="center", va="center", fontsize=7)
+            left += means[k]
+    ax.set_yticks(range(len(groups)), list(groups))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"share of |S_hat - S|^2, mean over {len(shares)} cases")
+    fig.tight_layout()
+    return _finish(fig, path, footer)

@@ -239,6 +239,7 @@ class Committed:
 
     markdown: str  # the candidates against v1, and where v1's error lies
     rows: pd.DataFrame | None  # shifted_rows of every model (None: the study has not been run here)
+    shares: pd.DataFrame | None  # v1's error budget per validation case (anatomy.error_budget)
     models: dict[str, str]  # {column prefix in rows: label} of v1 and the chosen candidate
     footer: str  # the figure's provenance line
 
@@ -248,21 +249,24 @@ def committed_summary(out: Path = OUT) -> Committed:
     notebook shows these rather than recomputing them)."""
     if not (out / "candidates.md").exists():
         return Committed("Not measured here: run `python -m dae_lib.studies.v2 baseline`, `train`, `select` with "
-                         "`--data` a BSE-JSRT folder (results/v2/ holds the tables).", None, {}, "")  # fmt: skip
+                         "`--data` a BSE-JSRT folder (results/v2/ holds the tables).", None, None, {}, "")  # fmt: skip
     text = (out / "candidates.md").read_text().split("\n", 1)[1]
     budget = out / "baseline_error_budget.csv"
-    if budget.exists():
-        means = pd.read_csv(budget).drop(columns="case_id").mean()
-        said = lambda keys: ", ".join(f"{k} {means[k]:.0%}" for k in keys)  # noqa: E731
-        text += (f"\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget, mean share per case): "
-                 f"by region {said(REGIONS)}; by spatial frequency {said([k for k in means.index if k not in REGIONS])}.\n")  # fmt: skip
+    shares = pd.read_csv(budget).drop(columns="case_id") if budget.exists() else None
+    if shares is not None:
+        means = shares.mean()
+        bands = [k for k in means.index if k not in REGIONS]
+        text += (f"\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget; mean share per case):\n\n"
+                 "| by region | " + " | ".join(REGIONS) + " |\n|" + " --- |" * (1 + len(REGIONS)) + "\n| share | "
+                 + " | ".join(f"{means[k]:.0%}" for k in REGIONS) + " |\n\n| by spatial frequency | " + " | ".join(bands) + " |\n|"
+                 + " --- |" * (1 + len(bands)) + "\n| share | " + " | ".join(f"{means[k]:.0%}" for k in bands) + " |\n")  # fmt: skip
     table = pd.read_csv(out / "candidates.csv")
     rows = pd.read_csv(out / "shifted_cases.csv")
     ok = table[table["qualifies"].astype(bool)]
     models = {"v1": "v1"} | ({} if ok.empty else {(c := _chosen(table)): f"v2 ({c})"})
     cases = int((rows["family"] == ORIGINAL[0]).sum())
     footer = footer_line(f"bse-jsrt-512, {cases} validation cases", "v2 study", 0, commit=str(table["scored_at"].iloc[0]))
-    return Committed(text, rows, models, footer)
+    return Committed(text, rows, shares, models, footer)
 
 
 #: The name v2 is released under (dae_lib/released/<name>/), beside v1 (runs.DEFAULT_RELEASE).
