@@ -14,8 +14,10 @@ such change, applied identically to X and S (the same curve, the same noise fiel
 still differs by its bone only. ``SHIFTED`` holds the fixed renderings of the shifted validation set
 (reporting/shifted.py); ``RenderAugment`` draws random ones during training from ``RENDER_RANGES``
 (``Config.render_p``: the share of training images re-rendered; 0, the default and the paper's and
-v1's recipe, leaves them alone). The training ranges differ from the shifted validation's values,
-and JPEG is not among them at all: one family the model never trained for.
+v1's recipe, leaves them alone). Training draws each value from a range, never the shifted set's
+fixed combinations (many of its values lie outside the ranges: gamma 0.6, unsharp 3.0, blur 2.5 px,
+resolution 0.35, noise 0.03, aspect 0.88 and 1.12), and JPEG is not among them at all: one family
+the model never trained for.
 
 Augmentation is applied only to training batches (see ``train.fit``); validation and test images
 are never passed through it.
