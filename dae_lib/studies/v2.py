@@ -210,6 +210,10 @@ def replaces_default(table: pd.DataFrame, chosen: str | None) -> bool:
     return chosen is not None and bool(table.loc[table["model"] == chosen, "wins_both"].iloc[0])
 
 
+def _epochs(r) -> str:
+    return "" if pd.isna(r.epochs_512) else f"{int(r.epochs_512)} ({int(r.best_epoch_512)})"
+
+
 def candidates_markdown(table: pd.DataFrame, chosen: str | None, data: str) -> str:
     lines = [
         f"# v2 candidates against v1 (validation cases of {data}; no test case read)",
@@ -218,15 +222,17 @@ def candidates_markdown(table: pd.DataFrame, chosen: str | None, data: str) -> s
         "rendered as other devices render them (augment.SHIFTED, X and S alike). A candidate qualifies when it",
         "is never worse than doing nothing on any shifted case and has a higher mean shifted gain than v1; the",
         "qualifying one with the best mean shifted gain is chosen. It replaces v1 as the default of `suppress` only",
-        "if it also wins on both validations: every shifted family, and the cases as stored.",
+        "if it also wins on both validations: every shifted family, and the cases as stored. `/512-low-lr`: the",
+        "candidate after its third stage (512 px at a lower rate, from its second stage's best weights); the last",
+        "column counts that stage's epochs and the one kept (the best validation loss).",
         "",
-        "| model | changes | val PSNR | val gain | shifted gain | shifted BSR | worst shifted case | shifted cases worse | families won | 512 px epochs |",
+        "| model | changes | val PSNR | val gain | shifted gain | shifted BSR | worst shifted case | shifted cases worse | families won | its last stage: epochs (best) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in table.itertuples():
         won = "" if r.families_won is None or pd.isna(r.families_won) else f"{int(r.families_won)} of {r.families}"
         lines.append(f"| {r.model} | {r.changes} | {r.val_psnr:.2f} | {r.val_gain_db:+.2f} | {r.shifted_gain_db:+.2f} | {r.shifted_bsr:.3f} | "
-                     f"{r.worst_shifted_gain_db:+.2f} | {r.shifted_cases_worse} | {won} | {'' if pd.isna(r.epochs_512) else int(r.epochs_512)} |")  # fmt: skip
+                     f"{r.worst_shifted_gain_db:+.2f} | {r.shifted_cases_worse} | {won} | {_epochs(r)} |")  # fmt: skip
     verdict = "none qualifies" if chosen is None else f"{chosen}; " + (
         "it wins on both validations and becomes the default" if replaces_default(table, chosen) else "released beside v1, which stays the default (it does not win on both validations)")
     lines += ["", f"Chosen: {verdict}.", "", f"Scored at {table['scored_at'].iloc[0][:12]}.", ""]
