@@ -8,6 +8,7 @@ from PIL import Image
 
 from dae_lib.scoring import registration, score
 from dae_lib.cli import main as cli_main
+from dae_lib.errors import InputError
 from dae_lib.phantom import chest_phantom, gaussian_blur
 from helpers import tiny_run_folder
 from test_suppress import _dicom
@@ -191,3 +192,12 @@ def test_the_monotone_fit_is_the_isotonic_regression_on_a_small_case():
     t = torch.tensor([0.0, 2.0, 1.0, 3.0])  # one violation: 2, 1 pooled to 1.5
     assert score.monotone_fit(c, t, bins=4).tolist() == pytest.approx([0.0, 1.5, 1.5, 3.0])
     assert score.monotone_fit(c, -t, bins=4).tolist() == pytest.approx([0.0, -1.5, -1.5, -3.0])  # decreasing when anti-correlated
+
+
+def test_lungs_must_be_a_folder_and_says_what_it_got_instead(tmp_path):
+    with pytest.raises(InputError, match=r"no such folder \(--lungs takes a folder of lung masks"):
+        score.attach_lungs([], tmp_path / "missing")
+    a_file = tmp_path / "mask.png"
+    a_file.write_bytes(b"x")
+    with pytest.raises(InputError, match=r"mask.png: a file, not a folder of masks"):
+        score.attach_lungs([], a_file)

@@ -171,7 +171,7 @@ def cmd(args) -> int:
     with atomic_path(out / ADAPT_CSV, replace=False) as tmp:
         result.table.to_csv(tmp, index=False)
     with atomic_path(out / ADAPT_MD, replace=False) as tmp:
-        tmp.write_text(f"# The released model adapted: {settings.epochs} epochs per learning rate, chosen on validation: {result.chosen_lr:g}\n\n"
+        tmp.write_text(f"# The released model adapted: {settings.epochs} epoch{'s' if settings.epochs != 1 else ''} per learning rate, chosen on validation: {result.chosen_lr:g}\n\n"
                        + table_markdown(result.table)
                        + f"\nThe chosen run: `{result.run}`; score or use it with `--weights {result.run}`. Each run keeps a validation and a"
                        " test case of tune/ out of its training, as every run does (its split.csv).\n"

@@ -99,7 +99,8 @@ def attach_lungs(pairs: list[PairFiles], lungs: Path) -> tuple[list[PairFiles], 
     """Each pair with its lung-field mask from ``lungs`` (matched by X's file stem, case-insensitive),
     and one line for each pair left without one (skipped: scores inside and outside the lungs do not mix)."""
     if not Path(lungs).is_dir():
-        raise InputError(f"{lungs}: no such folder (--lungs)")
+        what = "a file, not a folder of masks" if Path(lungs).exists() else "no such folder"
+        raise InputError(f"{lungs}: {what} (--lungs takes a folder of lung masks named as the radiographs)")
     masks = _candidates(Path(lungs))
     kept, problems = [], []
     for p in pairs:
