@@ -41,6 +41,7 @@ import torch
 from ..atomic import atomic_path, write_json_atomic
 from ..config import load_config
 from ..data import load_data
+from ..device import describe, pick_device
 from ..errors import InputError, run_guarded
 from ..inference import predict, suppress_full
 from ..phantom import chest_phantom
@@ -199,9 +200,13 @@ def candidate_table(rows: pd.DataFrame, found: dict[str, Path], scored_at: str |
     v1 = table.loc[table["model"] == "v1"].iloc[0]
     table["qualifies"] = (table["model"] != "v1") & (table["shifted_cases_worse"] == 0) & (table["shifted_gain_db"] > v1["shifted_gain_db"])
     table["wins_both"] = table["qualifies"] & (table["families_won"] == table["families"]) & (table["val_gain_db"] > v1["val_gain_db"])
+    return table, choose(table)
+
+
+def choose(table: pd.DataFrame) -> str | None:
+    """The qualifying candidate with the best mean shifted gain (None when none qualifies)."""
     ok = table[table["qualifies"]]
-    chosen = None if ok.empty else str(ok.sort_values("shifted_gain_db", ascending=False)["model"].iloc[0])
-    return table, chosen
+    return None if ok.empty else str(ok.sort_values("shifted_gain_db", ascending=False)["model"].iloc[0])
 
 
 def replaces_default(table: pd.DataFrame, chosen: str | None) -> bool:
@@ -261,18 +266,19 @@ def committed_summary(out: Path = OUT) -> Committed:
     shares = pd.read_csv(budget).drop(columns="case_id") if budget.exists() else None
     if shares is not None:
         means = shares.mean()
-        bands = [k for k in means.index if k not in REGIONS]
-        text += (f"\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget; mean share per case):\n\n"
-                 "| by region | " + " | ".join(REGIONS) + " |\n|" + " --- |" * (1 + len(REGIONS)) + "\n| share | "
-                 + " | ".join(f"{means[k]:.0%}" for k in REGIONS) + " |\n\n| by spatial frequency | " + " | ".join(bands) + " |\n|"
-                 + " --- |" * (1 + len(bands)) + "\n| share | " + " | ".join(f"{means[k]:.0%}" for k in bands) + " |\n")  # fmt: skip
+        text += ("\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget; mean share per case):\n\n"
+                 + _shares_table("by region", REGIONS, means) + "\n" + _shares_table("by spatial frequency", [k for k in means.index if k not in REGIONS], means))
     table = pd.read_csv(out / "candidates.csv")
     rows = pd.read_csv(out / "shifted_cases.csv")
-    ok = table[table["qualifies"].astype(bool)]
-    models = {"v1": "v1"} | ({} if ok.empty else {(c := _chosen(table)): f"v2 ({c})"})
+    chosen = choose(table)
+    models = {"v1": "v1"} | ({} if chosen is None else {chosen: f"v2 ({chosen})"})
     cases = int((rows["family"] == ORIGINAL[0]).sum())
     footer = footer_line(f"bse-jsrt-512, {cases} validation cases", "v2 study", 0, commit=str(table["scored_at"].iloc[0]))
     return Committed(text, rows, shares, models, footer)
+
+
+def _shares_table(title: str, keys, means: pd.Series) -> str:
+    return f"| {title} | " + " | ".join(keys) + " |\n|" + " --- |" * (1 + len(keys)) + "\n| share | " + " | ".join(f"{means[k]:.0%}" for k in keys) + " |\n"
 
 
 #: The name v2 is released under (dae_lib/released/<name>/), beside v1 (runs.DEFAULT_RELEASE).
@@ -286,46 +292,41 @@ def release(data_dir, candidate: str | None = None, runs_root: Path | None = Non
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
     table = pd.read_csv(out / "candidates.csv")
     rows = pd.read_csv(out / "shifted_cases.csv")
-    chosen = candidate or _chosen(table)
+    chosen = candidate or choose(table)
+    if chosen is None:
+        raise InputError(f"{out / 'candidates.csv'}: no candidate qualifies; name one with --candidate to release it anyway")
     found = finished_candidates(runs_root)
     if chosen not in found:
         raise InputError(f"{chosen!r}: no such finished candidate under {runs_root} (there are: {', '.join(found) or 'none'})")
     data = load_data(load_config("paper", variant=VARIANT, data_dir=data_dir))
     notes = {
         "model": "R-AE + MS-SSIM v2", "release": "v2", "candidate": chosen,
-        "recipe": recipe_text(chosen, table),
+        "recipe": recipe_text(chosen, len(table) - 1, int((rows["family"] == ORIGINAL[0]).sum())),
         "regenerate": "python -m dae_lib.studies.v2 train --data DIR --device cuda --jobs 4 && python -m dae_lib.studies.v2 select --data DIR "
                       f"&& python -m dae_lib.studies.v2 release --data DIR --candidate {chosen}",
-        "validation": validation_section(table, chosen, rows),
+        "validation": validation_section(chosen, rows),
         "shifted_validation": shifted_section(rows, chosen),
         "cpu_inference": cpu_inference_text({"v2": found[chosen], "v1": released_folder()}),
-        "default": bool(replaces_default(table.assign(wins_both=table["wins_both"].astype(bool)), chosen)),
+        "default": replaces_default(table, chosen),
     }  # fmt: skip
     return write_release(found[chosen], released_folder().parent / V2_RELEASE, data, notes=notes,
                          compare={f"v1 ({DEFAULT_RELEASE})": released_folder()})  # fmt: skip
 
 
-def _chosen(table: pd.DataFrame) -> str:
-    ok = table[table["qualifies"].astype(bool)]
-    if ok.empty:
-        raise InputError(f"{OUT / 'candidates.csv'}: no candidate qualifies; name one with --candidate to release it anyway")
-    return str(ok.sort_values("shifted_gain_db", ascending=False)["model"].iloc[0])
-
-
-def recipe_text(chosen: str, table: pd.DataFrame) -> str:
+def recipe_text(chosen: str, n_candidates: int, n_cases: int) -> str:
     changes = CANDIDATES[chosen.split("/")[0]]
     return (
         f"v1's recipe (the paper profile's R-AE + MS-SSIM, its loss weights and learning rates) with {json.dumps(changes)}: "
         "rendering augmentation (augment.RenderAugment: grey curves, edge enhancement, noise, blur, resolution, pixel aspect, "
         "X and S alike; no JPEG) on that share of the training images. Each stage stopped by its share of a GPU time budget "
         "(the epochs above). Chosen among "
-        f"{len(table) - 1} candidate models on the 11 validation cases as stored and rendered as other devices render them "
+        f"{n_candidates} candidate models on the {n_cases} validation cases as stored and rendered as other devices render them "
         "(results/v2/candidates.md): never worse than doing nothing on a shifted case, the best mean shifted gain; "
         "no setting chosen on the test cases."
     )
 
 
-def validation_section(table: pd.DataFrame, chosen: str, rows: pd.DataFrame) -> dict:
+def validation_section(chosen: str, rows: pd.DataFrame) -> dict:
     as_stored = rows[rows["family"] == ORIGINAL[0]]
     lines = ["| model | PSNR (dB) | gain over doing nothing (dB) | BSR |", "| --- | --- | --- | --- |",
              f"| doing nothing (S_hat = X) | {as_stored['identity_psnr'].mean():.2f} | 0 | 0 |"]  # fmt: skip
@@ -361,7 +362,7 @@ def cpu_inference_text(folders: dict[str, Path], repeats: int = 10) -> str:
 def write_provenance(out: Path, step: str, data_dir, started: dict) -> Path:
     """results/v2/provenance_<step>.json: what made the step's tables (data, the models' seed, the
     command, the commit and uncommitted files as the step started, machine, wall time)."""
-    rec = record(step=step, data=data_tag(data_dir), seed=0, device="cpu" if not torch.cuda.is_available() else "cuda",
+    rec = record(step=step, data=data_tag(data_dir), seed=0, device=describe(pick_device("auto")),
                  command=f"python -m dae_lib.studies.v2 {step} --data {portable(data_dir)}",
                  wall_seconds=round(time.time() - started["t0"], 1))  # fmt: skip
     return write_json_atomic(out / f"provenance_{step}.json", {**rec, "commit": started["commit"], "uncommitted": started["uncommitted"]})
