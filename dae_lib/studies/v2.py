@@ -10,7 +10,8 @@ much less once they are rendered as other devices render radiographs: heavy edge
 leaves BSR 0.33, strong noise 0.38, a compressed grey window 0.37 with two cases worse than doing
 nothing (``baseline``; results/v2/baseline_*.csv). ``CANDIDATES`` are v1's recipe (architecture,
 loss, learning rates) with rendering augmentation (augment.RenderAugment) and the controls that
-tell its effect apart: the same longer schedule without it, a wider network, a lower rate.
+tell its effect apart: the same longer schedule without it, a wider network, a lower rate; then
+(round 2) the weight lm of the MSE term and a second seed.
 
 Each candidate trains in stages like v1 (``STAGES``: 256 px from scratch, then 512 px from stage
 1's best weights, then 512 px at a lower rate), each an ordinary resumable run under
@@ -61,6 +62,15 @@ CANDIDATES = {
     "render-wide": dict(render_p=0.7, unet_width=24),  # and 1.5x the channels (2.25x the weights)
     "render-third": dict(render_p=0.35),  # a third of the images re-rendered
     "longer": dict(render_p=0.0),  # v1's recipe on the same schedule: what the schedule alone gives
+    # Round 2 (session 11): the MSE term's weight. At lm = 1 it is about 1 % of the loss (a PSNR of
+    # 44.6 dB is an MSE of 3.5e-5 beside 1 - MS-SSIM of about 0.005), while BSR and PSNR are energy
+    # measures; v1's error budget puts 62 % of the remaining energy on the bone mask. A second seed
+    # of "render" on the same schedule tells a change apart from the noise of one run.
+    "render-seed1": dict(render_p=0.7, seed=1),
+    "render-lm100": dict(render_p=0.7, lm=100.0),
+    "render-lm1000": dict(render_p=0.7, lm=1000.0),
+    "render-lm1000-seed1": dict(render_p=0.7, lm=1000.0, seed=1),
+    "render-lm10000": dict(render_p=0.7, lm=10000.0),
 }
 #: The stages: as v1 (256 px from scratch, then 512 px from stage 1's best), then a third at a lower
 #: learning rate from stage 2's best; each with its epoch cap and its share of the time budget
