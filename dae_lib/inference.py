@@ -91,3 +91,22 @@ def suppress_full(model: torch.nn.Module, x: torch.Tensor, image_size: int, amp:
     s = resize_to(bone_small, tuple(x.shape[-2:]))  # B_hat at full size (a new tensor, or bone_small itself: ours either way) ...
     s.neg_().add_(x).clamp_(0, 1)  # ... turned into S = clamp(X - B_hat_up, 0, 1) in place: one full-size copy less
     return s, x - s
+
+
+class Averaged(torch.nn.Module):
+    """Test-time averaging: the mean soft-tissue estimate of several models and, with ``flip``, of
+    each on the radiograph and on its mirror image (flipped back), S_hat = (1 / K) sum_k f_k(x)
+    (K = len(models), or 2 x that with ``flip``). It costs K (or 2K) passes per radiograph; the
+    mean is taken before ``predict`` clamps to [0, 1]. Used to measure what an ensemble of seeds or
+    horizontal-flip averaging would give (studies/v2.py ``averages``); no released model is one."""
+
+    def __init__(self, models, flip: bool = False):
+        super().__init__()
+        self.members = torch.nn.ModuleList(models)
+        self.flip = flip
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        outs = [m(x)[0] for m in self.members]
+        if self.flip:
+            outs += [m(x.flip(-1))[0].flip(-1) for m in self.members]
+        return (torch.stack(outs).mean(0),)

@@ -181,3 +181,21 @@ def test_the_committed_study_reads_back_or_says_it_was_not_run_here(tmp_path):
     assert found.rows is not None and list(found.models)[0] == "v1" and len(found.models) == 2
     assert "| by region | bone | lungs, no bone | elsewhere |" in found.markdown and "Chosen:" in found.markdown
     assert "data bse-jsrt-512, 11 validation cases" in found.footer and "/" not in found.footer.split("commit")[0].replace("bse-jsrt-512", "")
+
+
+def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
+    """Each candidate's stages load as valid configs (a misspelt field or a value out of range in
+    CANDIDATES fails here, not on a GPU), differ from v1's recipe at that stage only in the fields
+    the candidate names, and chain: stage k starts from stage k - 1's folder."""
+    import dataclasses
+
+    from dae_lib.studies.v2 import CANDIDATES, STAGES, stage_config, stage_dirs
+
+    for name, changes in CANDIDATES.items():
+        for k in range(len(STAGES)):
+            cfg = dataclasses.asdict(stage_config(name, k, "phantom", "cpu", tmp_path))
+            plain = dataclasses.asdict(stage_config("longer", k, "phantom", "cpu", tmp_path))  # v1's recipe: render_p 0
+            differ = {f for f in cfg if cfg[f] != plain[f] and f != "init_from"}
+            assert differ == {f for f, v in changes.items() if plain[f] != v}, name
+            assert all(cfg[f] == v for f, v in changes.items()), name
+            assert cfg["init_from"] == (str(stage_dirs(name, tmp_path)[k - 1]) if k else None)

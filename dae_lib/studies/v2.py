@@ -4,6 +4,7 @@
     python -m dae_lib.studies.v2 train --data DIR [--candidates NAME ...] [--device cuda] [--jobs 4] [--minutes 10] [--stages 1 2 3]
     python -m dae_lib.studies.v2 select --data DIR     # each trained candidate against v1 on both validations
     python -m dae_lib.studies.v2 release --data DIR [--candidate NAME]   # dae_lib/released/<v1's name>-v2/
+    python -m dae_lib.studies.v2 averages --data DIR   # test-time averages (flip, seeds, v1 & v2) against their members
 
 v1 (the released R-AE + MS-SSIM) removes 77 % of the bone energy of BSE-JSRT's validation cases but
 much less once they are rendered as other devices render radiographs: heavy edge enhancement
@@ -44,7 +45,7 @@ from ..config import load_config
 from ..data import load_data
 from ..device import describe, pick_device
 from ..errors import InputError, run_guarded
-from ..inference import predict, suppress_full
+from ..inference import Averaged, predict, suppress_full
 from ..phantom import chest_phantom
 from ..reporting.anatomy import REGIONS, error_budget
 from ..reporting.evaluate import run_part
@@ -323,6 +324,93 @@ def release(data_dir, candidate: str | None = None, runs_root: Path | None = Non
                          compare={f"v1 ({DEFAULT_RELEASE})": released_folder()})  # fmt: skip
 
 
+#: Test-time averages (inference.Averaged), measured against their members on both validations:
+#: the issue names horizontal-flip averaging and an average of a few seeds among what to try.
+#: {label: (members, flip)}; a member is "v1", "v2" (the released models) or a candidate as
+#: ``finished_candidates`` names it. Each costs one pass per member (two with flip) per radiograph.
+AVERAGES = {
+    "v2+flip": (("v2",), True),
+    "render&render-seed1": (("render", "render-seed1"), False),  # two seeds of v2's recipe, both after 512 px at 5e-4
+    "v1&v2": (("v1", "v2"), False),
+}
+#: The inference budget per 512 px radiograph on 2 CPU cores (issue 23's target).
+INFERENCE_BUDGET_MS = 150
+
+
+def averages(data_dir, runs_root: Path | None = None, out: Path = OUT, repeats: int = 5) -> pd.DataFrame:
+    """Each of AVERAGES and its members on the validation cases as stored and shifted, with its CPU
+    time per 512 px radiograph: results/v2/averages.csv, .md and provenance_averages.json."""
+    started = _started()
+    runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
+    names = sorted({m for ms, _ in AVERAGES.values() for m in ms} - {"v1", "v2"})
+    found = finished_candidates(runs_root)
+    if missing := [n for n in names if n not in found]:
+        raise InputError(f"{runs_root}: no finished run of {', '.join(missing)}; train it first (python -m dae_lib.studies.v2 train --candidates ...)")
+    members = {"v1": load_released(), "v2": load_released(V2_RELEASE), **{n: load_model(found[n]) for n in names}}
+    models = {**members, **{label: Averaged([members[m] for m in ms], flip) for label, (ms, flip) in AVERAGES.items()}}
+    val = validation_cases(data_dir, released_folder())
+    rows = shifted_rows(models, val.x, val.s, val.ids)
+    passes = {n: 1 for n in members} | {label: len(ms) * (1 + flip) for label, (ms, flip) in AVERAGES.items()}
+    table = average_table(rows, passes, {n: cpu_ms(m, repeats) for n, m in models.items()})
+    _write(out / "averages.csv", table)
+    with atomic_path(out / "averages.md") as tmp:
+        tmp.write_text(averages_markdown(table, portable(data_dir), started["commit"]))
+    write_provenance(out, "averages", data_dir, started)
+    return table
+
+
+def average_table(rows: pd.DataFrame, passes: dict[str, int], ms: dict[str, float]) -> pd.DataFrame:
+    """One row per model in ``rows``: passes per radiograph, CPU ms, validation gain and BSR as
+    stored, mean shifted gain and BSR, worst shifted case, shifted cases worse than doing nothing,
+    and for an average its gain over its best member (as stored and shifted)."""
+    original = rows[rows["family"] == ORIGINAL[0]]
+    shifted = rows[rows["family"] != ORIGINAL[0]]
+    out = []
+    for name in passes:
+        r = {"model": name, "passes": passes[name], "cpu_ms": round(ms[name], 1),
+             "val_gain_db": original[f"{name}_gain"].mean(), "val_bsr": original[f"{name}_bsr"].mean(),
+             "shifted_gain_db": shifted[f"{name}_gain"].mean(), "shifted_bsr": shifted[f"{name}_bsr"].mean(),
+             "worst_shifted_gain_db": shifted[f"{name}_gain"].min(), "shifted_cases_worse": int((shifted[f"{name}_gain"] < 0).sum())}  # fmt: skip
+        if name in AVERAGES:
+            ms_ = AVERAGES[name][0]
+            r["over_best_member_db"] = r["val_gain_db"] - max(original[f"{m}_gain"].mean() for m in ms_)
+            r["shifted_over_best_member_db"] = r["shifted_gain_db"] - max(shifted[f"{m}_gain"].mean() for m in ms_)
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def averages_markdown(table: pd.DataFrame, data: str, commit: str) -> str:
+    lines = [
+        f"# Test-time averages against their members (validation cases of {data}; no test case read)",
+        "",
+        "Gains are PSNR over doing nothing, in dB, mean over cases; shifted: the validation cases rendered as other",
+        "devices render them (augment.SHIFTED). `+flip`: the mean of the model on the radiograph and on its mirror",
+        "image; `a&b`: the mean of two models' estimates (inference.Averaged). CPU: median time of `predict` per",
+        f"512 px radiograph on this machine; the budget is {INFERENCE_BUDGET_MS} ms.",
+        "",
+        "| model | passes | CPU ms | val gain | val BSR | shifted gain | shifted BSR | worst shifted case | shifted cases worse | over its best member: as stored / shifted |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in table.itertuples():
+        over = "" if pd.isna(getattr(r, "over_best_member_db", float("nan"))) else f"{r.over_best_member_db:+.2f} / {r.shifted_over_best_member_db:+.2f}"
+        lines.append(f"| {r.model} | {r.passes} | {r.cpu_ms:.0f} | {r.val_gain_db:+.2f} | {r.val_bsr:.3f} | {r.shifted_gain_db:+.2f} | "
+                     f"{r.shifted_bsr:.3f} | {r.worst_shifted_gain_db:+.2f} | {r.shifted_cases_worse} | {over} |")  # fmt: skip
+    fits = table[table["cpu_ms"] <= INFERENCE_BUDGET_MS]["model"].tolist()
+    lines += ["", f"Within {INFERENCE_BUDGET_MS} ms here: {', '.join(fits) or 'none'}.", "", f"Scored at {commit[:12]}.", ""]
+    return "\n".join(lines)
+
+
+def cpu_ms(model: torch.nn.Module, repeats: int = 5) -> float:
+    """Median milliseconds of ``predict`` for one 512 px radiograph on the CPU (float32)."""
+    x = chest_phantom(512, seed=0)[0][None, None]
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        predict(model, x, "off")
+        times.append(time.perf_counter() - t0)
+    return 1000 * sorted(times[1:])[repeats // 2]
+
+
 def recipe_text(chosen: str, n_candidates: int, n_cases: int) -> str:
     changes = CANDIDATES[chosen.split("/")[0]]
     return (
@@ -389,7 +477,7 @@ def _write(path: Path, df: pd.DataFrame) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dae_lib.studies.v2", description=__doc__.split("\n")[0])
-    p.add_argument("step", choices=("baseline", "train", "select", "release"))
+    p.add_argument("step", choices=("baseline", "train", "select", "release", "averages"))
     p.add_argument("--candidate", default=None, help="release: this candidate (default: select's choice)")
     p.add_argument("--data", required=True, help="the BSE-JSRT folder")
     p.add_argument("--candidates", nargs="+", choices=sorted(CANDIDATES), default=list(CANDIDATES))
@@ -410,6 +498,8 @@ def main(argv=None) -> int:
         elif args.step == "train":
             run = None if args.stages is None else tuple(k - 1 for k in sorted(set(args.stages)))
             train_all(args.candidates, data_dir, args.device, args.jobs, args.minutes * 60, args.runs and Path(args.runs), run=run)
+        elif args.step == "averages":
+            print(averages(data_dir, args.runs and Path(args.runs)).round(3).to_string(index=False))
         elif args.step == "release":
             print(f"released: {portable(release(data_dir, args.candidate, args.runs and Path(args.runs)))}")
         else:
