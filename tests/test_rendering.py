@@ -180,6 +180,7 @@ def test_the_committed_study_reads_back_or_says_it_was_not_run_here(tmp_path):
     found = v2.committed_summary()  # results/v2/, committed
     assert found.rows is not None and list(found.models)[0] == "v1" and len(found.models) == 2
     assert "| by region | bone | lungs, no bone | elsewhere |" in found.markdown and "Chosen:" in found.markdown
+    assert "**Test-time averages against their members**" in found.markdown and "| v2+flip | 2 |" in found.markdown
     assert "data bse-jsrt-512, 11 validation cases" in found.footer and "/" not in found.footer.split("commit")[0].replace("bse-jsrt-512", "")
 
 
@@ -199,3 +200,43 @@ def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
             assert differ == {f for f, v in changes.items() if plain[f] != v}, name
             assert all(cfg[f] == v for f, v in changes.items()), name
             assert cfg["init_from"] == (str(stage_dirs(name, tmp_path)[k - 1]) if k else None)
+
+
+def test_a_test_time_average_is_the_mean_of_its_members_and_of_the_mirror_images():
+    """inference.Averaged against the mean written out by hand: two different models (one of them
+    not mirror-symmetric), with and without the flip."""
+    from dae_lib.inference import Averaged, predict
+
+    class Head(torch.nn.Module):  # returns a tuple, as the project's models do
+        def __init__(self, lean: float, offset: float):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+            with torch.no_grad():
+                self.conv.weight[..., 0] += lean  # leans left: the flip changes its output
+            self.offset = offset
+
+        def forward(self, x):
+            return (self.conv(x) + self.offset,)
+
+    torch.manual_seed(0)
+    m1, m2 = Head(0.5, 0.0), Head(0.0, 0.25)
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        plain = (m1(x)[0] + m2(x)[0]) / 2
+        mirrored = (m1(x)[0] + m2(x)[0] + m1(x.flip(-1))[0].flip(-1) + m2(x.flip(-1))[0].flip(-1)) / 4
+    assert torch.allclose(predict(Averaged([m1, m2]), x), plain.clamp(0, 1), atol=1e-6)
+    assert torch.allclose(predict(Averaged([m1, m2], flip=True), x), mirrored.clamp(0, 1), atol=1e-6)
+    assert not torch.allclose(mirrored, plain, atol=1e-3)  # the flip mattered
+
+
+def test_an_averages_row_says_its_gain_over_its_best_member(monkeypatch):
+    from dae_lib.studies import v2
+
+    monkeypatch.setattr(v2, "AVERAGES", {"a&b": (("a", "b"), False)})
+    rows = _rows({"a": [6, 6, 2, 2, 3, 3], "b": [5, 5, 4, 4, 4, 4], "a&b": [6.5, 6.5, 3.5, 3.5, 5, 5]})
+    table = v2.average_table(rows, {"a": 1, "b": 1, "a&b": 2}, {"a": 100, "b": 100, "a&b": 200}).set_index("model")
+    assert table.loc["a&b", "over_best_member_db"] == pytest.approx(0.5)  # 6.5 against a's 6
+    assert table.loc["a&b", "shifted_over_best_member_db"] == pytest.approx(0.25)  # 4.25 against b's 4
+    assert pd.isna(table.loc["a", "over_best_member_db"]) and table.loc["a&b", "passes"] == 2
+    text = v2.averages_markdown(table.reset_index(), "data", "0" * 40)
+    assert f"Within {v2.INFERENCE_BUDGET_MS} ms here: a, b." in text

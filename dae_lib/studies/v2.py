@@ -43,7 +43,7 @@ import torch
 from ..atomic import atomic_path, write_json_atomic
 from ..config import load_config
 from ..data import load_data
-from ..device import describe, pick_device
+from ..device import describe, fastest, pick_device
 from ..errors import InputError, run_guarded
 from ..inference import Averaged, predict, suppress_full
 from ..phantom import chest_phantom
@@ -279,6 +279,10 @@ def committed_summary(out: Path = OUT) -> Committed:
         means = shares.mean()
         text += ("\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget; mean share per case):\n\n"
                  + _shares_table("by region", REGIONS, means) + "\n" + _shares_table("by spatial frequency", [k for k in means.index if k not in REGIONS], means))
+    averaged = out / "averages.md"
+    if averaged.exists():
+        title, rest = averaged.read_text().split("\n", 1)
+        text += f"\n**{title.lstrip('# ')}**\n{rest}"
     table = pd.read_csv(out / "candidates.csv")
     rows = pd.read_csv(out / "shifted_cases.csv")
     chosen = choose(table)
@@ -385,8 +389,8 @@ def averages_markdown(table: pd.DataFrame, data: str, commit: str) -> str:
         "",
         "Gains are PSNR over doing nothing, in dB, mean over cases; shifted: the validation cases rendered as other",
         "devices render them (augment.SHIFTED). `+flip`: the mean of the model on the radiograph and on its mirror",
-        "image; `a&b`: the mean of two models' estimates (inference.Averaged). CPU: median time of `predict` per",
-        f"512 px radiograph on this machine; the budget is {INFERENCE_BUDGET_MS} ms.",
+        "image; `a&b`: the mean of two models' estimates (inference.Averaged). CPU: median time per 512 px radiograph",
+        f"through the suppression command's path on this machine ({torch.get_num_threads()} threads); the budget is {INFERENCE_BUDGET_MS} ms.",
         "",
         "| model | passes | CPU ms | val gain | val BSR | shifted gain | shifted BSR | worst shifted case | shifted cases worse | over its best member: as stored / shifted |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -401,14 +405,18 @@ def averages_markdown(table: pd.DataFrame, data: str, commit: str) -> str:
 
 
 def cpu_ms(model: torch.nn.Module, repeats: int = 5) -> float:
-    """Median milliseconds of ``predict`` for one 512 px radiograph on the CPU (float32)."""
+    """Median milliseconds per 512 px radiograph through the suppression command's model path
+    (the weights channels-last where that is this CPU's fastest layout, as load_trained's
+    fastest_layout gives them; suppress_full with amp "auto") on this machine's CPU."""
+    if fastest(torch.device("cpu"))["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)  # in place, as load_trained does it
     x = chest_phantom(512, seed=0)[0][None, None]
     times = []
-    for _ in range(repeats + 1):
+    for _ in range(repeats + 2):
         t0 = time.perf_counter()
-        predict(model, x, "off")
+        suppress_full(model, x, 512, "auto")
         times.append(time.perf_counter() - t0)
-    return 1000 * sorted(times[1:])[repeats // 2]
+    return 1000 * sorted(times[2:])[repeats // 2]
 
 
 def recipe_text(chosen: str, n_candidates: int, n_cases: int) -> str:
@@ -444,16 +452,7 @@ def shifted_section(rows: pd.DataFrame, chosen: str) -> dict:
 def cpu_inference_text(folders: dict[str, Path], repeats: int = 10) -> str:
     """Median wall time of one 512 px radiograph through the suppression command's model path
     (load_trained with the fastest layout, suppress_full with amp "auto") on this machine's CPU."""
-    x = chest_phantom(512, seed=0)[0][None, None]
-    said = []
-    for label, folder in folders.items():
-        trained = load_trained(folder, "cpu", fastest_layout=True)
-        times = []
-        for _ in range(repeats + 2):
-            t0 = time.perf_counter()
-            suppress_full(trained.model, x, trained.image_size, "auto")
-            times.append(time.perf_counter() - t0)
-        said.append(f"{label} {1000 * sorted(times[2:])[repeats // 2]:.0f} ms")
+    said = [f"{label} {cpu_ms(load_trained(folder, 'cpu', fastest_layout=True).model, repeats):.0f} ms" for label, folder in folders.items()]
     return f"median of {repeats} runs per 512 px radiograph, {torch.get_num_threads()} CPU threads ({machine()}): " + ", ".join(said) + "."
 
 
