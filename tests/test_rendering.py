@@ -180,7 +180,7 @@ def test_the_committed_study_reads_back_or_says_it_was_not_run_here(tmp_path):
     found = v2.committed_summary()  # results/v2/, committed
     assert found.rows is not None and list(found.models)[0] == "v1" and len(found.models) == 2
     assert "| by region | bone | lungs, no bone | elsewhere |" in found.markdown and "Chosen:" in found.markdown
-    assert "**Test-time averages against their members**" in found.markdown and "| v2+flip | 2 |" in found.markdown
+    assert "**Test-time averages against their members (" in found.markdown and "| v2+flip | 2 |" in found.markdown
     assert "data bse-jsrt-512, 11 validation cases" in found.footer and "/" not in found.footer.split("commit")[0].replace("bse-jsrt-512", "")
 
 
