@@ -65,3 +65,20 @@ def test_step_4_trains_the_v2_candidates_only_when_named(tmp_path):
     assert "pipeline ran" not in r.stdout
     r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**os.environ, "PY": str(fake), "STEPS": "1 2 3"}, cwd=tmp_path, timeout=60)
     assert "v2 ran" not in r.stdout
+
+
+def test_the_cuda_tests_collect_without_papermill_or_jupyter(tmp_path):
+    """Step 1 on a GPU image that has neither papermill nor jupyter_client (device_check does not ask
+    for them below step 3): the test session's set-up (conftest.py -> dae_lib.pipeline) and
+    tests/test_cuda.py must import without them. Both are made unimportable here."""
+    blocked = tmp_path / "blocked"
+    for name in ("papermill", "jupyter_client"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked by this test')\n")
+    root = SCRIPT.parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), str(root)])}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval", "-o", "addopts=",
+                        "--collect-only", "-m", "cuda", "tests/test_cuda.py"],
+                       capture_output=True, text=True, env=env, cwd=root, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "test_cuda.py" in r.stdout
