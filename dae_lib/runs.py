@@ -21,7 +21,8 @@ A run folder (written by ``train.fit``; a released model, ``dae_lib/released/<na
 as one plus its model card):
 
     .dae-run            MARKER: the folder is a run of ours (written first)
-    .lock               LOCK_FILE: held while a training writes (``run_lock``)
+    .lock               LOCK_FILE: held while a training writes (``run_lock``); the empty file stays
+                        afterwards (deleting it would let two trainings lock two different files)
     config.json         CONFIG_FILE: the run's Config (``config_from_run``)
     data.json           DATA_FILE: the data it learnt from, as inference must prepare new images
                         (``run_data``): image size, how the training files stored polarity
