@@ -369,6 +369,21 @@ def test_the_committed_executed_notebooks_show_every_figure_and_hold_no_machine_
     assert images >= 30
 
 
+def test_the_committed_executed_copies_show_the_notebooks_code_as_it_is_now():
+    """Each executed copy's code cells are its notebook's (papermill's injected parameters aside):
+    a notebook edited without regenerating its copy (``python -m dae_lib reproduce``) fails here."""
+    def code(nb):
+        return ["".join(c["source"]) for c in nb["cells"]
+                if c["cell_type"] == "code" and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]  # fmt: skip
+
+    notebooks = REPO_ROOT / "notebooks"
+    pairs = [(p, notebooks / ("02_training.ipynb" if p.name.startswith("02_") else p.name)) for p in EXECUTED.glob("*.ipynb")]
+    pairs += [(p, notebooks / pipeline.SOLUTIONS_DIR / p.name) for p in (EXECUTED / pipeline.SOLUTIONS_DIR).glob("*.ipynb")]
+    assert len(pairs) >= len(pipeline.NOTEBOOKS) + 7
+    for copy, source in pairs:
+        assert code(json.loads(copy.read_text())) == code(json.loads(source.read_text())), copy.name
+
+
 @pytest.mark.parametrize("name", pipeline.NOTEBOOKS)
 def test_every_notebook_opens_with_its_banner_and_a_link_to_its_executed_copy(name):
     first = "".join(json.loads((REPO_ROOT / "notebooks" / name).read_text())["cells"][0]["source"])
