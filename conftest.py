@@ -1,7 +1,7 @@
 """Repository-level pytest set-up.
 
 nbval cannot inject papermill parameters, so the notebooks' set-up (pipeline.notebook_setup) takes
-them from the environment variables pipeline.ENVIRONMENT names: here the test session sets the
+them from the environment variables config.ENVIRONMENT names: here the test session sets the
 smoke profile, the phantom and a temporary output root (the committed results/ and figures/ are
 never touched by tests). Kernels inherit this environment.
 """
@@ -10,7 +10,7 @@ import tempfile
 
 
 def pytest_configure(config):
-    from dae_lib.pipeline import ENVIRONMENT
+    from dae_lib.config import ENVIRONMENT  # not pipeline: no Jupyter package needed to collect the CUDA tests
 
     # Forced, not defaults: the stored notebook outputs that nbval compares are smoke-on-phantom.
     os.environ[ENVIRONMENT["profile"]] = "smoke"

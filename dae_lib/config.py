@@ -38,6 +38,11 @@ AMP_MODES = ("auto", "bf16", "off")
 
 #: What ``data_dir`` says for "no folder: the synthetic chest phantom".
 PHANTOM = "phantom"
+#: The environment variables that stand for notebook parameters where papermill cannot inject them
+#: (nbval under pytest: the root conftest.py sets them; pipeline.notebook_setup reads them), by
+#: parameter name. Here, not in pipeline.py, so that the test session's set-up imports no Jupyter
+#: package (a GPU machine's image may have none: scripts/device_check.sh's step 1).
+ENVIRONMENT = {"profile": "DAE_PROFILE", "data_dir": "DAE_DATA", "out_root": "DAE_OUT"}
 #: The profile the command line and the notebooks run unless told otherwise (the notebooks'
 #: parameters cells write it as a literal, as papermill needs; a test keeps them equal).
 DEFAULT_PROFILE = "quick"

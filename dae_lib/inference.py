@@ -94,11 +94,12 @@ def suppress_full(model: torch.nn.Module, x: torch.Tensor, image_size: int, amp:
 
 
 class Averaged(torch.nn.Module):
-    """Test-time averaging: the mean soft-tissue estimate of several models and, with ``flip``, of
-    each on the radiograph and on its mirror image (flipped back), S_hat = (1 / K) sum_k f_k(x)
-    (K = len(models), or 2 x that with ``flip``). It costs K (or 2K) passes per radiograph; the
-    mean is taken before ``predict`` clamps to [0, 1]. Used to measure what an ensemble of seeds or
-    horizontal-flip averaging would give (studies/v2.py ``averages``); no released model is one."""
+    """Test-time averaging: the mean soft-tissue estimate of K models, S_hat = (1 / K) sum_k f_k(x),
+    or with ``flip`` also of each on the mirror image, flipped back:
+    S_hat = (1 / 2K) sum_k [f_k(x) + flip(f_k(flip(x)))]. It costs K forward passes of a network per
+    radiograph (2K with ``flip``); the mean is taken before ``predict`` clamps to [0, 1]. Used to
+    measure what an ensemble of seeds or mirror-image averaging would give (studies/v2.py
+    ``averages``); no released model is one."""
 
     def __init__(self, models, flip: bool = False):
         super().__init__()

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import papermill as pm
 from PIL import Image
+from jupyter_client.kernelspec import KernelSpecManager
 
 from .atomic import append_csv, atomic_path
-from .config import DEFAULT_PROFILE, PHANTOM, PROFILES, Config, check_choice, default, load_config
+from .config import DEFAULT_PROFILE, ENVIRONMENT, PHANTOM, PROFILES, Config, check_choice, default, load_config
 from .data import case_ids
 from .device import describe, pick_device
 from .errors import ConfigError, NotReady
@@ -64,8 +66,6 @@ def check_kernel(name: str | None) -> None:
         return
     if not isinstance(name, str) or not KERNEL_NAME.fullmatch(name):
         raise ConfigError(f"--kernel {name!r}: not a kernel name (letters, digits, '.', '_' and '-' only)")
-    from jupyter_client.kernelspec import KernelSpecManager  # here: importing this module needs no Jupyter (see below)
-
     installed = sorted(KernelSpecManager().find_kernel_specs())
     if name.lower() not in installed:  # jupyter_client stores kernel names in lower case
         raise ConfigError(f"--kernel {name!r}: no such Jupyter kernel on this machine (installed: {', '.join(installed) or 'none'}; see `jupyter kernelspec list`)")
@@ -225,13 +225,7 @@ def _kernel_environment(parameters: dict):
 
 
 def execute_notebook(source: Path, output: Path, parameters: dict, kernel_name=None) -> None:
-    """papermill's run of one notebook with ``parameters`` (in its own folder, no progress bar).
-
-    papermill and jupyter_client are imported where they run, not with this module: the test
-    session's set-up (conftest.py) imports it for ENVIRONMENT, also on a GPU machine whose image
-    has neither (scripts/device_check.sh's step 1)."""
-    import papermill as pm
-
+    """papermill's run of one notebook with ``parameters`` (in its own folder, no progress bar)."""
     with _kernel_environment(parameters):
         pm.execute_notebook(
             str(source), str(output), parameters=parameters, kernel_name=kernel_name, cwd=str(source.parent), progress_bar=False
@@ -245,12 +239,10 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
     so that parallel trainings do not fight over the cores; a value the user set is kept."""
     if threads and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads)
-    from papermill import PapermillExecutionError
-
     step.output.parent.mkdir(parents=True, exist_ok=True)
     try:
         execute_notebook(Path(notebook_dir) / step.notebook, step.output, step.parameters, kernel_name)
-    except PapermillExecutionError as e:
+    except pm.PapermillExecutionError as e:
         return f"{_label(step)} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
     strip_metadata(step.output)
     return None
@@ -402,9 +394,7 @@ def record_wall_time(request: Request, seconds: float, jobs: int = 1) -> Path:
 # The notebooks' set-up
 # ------------------------------------------------------------------------------------------------
 
-#: The environment variables that stand for notebook parameters where papermill cannot inject them
-#: (nbval under pytest: conftest.py sets them), by parameter name.
-ENVIRONMENT = {"profile": "DAE_PROFILE", "data_dir": "DAE_DATA", "out_root": "DAE_OUT"}
+# ENVIRONMENT (config.py): the environment variables that stand for the notebooks' parameters.
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ CANDIDATES = {
     "render-wide": dict(render_p=0.7, unet_width=24),  # and 1.5x the channels (2.25x the weights)
     "render-third": dict(render_p=0.35),  # a third of the images re-rendered
     "longer": dict(render_p=0.0),  # v1's recipe on the same schedule: what the schedule alone gives
-    # Round 2 (session 11): the MSE term's weight. At lm = 1 it is about 1 % of the loss (a PSNR of
+    # Round 2: the MSE term's weight. At lm = 1 it is about 1 % of the loss (a PSNR of
     # 44.6 dB is an MSE of 3.5e-5 beside 1 - MS-SSIM of about 0.005), while BSR and PSNR are energy
     # measures; v1's error budget puts 62 % of the remaining energy on the bone mask. A second seed
     # of "render" on the same schedule tells a change apart from the noise of one run.
@@ -240,7 +240,8 @@ def candidates_markdown(table: pd.DataFrame, chosen: str | None, data: str) -> s
         "qualifying one with the best mean shifted gain is chosen. It replaces v1 as the default of `suppress` only",
         "if it also wins on both validations: every shifted family, and the cases as stored. `/512-low-lr`: the",
         "candidate after its third stage (512 px at a lower rate, from its second stage's best weights); the last",
-        "column counts that stage's epochs and the one kept (the best validation loss).",
+        "column counts that stage's epochs and the one kept (the best validation loss). Round 2 (`render-seed1`,",
+        "`render-lm*`) ran stages 1 and 2 only, on a longer GPU budget (the epochs column).",
         "",
         "| model | changes | val PSNR | val gain | shifted gain | shifted BSR | worst shifted case | shifted cases worse | families won | its last stage: epochs (best) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -259,7 +260,7 @@ def candidates_markdown(table: pd.DataFrame, chosen: str | None, data: str) -> s
 class Committed:
     """What the study found, from its committed tables (results/v2/), for notebook 05."""
 
-    markdown: str  # the candidates against v1, and where v1's error lies
+    markdown: str  # the candidates against v1, where v1's error lies, and the test-time averages
     rows: pd.DataFrame | None  # shifted_rows of every model (None: the study has not been run here)
     shares: pd.DataFrame | None  # v1's error budget per validation case (anatomy.error_budget)
     models: dict[str, str]  # {column prefix in rows: label} of v1 and the chosen candidate
@@ -329,7 +330,7 @@ def release(data_dir, candidate: str | None = None, runs_root: Path | None = Non
 
 
 #: Test-time averages (inference.Averaged), measured against their members on both validations:
-#: the issue names horizontal-flip averaging and an average of a few seeds among what to try.
+#: mirror-image (horizontal-flip) averaging and an average of a few seeds, the usual cheap gains.
 #: {label: (members, flip)}; a member is "v1", "v2" (the released models) or a candidate as
 #: ``finished_candidates`` names it. Each costs one pass per member (two with flip) per radiograph.
 AVERAGES = {
@@ -337,7 +338,7 @@ AVERAGES = {
     "render&render-seed1": (("render", "render-seed1"), False),  # two seeds of v2's recipe, both after 512 px at 5e-4
     "v1&v2": (("v1", "v2"), False),
 }
-#: The inference budget per 512 px radiograph on 2 CPU cores (issue 23's target).
+#: The inference budget per 512 px radiograph on 2 CPU cores that v2 was set (v1 takes about 100 ms).
 INFERENCE_BUDGET_MS = 150
 
 
@@ -389,8 +390,10 @@ def averages_markdown(table: pd.DataFrame, data: str, commit: str) -> str:
         "",
         "Gains are PSNR over doing nothing, in dB, mean over cases; shifted: the validation cases rendered as other",
         "devices render them (augment.SHIFTED). `+flip`: the mean of the model on the radiograph and on its mirror",
-        "image; `a&b`: the mean of two models' estimates (inference.Averaged). CPU: median time per 512 px radiograph",
-        f"through the suppression command's path on this machine ({torch.get_num_threads()} threads); the budget is {INFERENCE_BUDGET_MS} ms.",
+        "image; `a&b`: the mean of two models' estimates (inference.Averaged). Passes: forward passes of a network per",
+        "radiograph. v1 and v2 are the released float16 weights (candidates.md scores v2's run in float32: within",
+        "0.01 dB). CPU: median time per 512 px radiograph of the suppression command's model path (suppress_full:",
+        f"resize, network, bone removal; no file read or written) on this machine, {torch.get_num_threads()} threads; the budget is {INFERENCE_BUDGET_MS} ms.",
         "",
         "| model | passes | CPU ms | val gain | val BSR | shifted gain | shifted BSR | worst shifted case | shifted cases worse | over its best member: as stored / shifted |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
