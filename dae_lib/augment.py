@@ -15,9 +15,9 @@ still differs by its bone only. ``SHIFTED`` holds the fixed renderings of the sh
 (reporting/shifted.py); ``RenderAugment`` draws random ones during training from ``RENDER_RANGES``
 (``Config.render_p``: the share of training images re-rendered; 0, the default and the paper's and
 v1's recipe, leaves them alone). Training draws each value from a range, never the shifted set's
-fixed combinations (many of its values lie outside the ranges: gamma 0.6, unsharp 3.0, blur 2.5 px,
-resolution 0.35, noise 0.03, aspect 0.88 and 1.12), and JPEG is not among them at all: one family
-the model never trained for.
+fixed combinations (many of its values lie outside the base ranges: gamma 0.6, unsharp 3.0, blur 2.5 px,
+resolution 0.35, noise 0.03, aspect 0.88 and 1.12; ``RANGE_SETS`` names other sets of ranges), and
+JPEG is not among them at all: one family the model never trained for.
 
 Augmentation is applied only to training batches (see ``train.fit``); validation and test images
 are never passed through it.
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .config import check_choice
 from .phantom import gaussian_blur
 
 
@@ -42,9 +43,10 @@ class PairedAugment(nn.Module):
     """Random affine (rotation, shift, shear, zoom) + horizontal flip, shared by X, S and M; the
     ranges are Config's (``from_config``)."""
 
-    def __init__(self, rotation_deg: float, shift: float, shear_deg: float, zoom: tuple[float, float], hflip_p: float, render_p: float = 0.0):
+    def __init__(self, rotation_deg: float, shift: float, shear_deg: float, zoom: tuple[float, float], hflip_p: float, render_p: float = 0.0,
+                 render_ranges: str = "base"):  # fmt: skip
         super().__init__()
-        self.render = RenderAugment(render_p) if render_p > 0 else None
+        self.render = RenderAugment(render_p, render_ranges) if render_p > 0 else None
         self.affine = K.RandomAffine(
             degrees=rotation_deg,
             translate=(shift, shift),
@@ -57,7 +59,7 @@ class PairedAugment(nn.Module):
 
     @classmethod
     def from_config(cls, cfg) -> "PairedAugment":
-        return cls(cfg.rotation_deg, cfg.shift, cfg.shear_deg, cfg.zoom, cfg.hflip_p, cfg.render_p)
+        return cls(cfg.rotation_deg, cfg.shift, cfg.shear_deg, cfg.zoom, cfg.hflip_p, cfg.render_p, cfg.render_ranges)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, s: torch.Tensor, m: torch.Tensor):
@@ -178,12 +180,19 @@ RENDER_RANGES = {
     "unsharp": (0.6, (0.2, 2.5)),
     "unsharp_sigma": (1.0, (2.0, 10.0)),
 }
+#: Named sets of training ranges; ``Config.render_ranges`` names the one ``RenderAugment`` draws
+#: from. "base" is RENDER_RANGES (v2's recipe). "wide-aspect" draws pixel aspect more often and over
+#: U(0.8, 1.25), a range that holds the shifted set's 0.88 and 1.12 (v2 loses that family to v1).
+RANGE_SETS = {
+    "base": RENDER_RANGES,
+    "wide-aspect": {**RENDER_RANGES, "aspect": (0.5, (0.8, 1.25))},
+}
 
 
-def random_rendering(rng: np.random.Generator) -> Rendering:
-    """One rendering drawn from RENDER_RANGES."""
+def random_rendering(rng: np.random.Generator, ranges: dict = RENDER_RANGES) -> Rendering:
+    """One rendering drawn from ``ranges`` (RENDER_RANGES, or another of RANGE_SETS)."""
     drawn = {}
-    for name, (p_on, (lo, hi)) in RENDER_RANGES.items():
+    for name, (p_on, (lo, hi)) in ranges.items():
         if rng.random() < p_on:
             drawn[name] = float(math.exp(rng.uniform(math.log(lo), math.log(hi)))) if name == "gamma" else float(rng.uniform(lo, hi))
     return replace(Rendering(), **drawn)
@@ -191,12 +200,14 @@ def random_rendering(rng: np.random.Generator) -> Rendering:
 
 class RenderAugment(nn.Module):
     """Each image of a training batch re-rendered (X and S alike) with probability ``p``, by a
-    rendering drawn from RENDER_RANGES; the draws follow torch's seeded generator, so an epoch's
-    augmentation is reproducible like the geometric one's."""
+    rendering drawn from the range set ``ranges`` (a name in RANGE_SETS); the draws follow torch's
+    seeded generator, so an epoch's augmentation is reproducible like the geometric one's."""
 
-    def __init__(self, p: float):
+    def __init__(self, p: float, ranges: str = "base"):
         super().__init__()
+        check_choice("render_ranges", ranges, RANGE_SETS)
         self.p = p
+        self.ranges = RANGE_SETS[ranges]
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, s: torch.Tensor):
@@ -207,7 +218,7 @@ class RenderAugment(nn.Module):
         for i in range(x.shape[0]):
             xi, si = x[i : i + 1], s[i : i + 1]
             if rng.random() < self.p:
-                xi, si = random_rendering(rng).apply(xi, si, noise)
+                xi, si = random_rendering(rng, self.ranges).apply(xi, si, noise)
             xs.append(xi)
             ss.append(si)
         return torch.cat(xs), torch.cat(ss)

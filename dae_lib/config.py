@@ -102,6 +102,7 @@ class Config:
     zoom: tuple[float, float] = (0.9, 1.1)
     hflip_p: float = 0.5
     render_p: float = 0.0  # share of training images re-rendered as another device might (augment.RenderAugment; beyond the paper)
+    render_ranges: str = "base"  # the ranges those renderings are drawn from: a name in augment.RANGE_SETS (checked there: config does not import the training code)
     # --- model ----------------------------------------------------------------------------
     variant: str = "dae_msssim"  # a name from models.variants(): family and ablation
     channels: tuple[int, int, int, int] = (16, 32, 64, 64)  # the reproduced family (models/dae.py)

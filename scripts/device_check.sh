@@ -7,6 +7,8 @@
 #      `make reproduce PROFILE=paper` runs), its wall time appended to results/wall_times.csv;
 #   4. (only when named: STEPS=4) the v2 candidates of issue 23, side by side, each within MINUTES
 #      (default 6): python -m dae_lib.studies.v2 train (runs/v2/; then `select` on any machine).
+#      V2_CANDIDATES="render-aspect ..." names which (default: every one in studies/v2.CANDIDATES,
+#      JOBS_V2 at a time, default 4: name a few, or the minutes multiply).
 #
 #   scripts/device_check.sh [DATA_DIR]          (default ../shared/data/bse-jsrt-512, else the phantom)
 #   PY=/path/to/python scripts/device_check.sh  (default: python3 on PATH; .venv/bin/python if present)
@@ -70,7 +72,8 @@ if wanted 3; then
 fi
 if wanted 4; then
   step "4. v2 candidates (issue 23), data: $DATA, ${MINUTES:-6} minutes each, side by side" \
-    "$PY" -m dae_lib.studies.v2 train --data "$DATA" --device cuda --jobs 4 --minutes "${MINUTES:-6}"
+    "$PY" -m dae_lib.studies.v2 train --data "$DATA" --device cuda --jobs "${JOBS_V2:-4}" --minutes "${MINUTES:-6}" \
+    ${V2_CANDIDATES:+--candidates $V2_CANDIDATES}
 fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "device_check: failed: ${failed[*]}" >&2

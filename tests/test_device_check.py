@@ -63,6 +63,9 @@ def test_step_4_trains_the_v2_candidates_only_when_named(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "v2 ran: -m dae_lib.studies.v2 train --data" in r.stdout and "--device cuda --jobs 4 --minutes 3" in r.stdout
     assert "pipeline ran" not in r.stdout
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                       env={**os.environ, "PY": str(fake), "STEPS": "4", "V2_CANDIDATES": "render-aspect longer", "JOBS_V2": "2"})  # fmt: skip
+    assert "--device cuda --jobs 2 --minutes 6 --candidates render-aspect longer" in r.stdout
     r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**os.environ, "PY": str(fake), "STEPS": "1 2 3"}, cwd=tmp_path, timeout=60)
     assert "v2 ran" not in r.stdout
 

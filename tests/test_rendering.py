@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dae_lib.augment import RENDER_RANGES, SHIFTED, PairedAugment, RenderAugment, Rendering, random_rendering
+from dae_lib.augment import RANGE_SETS, RENDER_RANGES, SHIFTED, PairedAugment, RenderAugment, Rendering, random_rendering
 from dae_lib.phantom import chest_phantom
 from dae_lib.reporting.anatomy import BAND_SIGMAS, error_budget
 from dae_lib.reporting.shifted import ORIGINAL, beats_on_every_family, renderings, shifted_rows, shifted_summary
@@ -86,6 +86,30 @@ def test_training_renderings_are_drawn_from_their_ranges_and_never_jpeg():
             assert value == getattr(Rendering(), name) or lo <= value <= hi, (name, value)
     shifted = {r for named in SHIFTED.values() for r in named.values()}
     assert Rendering() not in shifted
+
+
+def test_a_range_set_changes_only_what_it_names_and_a_config_names_one():
+    """"wide-aspect" draws pixel aspect more often and over U(0.8, 1.25) (the shifted set's 0.88 and
+    1.12 inside), every other step as the base set; a run's config names its set (a typo is refused),
+    and runs recorded before the field existed read as "base"."""
+    from dae_lib.config import config_from_dict, load_config
+    from dae_lib.errors import ConfigError
+
+    assert RANGE_SETS["base"] is RENDER_RANGES
+    wide = RANGE_SETS["wide-aspect"]
+    assert {k for k in wide if wide[k] != RENDER_RANGES[k]} == {"aspect"}
+    rng = np.random.default_rng(0)
+    aspects = np.array([random_rendering(rng, wide).aspect for _ in range(2000)])
+    drawn = aspects[aspects != 1.0]
+    assert 0.45 < len(drawn) / len(aspects) < 0.55 and drawn.min() >= 0.8 and drawn.max() <= 1.25
+    assert ((drawn < 0.88) | (drawn > 1.12)).any()  # beyond the base set's U(0.9, 1.1)
+    cfg = load_config("smoke", render_p=0.5, render_ranges="wide-aspect")
+    assert PairedAugment.from_config(cfg).render.ranges is wide
+    with pytest.raises(ConfigError, match="render_ranges must be one of base, wide-aspect"):
+        PairedAugment.from_config(load_config("smoke", render_p=0.5, render_ranges="wide"))  # where training starts
+    old = load_config("smoke").to_dict()
+    del old["render_ranges"]
+    assert config_from_dict(old).render_ranges == "base"
 
 
 def test_render_augment_follows_the_seed_and_its_probability(pair):
@@ -185,8 +209,8 @@ def test_the_committed_study_reads_back_or_says_it_was_not_run_here(tmp_path):
 
 
 def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
-    """Each candidate's stages load as valid configs (a misspelt field or a value out of range in
-    CANDIDATES fails here, not on a GPU), differ from v1's recipe at that stage only in the fields
+    """Each candidate's stages load as valid configs and build their augmentation (a misspelt field
+    or a value out of range in CANDIDATES fails here, not on a GPU), differ from v1's recipe at that stage only in the fields
     the candidate names, and chain: stage k starts from stage k - 1's folder."""
     import dataclasses
 
@@ -194,6 +218,7 @@ def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
 
     for name, changes in CANDIDATES.items():
         for k in range(len(STAGES)):
+            PairedAugment.from_config(stage_config(name, k, "phantom", "cpu", tmp_path))
             cfg = dataclasses.asdict(stage_config(name, k, "phantom", "cpu", tmp_path))
             plain = dataclasses.asdict(stage_config("longer", k, "phantom", "cpu", tmp_path))  # v1's recipe: render_p 0
             differ = {f for f in cfg if cfg[f] != plain[f] and f != "init_from"}
