@@ -368,7 +368,7 @@ def averages(data_dir, runs_root: Path | None = None, out: Path = OUT, repeats: 
 
 
 def average_table(rows: pd.DataFrame, passes: dict[str, int], ms: dict[str, float]) -> pd.DataFrame:
-    """One row per model in ``rows``: passes per radiograph, CPU ms, validation gain and BSR as
+    """One row per model of ``passes`` (each scored in ``rows``): passes per radiograph, CPU ms, validation gain and BSR as
     stored, mean shifted gain and BSR, worst shifted case, shifted cases worse than doing nothing,
     and for an average its gain over its best member (as stored and shifted)."""
     original = rows[rows["family"] == ORIGINAL[0]]
