@@ -37,8 +37,8 @@ needs="torch torchmetrics kornia pandas matplotlib safetensors yaml pydicom tqdm
 STEPS=${STEPS:-$([ -n "${SKIP_PAPER:-}" ] && echo "1 2" || echo "1 2 3")}
 wanted() { case " $STEPS " in *" $1 "*) return 0;; *) return 1;; esac; }
 if wanted 3; then needs="$needs papermill ipykernel"; fi   # step 3 executes the notebooks
-for mod in $needs; do
-  "$PY" -c "import $mod" 2>/dev/null || missing+=("$mod")
+for mod in $needs; do  # found, not imported: a start of Python each, not of torch (a package that is there but breaks on import fails its step)
+  "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$mod') is None)" 2>/dev/null || missing+=("$mod")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "device_check: missing Python packages for $PY: ${missing[*]}" >&2
