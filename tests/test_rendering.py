@@ -218,8 +218,9 @@ def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
 
     for name, changes in CANDIDATES.items():
         for k in range(len(STAGES)):
-            PairedAugment.from_config(stage_config(name, k, "phantom", "cpu", tmp_path))
-            cfg = dataclasses.asdict(stage_config(name, k, "phantom", "cpu", tmp_path))
+            stage = stage_config(name, k, "phantom", "cpu", tmp_path)
+            PairedAugment.from_config(stage)
+            cfg = dataclasses.asdict(stage)
             plain = dataclasses.asdict(stage_config("longer", k, "phantom", "cpu", tmp_path))  # v1's recipe: render_p 0
             differ = {f for f in cfg if cfg[f] != plain[f] and f != "init_from"}
             assert differ == {f for f, v in changes.items() if plain[f] != v}, name

@@ -65,6 +65,8 @@ REGIONS = ("bone", "lungs, no bone", "elsewhere")
 #: separate fine detail (rib edges, below the first), rib-sized structure (between) and the coarse
 #: rest (rib interiors and shading, above the second).
 BAND_SIGMAS = (2.0, 8.0)
+#: Their names, as ``error_budget`` keys them: fine, middle, coarse.
+BANDS = (f"fine (< {BAND_SIGMAS[0]:g} px)", f"middle ({BAND_SIGMAS[0]:g}-{BAND_SIGMAS[1]:g} px)", f"coarse (> {BAND_SIGMAS[1]:g} px)")
 
 
 def error_budget(s_hat: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -82,8 +84,7 @@ def error_budget(s_hat: torch.Tensor, s: torch.Tensor, mask: torch.Tensor) -> di
     shares = dict(zip(REGIONS, (_share(e, m), _share(e, lungs * (1 - m)), _share(e, (1 - lungs) * (1 - m)))))
     px = s.shape[-1] / 512
     a, b = (gaussian_blur(r, sigma * px) for sigma in BAND_SIGMAS)
-    lo, hi = BAND_SIGMAS
-    bands = {f"fine (< {lo:g} px)": r - a, f"middle ({lo:g}-{hi:g} px)": a - b, f"coarse (> {hi:g} px)": b}
+    bands = dict(zip(BANDS, (r - a, a - b, b)))
     energy = {k: (v**2).sum(dim=(1, 2, 3)) for k, v in bands.items()}
     total = sum(energy.values()).clamp(min=1e-300)
     return shares | {k: v / total for k, v in energy.items()}

@@ -23,7 +23,7 @@ from ..metrics import dice
 from ..msssim import ms_ssim_map
 from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
-from .anatomy import lung_fields
+from .anatomy import BANDS, lung_fields
 from .evaluate import IDENTITY
 from .shifted import shifted_summary
 from .table1 import block_seeds, paired_difference, paper_values
@@ -415,7 +415,7 @@ def error_budget_figure(shares: pd.DataFrame, regions, path=None, footer=None):
     """Where the remaining error lies (anatomy.error_budget's shares, one row per case): the mean
     share by region and by spatial frequency band, each as one bar of stacked parts."""
     means = shares.mean()
-    groups = {"by region": [k for k in regions], "by spatial frequency": [k for k in means.index if k not in regions]}
+    groups = {"by region": list(regions), "by spatial frequency": list(BANDS)}
     fig, ax = plt.subplots(figsize=(8, 2.2))
     for y, (name, keys) in enumerate(groups.items()):
         left = 0.0

@@ -47,7 +47,7 @@ from ..device import describe, fastest, pick_device
 from ..errors import InputError, run_guarded
 from ..inference import Averaged, predict, suppress_full
 from ..phantom import chest_phantom
-from ..reporting.anatomy import REGIONS, error_budget
+from ..reporting.anatomy import BANDS, REGIONS, error_budget
 from ..reporting.evaluate import run_part
 from ..reporting.shifted import ORIGINAL, beats_on_every_family, shifted_rows, shifted_summary
 from ..runs import (
@@ -190,6 +190,15 @@ def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd
     return table, chosen
 
 
+def _scores(original: pd.DataFrame, shifted: pd.DataFrame, name: str) -> dict:
+    """Model ``name``'s numbers from shifted_rows' rows, split into the cases as stored
+    (``original``) and the shifted ones: mean gain as stored; mean gain and BSR shifted, the worst
+    shifted case, and the shifted cases worse than doing nothing."""
+    gain = shifted[f"{name}_gain"]
+    return {"val_gain_db": original[f"{name}_gain"].mean(), "shifted_gain_db": gain.mean(), "shifted_bsr": shifted[f"{name}_bsr"].mean(),
+            "worst_shifted_gain_db": gain.min(), "shifted_cases_worse": int((gain < 0).sum())}  # fmt: skip
+
+
 def candidate_table(rows: pd.DataFrame, found: dict[str, Path], scored_at: str | None = None) -> tuple[pd.DataFrame, str | None]:
     """One row per model scored in ``rows`` (v1 first; ``found``: the candidates' run folders, for
     their provenance): validation PSNR gain as stored, mean shifted gain, worst shifted case,
@@ -202,9 +211,7 @@ def candidate_table(rows: pd.DataFrame, found: dict[str, Path], scored_at: str |
         prov = json.loads((found[name] / PROVENANCE_FILE).read_text()) if name in found else {}
         out.append({
             "model": name, "changes": json.dumps(CANDIDATES.get(name.split("/")[0], {})) + (f" then stage {name.split('/')[1]}" if "/" in name else ""),
-            "val_psnr": original[f"{name}_psnr"].mean(), "val_gain_db": original[f"{name}_gain"].mean(),
-            "shifted_gain_db": shifted[f"{name}_gain"].mean(), "shifted_bsr": shifted[f"{name}_bsr"].mean(),
-            "worst_shifted_gain_db": shifted[f"{name}_gain"].min(), "shifted_cases_worse": int((shifted[f"{name}_gain"] < 0).sum()),
+            "val_psnr": original[f"{name}_psnr"].mean(), **_scores(original, shifted, name),
             "families_won": None if wins is None else int(wins["wins"].sum()), "families": shifted["family"].nunique(),
             "epochs_512": prov.get("epochs_done"), "best_epoch_512": prov.get("best_epoch"), "device": prov.get("device"),
             "train_seconds_512": prov.get("train_seconds_total"), "trained_at": prov.get("commit"),
@@ -282,7 +289,7 @@ def committed_summary(out: Path = OUT) -> Committed:
     if shares is not None:
         means = shares.mean()
         text += ("\nWhere v1's remaining error |S_hat - S|^2 lies on these cases (anatomy.error_budget; mean share per case):\n\n"
-                 + _shares_table("by region", REGIONS, means) + "\n" + _shares_table("by spatial frequency", [k for k in means.index if k not in REGIONS], means))
+                 + _shares_table("by region", REGIONS, means) + "\n" + _shares_table("by spatial frequency", BANDS, means))
     averaged = out / "averages.md"
     if averaged.exists():
         title, rest = averaged.read_text().split("\n", 1)
@@ -375,14 +382,13 @@ def average_table(rows: pd.DataFrame, passes: dict[str, int], ms: dict[str, floa
     shifted = rows[rows["family"] != ORIGINAL[0]]
     out = []
     for name in passes:
-        r = {"model": name, "passes": passes[name], "cpu_ms": round(ms[name], 1),
-             "val_gain_db": original[f"{name}_gain"].mean(), "val_bsr": original[f"{name}_bsr"].mean(),
-             "shifted_gain_db": shifted[f"{name}_gain"].mean(), "shifted_bsr": shifted[f"{name}_bsr"].mean(),
-             "worst_shifted_gain_db": shifted[f"{name}_gain"].min(), "shifted_cases_worse": int((shifted[f"{name}_gain"] < 0).sum())}  # fmt: skip
+        scores = _scores(original, shifted, name)
+        r = {"model": name, "passes": passes[name], "cpu_ms": round(ms[name], 1), "val_gain_db": scores.pop("val_gain_db"),
+             "val_bsr": original[f"{name}_bsr"].mean(), **scores}  # fmt: skip
         if name in AVERAGES:
-            ms_ = AVERAGES[name][0]
-            r["over_best_member_db"] = r["val_gain_db"] - max(original[f"{m}_gain"].mean() for m in ms_)
-            r["shifted_over_best_member_db"] = r["shifted_gain_db"] - max(shifted[f"{m}_gain"].mean() for m in ms_)
+            members = [_scores(original, shifted, m) for m in AVERAGES[name][0]]
+            r["over_best_member_db"] = r["val_gain_db"] - max(m["val_gain_db"] for m in members)
+            r["shifted_over_best_member_db"] = r["shifted_gain_db"] - max(m["shifted_gain_db"] for m in members)
         out.append(r)
     return pd.DataFrame(out)
 
