@@ -63,18 +63,25 @@ CANDIDATES = {
     "render-wide": dict(render_p=0.7, unet_width=24),  # and 1.5x the channels (2.25x the weights)
     "render-third": dict(render_p=0.35),  # a third of the images re-rendered
     "longer": dict(render_p=0.0),  # v1's recipe on the same schedule: what the schedule alone gives
-    # Round 2: the MSE term's weight. At lm = 1 it is about 1 % of the loss (a PSNR of
-    # 44.6 dB is an MSE of 3.5e-5 beside 1 - MS-SSIM of about 0.005), while BSR and PSNR are energy
-    # measures; v1's error budget puts 62 % of the remaining energy on the bone mask. A second seed
-    # of "render" on the same schedule tells a change apart from the noise of one run.
+    # Round 2: the MSE term's weight lm, raised from the R family's 100 (a PSNR of 44.6 dB is an MSE
+    # of 3.5e-5, so lm * L_MSE is about 0.0035 beside 1 - MS-SSIM of about 0.005), since BSR and PSNR
+    # are energy measures and v1's error budget puts 62 % of the remaining energy on the bone mask.
+    # A second seed of "render" on the same schedule tells a change apart from the noise of one run.
     "render-seed1": dict(render_p=0.7, seed=1),
+    # lm = 100 is the R family's own weight (models.RECIPES), so this entry changes nothing: it is
+    # "render" again on round 2's schedule (seed 0), a replicate beside render-seed1. Kept under the
+    # name its runs were trained under.
     "render-lm100": dict(render_p=0.7, lm=100.0),
     "render-lm1000": dict(render_p=0.7, lm=1000.0),
     "render-lm1000-seed1": dict(render_p=0.7, lm=1000.0, seed=1),
     "render-lm10000": dict(render_p=0.7, lm=10000.0),
-    # Round 3 (not yet trained): v2 loses the pixel-aspect family to v1 (+6.67 against +6.81 dB); its
-    # training drew aspect on 30 % of renderings from U(0.9, 1.1), the shifted set uses 0.88 and 1.12.
+    # v2 loses the pixel-aspect family to v1 (+6.67 against +6.81 dB); its training drew aspect on
+    # 30 % of renderings from U(0.9, 1.1), the shifted set uses 0.88 and 1.12. From scratch (GPU):
     "render-aspect": dict(render_p=0.7, render_ranges="wide-aspect"),
+    # Round 3 on 2 CPU cores (CONTINUES): v2 continued for FINE_TUNE's stage with the wider aspect
+    # range, and the same stage without it (the control: what more epochs, annealed, give alone).
+    "v2-aspect": dict(render_p=0.7, render_ranges="wide-aspect"),
+    "v2-anneal": dict(render_p=0.7),
 }
 #: The stages: as v1 (256 px from scratch, then 512 px from stage 1's best), then a third at a lower
 #: learning rate from stage 2's best; each with its epoch cap and its share of the time budget
@@ -84,28 +91,59 @@ STAGES = (
     dict(tag="512", image_size=512, epochs=200, batch_size=4, lr=5e-4, share=0.36),
     dict(tag="512-low-lr", image_size=512, epochs=200, batch_size=4, lr=1e-4, share=0.40),
 )
+#: Candidates that continue another's finished stage (named as ``finished_candidates`` names it)
+#: for FINE_TUNE's one stage rather than train STAGES from scratch: short enough for 2 CPU cores
+#: (about 47 s an epoch at 512 px), its cosine rate annealed to zero within the stage. v2's own
+#: third stage was stopped by its time budget at epoch 140 of 200, before its rate had decayed.
+CONTINUES = {"v2-aspect": "render/512-low-lr", "v2-anneal": "render/512-low-lr"}
+FINE_TUNE = (dict(tag="ft", image_size=512, epochs=24, batch_size=4, lr=5e-5, share=1.0),)
 VARIANT = DEFAULT_RELEASE.split("-")[0]
 OUT = RESULTS_DIR / "v2"
 #: Epochs per ``fit`` call between two looks at the clock.
 CHUNK = 5
 
 
-def stage_dirs(name: str, runs_root: Path, stages=STAGES) -> list[Path]:
-    return [runs_root / f"{name}-{st['tag']}" for st in stages]
+def stages_of(name: str) -> tuple[dict, ...]:
+    """The stages candidate ``name`` trains: FINE_TUNE when it continues another (CONTINUES), else STAGES."""
+    return FINE_TUNE if name in CONTINUES else STAGES
 
 
-def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stages=STAGES, **extra):
+def stage_dirs(name: str, runs_root: Path, stages=None) -> list[Path]:
+    return [runs_root / f"{name}-{st['tag']}" for st in (stages or stages_of(name))]
+
+
+def model_folder(model: str, runs_root: Path) -> Path:
+    """The run folder of a model as ``finished_candidates`` names it: "<candidate>" is its stage
+    from 512 px on that comes first (STAGES' second; FINE_TUNE's one), "<candidate>/<tag>" a later one."""
+    name, _, tag = model.partition("/")
+    stages = stages_of(name)
+    first = next(k for k, st in enumerate(stages) if st["image_size"] >= 512)
+    k = first if not tag else next(k for k, st in enumerate(stages) if st["tag"] == tag)
+    return stage_dirs(name, runs_root, stages)[k]
+
+
+def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stages=None, **extra):
+    stages = stages or stages_of(name)
     st = {key: v for key, v in stages[k].items() if key not in ("share", "tag")}
-    init = {"init_from": str(stage_dirs(name, runs_root, stages)[k - 1])} if k > 0 else {}
+    if k > 0:
+        init = {"init_from": str(stage_dirs(name, runs_root, stages)[k - 1])}
+    else:
+        init = {"init_from": str(model_folder(CONTINUES[name], runs_root))} if name in CONTINUES else {}
     return load_config("paper", variant=VARIANT, data_dir=data_dir, device=device, **{**CANDIDATES[name], **st, **init, **extra})
 
 
 def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 600.0,
-                    stages=STAGES, run: tuple[int, ...] | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
-    """The stages ``run`` (indices; default all) of one candidate, each until its epochs are done
-    or its share of ``seconds`` is spent (checked every ``chunk`` epochs; a later call resumes).
-    Returns {stage folder: epochs done}."""
+                    stages=None, run: tuple[int, ...] | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
+    """The stages ``run`` (indices into STAGES; default all) of one candidate, each until its epochs
+    are done or its share of ``seconds`` is spent (checked every ``chunk`` epochs; a later call
+    resumes). A candidate that continues another (CONTINUES) runs its one stage whatever ``run``
+    says, and needs the other's folder. Returns {stage folder: epochs done}."""
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
+    stages = stages or stages_of(name)
+    if name in CONTINUES:
+        run = tuple(range(len(stages)))
+        if not (base := model_folder(CONTINUES[name], runs_root)).joinpath(BEST_WEIGHTS).exists():
+            raise InputError(f"{name} continues {CONTINUES[name]}, which has no weights at {portable(base)}: train it first")
     run = tuple(range(len(stages))) if run is None else tuple(run)
     total_share = sum(stages[k]["share"] for k in run)
     done = {}
@@ -123,17 +161,20 @@ def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path |
     return done
 
 
-def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, stages=STAGES, run=None, **extra) -> None:
-    """The candidates ``names``, ``jobs`` at a time (each its own process when jobs > 1)."""
+def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, stages=None, run=None, **extra) -> None:
+    """The candidates ``names``, ``jobs`` at a time (each its own process when jobs > 1); those
+    that continue another (CONTINUES) in a second wave, after the ones they may continue."""
+    waves = [[n for n in names if n not in CONTINUES], [n for n in names if n in CONTINUES]]
     if jobs <= 1:
-        for name in names:
+        for name in waves[0] + waves[1]:
             train_candidate(name, data_dir, device, runs_root, seconds, stages, run=run, **extra)
         return
     threads = max(1, (torch.get_num_threads() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, run, **extra) for n in names]
-        for f in futures:
-            f.result()
+    for wave in filter(None, waves):
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, run, **extra) for n in wave]
+            for f in futures:
+                f.result()
 
 
 def validation_cases(data_dir, run_dir: Path):
@@ -163,9 +204,10 @@ def finished_candidates(runs_root: Path) -> dict[str, Path]:
     "<candidate>/<tag>" (a later stage)."""
     found = {}
     for n in CANDIDATES:
-        for st, d in zip(STAGES, stage_dirs(n, runs_root)):
-            if st["image_size"] >= 512 and d.joinpath(BEST_WEIGHTS).exists():
-                found[n if st is STAGES[1] else f"{n}/{st['tag']}"] = d
+        for i, st in enumerate(st for st in stages_of(n) if st["image_size"] >= 512):
+            name = n if i == 0 else f"{n}/{st['tag']}"
+            if (d := model_folder(name, runs_root)).joinpath(BEST_WEIGHTS).exists():
+                found[name] = d
     return found
 
 
@@ -210,7 +252,7 @@ def candidate_table(rows: pd.DataFrame, found: dict[str, Path], scored_at: str |
         wins = beats_on_every_family(rows, name, "v1") if name != "v1" else None
         prov = json.loads((found[name] / PROVENANCE_FILE).read_text()) if name in found else {}
         out.append({
-            "model": name, "changes": json.dumps(CANDIDATES.get(name.split("/")[0], {})) + (f" then stage {name.split('/')[1]}" if "/" in name else ""),
+            "model": name, "changes": _changes_text(name),
             "val_psnr": original[f"{name}_psnr"].mean(), **_scores(original, shifted, name),
             "families_won": None if wins is None else int(wins["wins"].sum()), "families": shifted["family"].nunique(),
             "epochs_512": prov.get("epochs_done"), "best_epoch_512": prov.get("best_epoch"), "device": prov.get("device"),
@@ -222,6 +264,13 @@ def candidate_table(rows: pd.DataFrame, found: dict[str, Path], scored_at: str |
     table["qualifies"] = (table["model"] != "v1") & (table["shifted_cases_worse"] == 0) & (table["shifted_gain_db"] > v1["shifted_gain_db"])
     table["wins_both"] = table["qualifies"] & (table["families_won"] == table["families"]) & (table["val_gain_db"] > v1["val_gain_db"])
     return table, choose(table)
+
+
+def _changes_text(model: str) -> str:
+    """What a model changes in v1's recipe, as the candidates' table says it."""
+    name, _, tag = model.partition("/")
+    return (json.dumps(CANDIDATES.get(name, {})) + (f" then stage {tag}" if tag else "")
+            + (f" continuing {CONTINUES[name]} ({FINE_TUNE[0]['epochs']} epochs at 512 px, lr {FINE_TUNE[0]['lr']:g})" if name in CONTINUES else ""))  # fmt: skip
 
 
 def choose(table: pd.DataFrame) -> str | None:
@@ -328,7 +377,7 @@ def release(data_dir, candidate: str | None = None, runs_root: Path | None = Non
     notes = {
         "model": "R-AE + MS-SSIM v2", "release": "v2", "candidate": chosen,
         "recipe": recipe_text(chosen, len(table) - 1, int((rows["family"] == ORIGINAL[0]).sum())),
-        "regenerate": f"python -m dae_lib.studies.v2 train --data DIR --device cuda --candidates {chosen.split('/')[0]} "
+        "regenerate": f"python -m dae_lib.studies.v2 train --data DIR --device cuda --candidates {' '.join(_lineage(chosen))} "
                       f"&& python -m dae_lib.studies.v2 select --data DIR && python -m dae_lib.studies.v2 release --data DIR --candidate {chosen}",
         "validation": validation_section(chosen, rows),
         "shifted_validation": shifted_section(rows, chosen),
@@ -431,13 +480,21 @@ def cpu_ms(model: torch.nn.Module, repeats: int = 5) -> float:
     return 1000 * sorted(times[2:])[repeats // 2]
 
 
+def _lineage(model: str) -> list[str]:
+    """The candidates to train, in order, to regenerate ``model`` (those it continues first)."""
+    name = model.split("/")[0]
+    return (_lineage(CONTINUES[name]) if name in CONTINUES else []) + [name]
+
+
 def recipe_text(chosen: str, n_candidates: int, n_cases: int) -> str:
-    changes = CANDIDATES[chosen.split("/")[0]]
+    name = chosen.split("/")[0]
+    then = (f" It continues {CONTINUES[name]} for one more stage ({FINE_TUNE[0]['epochs']} epochs at 512 px, cosine rate from "
+            f"{FINE_TUNE[0]['lr']:g} to zero, 2 CPU cores) with its own changes." if name in CONTINUES else "")  # fmt: skip
     return (
-        f"v1's recipe (the paper profile's R-AE + MS-SSIM, its loss weights and learning rates) with {json.dumps(changes)}: "
+        f"v1's recipe (the paper profile's R-AE + MS-SSIM, its loss weights and learning rates) with {_changes_text(chosen)}: "
         "rendering augmentation (augment.RenderAugment: grey curves, edge enhancement, noise, blur, resolution, pixel aspect, "
-        "X and S alike; no JPEG) on that share of the training images. Each stage stopped by its share of a GPU time budget "
-        "(the epochs above). Chosen among "
+        f"X and S alike; no JPEG) on that share of the training images. Each stage stopped by its epochs or its share of a time budget "
+        f"(the epochs above).{then} Chosen among "
         f"{n_candidates} candidate models on the {n_cases} validation cases as stored and rendered as other devices render them "
         "(results/v2/candidates.md): never worse than doing nothing on a shifted case, the best mean shifted gain; "
         "no setting chosen on the test cases."
@@ -495,7 +552,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--jobs", type=int, default=1, help="candidates trained at once (a GPU holds several)")
     p.add_argument("--minutes", type=float, default=10.0, help="time budget of each candidate's stages (default 10; shared by STAGES' shares)")
-    p.add_argument("--stages", type=int, nargs="+", choices=range(1, len(STAGES) + 1), default=None, help="only these stages (1-based; default all)")
+    p.add_argument("--stages", type=int, nargs="+", choices=range(1, len(STAGES) + 1), default=None, help="only these of STAGES (1-based; default all; a candidate of CONTINUES runs its one stage)")
     p.add_argument("--runs", default=None, help="runs root (default runs/v2)")
     args = p.parse_args(argv)
     t0 = time.time()
