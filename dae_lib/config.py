@@ -114,6 +114,8 @@ class Config:
     lm: float = 1.0
     ls: float = 0.01
     msssim_form: str = "paper"  # "paper" (eq. 5 per pixel) | "wang" (per image, as torchmetrics): msssim.py
+    teachers: tuple[str, ...] = ()  # run folders whose mean estimate the target leans toward (losses.distilled_target; beyond the paper)
+    distill: float = 0.0  # that target's weight w on the teachers: 0 trains on S alone (the paper); set with teachers
     # --- optimisation ---------------------------------------------------------------------
     epochs: int = 100
     batch_size: int = 8
@@ -136,6 +138,9 @@ class Config:
         for name, ok, rule in _RANGES:
             if not ok(getattr(self, name)):
                 raise ConfigError(f"{name} must be {rule}, not {getattr(self, name)!r}")
+        if bool(self.teachers) != (self.distill > 0):
+            raise ConfigError(f"teachers and distill go together (a target with teachers needs a weight on them, and a weight needs teachers): "
+                              f"teachers {list(self.teachers)!r}, distill {self.distill!r}")  # fmt: skip
         if not 0 < self.zoom[0] <= self.zoom[1]:
             raise ConfigError(f"zoom must be two factors 0 < low <= high, not {list(self.zoom)!r}")
         check_choice("amp", self.amp, AMP_MODES)
@@ -180,6 +185,9 @@ class Config:
                 raise ConfigError(f"{f.name} must be text (a path) or null, not {v!r}")
         self.channels = _numbers("channels", self.channels, 4, integer=True, low=1, high=MAX_CHANNELS, what="the paper network's four conv layers")
         self.zoom = _numbers("zoom", self.zoom, 2, integer=False, low=0, high=10, what="low and high factors")
+        if not isinstance(self.teachers, (list, tuple)) or not all(isinstance(t, str) and t for t in self.teachers):
+            raise ConfigError(f"teachers must be a list of run folders (text), not {_plain(self.teachers)!r}")
+        self.teachers = tuple(self.teachers)
 
     @property
     def use_msssim(self) -> bool:
@@ -195,6 +203,7 @@ class Config:
         d = dataclasses.asdict(self)
         d["zoom"] = list(self.zoom)
         d["channels"] = list(self.channels)
+        d["teachers"] = list(self.teachers)
         return d
 
 
@@ -215,6 +224,7 @@ _RANGES = (
     ("shear_deg", lambda v: 0 <= v < 90, "in [0, 90)"),
     ("hflip_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("render_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("distill", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("mask_min_threshold", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("kernel_size", lambda v: 1 <= v <= MAX_KERNEL_SIZE and v % 2 == 1, f"an odd number from 1 to {MAX_KERNEL_SIZE}"),
     ("unet_width", lambda v: 1 <= v <= MAX_UNET_WIDTH, f"at least 1 and at most {MAX_UNET_WIDTH} (its widest level is 8 x unet_width channels)"),

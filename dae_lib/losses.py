@@ -22,6 +22,9 @@ Images are float tensors (N, 1, H, W) in [0, 1], clinical polarity.
 (6) L_MS-SSIM = (1 / N) sum_j (1 - MS-SSIM(j))                               ``msssim_loss``
 (7) L_seg = -(1 / N) sum_j [M_j ln M_hat_j + (1 - M_j) ln(1 - M_hat_j)], M_hat = sigma(logits)   ``seg_loss``
 
+Beyond the paper (off unless Config.teachers is set; the reproduced four never use it): the target S
+in (2)-(6) replaced by S~ = (1 - w) S + w mean_t S_hat_t, trained models' mean estimate     ``distilled_target``
+
 The bone mask M, target of the segmentation branch, from X = B + S (unnumbered in the paper).
 Rule for the mask (the paper says only "thresholding X - S"): per image,
 
@@ -87,6 +90,19 @@ def total_loss(s_hat, s, cfg, mask_logits=None, mask=None, *, seg: bool = True):
         terms["seg"] = seg_loss(mask_logits, mask)
         loss = loss + cfg.ls * terms["seg"]
     return loss, {k: v.detach() for k, v in terms.items()}
+
+
+def distilled_target(s: torch.Tensor, teacher_mean: torch.Tensor, weight: float) -> torch.Tensor:
+    """The training target when a model learns from others as well as from S (distillation):
+
+        S~ = (1 - w) S + w * (1 / T) sum_{t=1..T} S_hat_t
+
+    S_hat_t: teacher t's estimate on the same (augmented) radiograph X, ``teacher_mean`` their mean;
+    w = ``weight`` (Config.distill) in [0, 1]. An average of several trained networks is closer to S
+    than each of them (their errors are partly independent), and one network trained toward it can
+    keep part of that gain at the cost of one forward pass. w = 0 is the paper's target S. The mask M
+    of eq. (7) stays the one made from S. Validation always scores against S itself."""
+    return (1.0 - weight) * s + weight * teacher_mean
 
 
 # ------------------------------------------------------------------------------------------------

@@ -43,10 +43,10 @@ from .device import autocast, describe, pick_device, resolve_amp
 from .errors import RunDirError, TrainingInterrupted, WeightsError
 from .models import build_model
 from .inference import predict
-from .losses import total_loss
+from .losses import distilled_target, total_loss
 from .runs import (
     BEST_WEIGHTS, CHECKPOINT, CONFIG_FILE, LAST_WEIGHTS, LOCK_FILE, LOG_FILE, PROVENANCE_FILE, SPLIT_FILE, is_run_folder,
-    load_weights, portable, record, released_folder, resolve, run_lock, sha256_file, start_run_folder, weights_file, weights_metadata,
+    load_model, load_weights, portable, record, released_folder, resolve, run_lock, sha256_file, start_run_folder, weights_file, weights_metadata,
 )
 from .split import check_split, checked_split, read_split_csv, split_indices
 
@@ -182,8 +182,9 @@ def _resume_split(out_dir: Path, data: PairedImages) -> dict[str, str]:
     return read_split_csv(out_dir / SPLIT_FILE)
 
 
-def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augment=None, amp_dtype=None) -> dict:
-    """One pass over the training cases in a seeded random order; the mean of each loss term."""
+def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augment=None, amp_dtype=None, teachers=()) -> dict:
+    """One pass over the training cases in a seeded random order; the mean of each loss term.
+    ``teachers`` (eval-mode models, cfg.teachers loaded): the target is losses.distilled_target."""
     device = next(model.parameters()).device
     model.train()
     torch.manual_seed(_epoch_seed(cfg.seed, epoch))  # the epoch's shuffling and augmentation
@@ -201,6 +202,10 @@ def train_epoch(model, opt, train: PairedImages, cfg: Config, epoch: int, augmen
             xb, sb, mb = augment(xb, sb, mb)
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
+        if teachers:
+            with torch.no_grad(), autocast(device, amp_dtype):
+                mean = torch.stack([t(xb)[0].float() for t in teachers]).mean(0)
+            sb = distilled_target(sb, mean, cfg.distill)
         with autocast(device, amp_dtype):
             s_hat, mask_logits = model(xb)
         loss, terms = total_loss(s_hat, sb, cfg, mask_logits, mb)
@@ -254,6 +259,7 @@ class _Plan:
     device: torch.device
     amp_dtype: torch.dtype | None
     init: Path | None  # weights to start from (cfg.init_from), fresh runs only
+    teachers: list  # cfg.teachers' models, eval mode on the device (distillation; usually none)
     ckpt: dict | None  # the checkpoint to resume from; None: a fresh run
     split: dict[str, str] | None  # a fresh run's split
     profile: str | None
@@ -292,6 +298,7 @@ def fit(
     init = initial_weights_file(cfg)
     if init is not None and not init.is_file():
         raise WeightsError(f"{init}: init_from weights not found")
+    teachers = [load_model(resolve(t), device=device) for t in cfg.teachers]  # a WeightsError naming a missing or damaged one, before anything is written
     ckpt = _check_resumable(out_dir, cfg, resume)
     # A fresh run's split, from the case IDs alone: refused (naming the data and the counts) before
     # any image is read when a part would be empty. A resumed run keeps its split.csv.
@@ -300,7 +307,7 @@ def fit(
         ids, where = (data.ids, data.source) if data is not None else case_ids(cfg)
         split = checked_split(ids, cfg.test_fraction, cfg.val_fraction, cfg.split_seed, where)
     data = data if data is not None else load_data(cfg)  # bad input fails before anything is written
-    plan = _Plan(cfg, out_dir, device, amp_dtype, init, ckpt, split, profile, max_epochs, t_start)
+    plan = _Plan(cfg, out_dir, device, amp_dtype, init, teachers, ckpt, split, profile, max_epochs, t_start)
     with run_lock(out_dir):
         try:
             return _fit_locked(plan, data, progress)
@@ -356,7 +363,7 @@ def _train_epochs(plan: _Plan, state: _State, train: PairedImages, val: PairedIm
     try:
         for epoch in bar:
             t0 = time.time()
-            row = {"epoch": epoch + 1, **train_epoch(state.model, state.opt, train, cfg, epoch, augment, plan.amp_dtype)}
+            row = {"epoch": epoch + 1, **train_epoch(state.model, state.opt, train, cfg, epoch, augment, plan.amp_dtype, plan.teachers)}
             train_s = time.time() - t0
             row.update(validate(state.model, cfg, val))
             row["seconds"] = time.time() - t0
@@ -392,6 +399,7 @@ def _write_provenance(plan: _Plan, data: PairedImages, state: _State, start_epoc
             epochs_done=len(state.history),
             resumed_at_epoch=start_epoch,
             init_from=None if init is None else {"file": portable(init), "sha256": sha256_file(init)},
+            teachers=[{"file": portable(f), "sha256": sha256_file(f)} for f in (weights_file(resolve(t)) for t in plan.cfg.teachers)],
             best_epoch=state.best_epoch,
             wall_seconds_this_call=round(time.time() - plan.t_start, 1),
             train_seconds_total=round(sum(r["seconds"] for r in state.history), 1),

@@ -227,11 +227,32 @@ def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
             plain = dataclasses.asdict(stage_config("longer", k, "phantom", "cpu", tmp_path, stages))  # v1's recipe: render_p 0
             differ = {f for f in cfg if cfg[f] != plain[f] and f != "init_from"}
             assert differ == set(changes) - replicates.get(name, set()) - ({"render_p"} if name == "longer" else set()), name
-            assert all(cfg[f] == v for f, v in changes.items()), name
+            teachers = tuple(str(model_folder(t, tmp_path)) for t in changes.get("teachers", ()))
+            assert all(cfg[f] == (teachers if f == "teachers" else v) for f, v in changes.items()), name
             first = str(model_folder(CONTINUES[name], tmp_path)) if name in CONTINUES else None
             assert cfg["init_from"] == (str(stage_dirs(name, tmp_path)[k - 1]) if k else first)
     assert str(model_folder("render/512-low-lr", tmp_path)).endswith("render-512-low-lr")
     assert str(model_folder("render", tmp_path)).endswith("render-512") and str(model_folder("v2-aspect", tmp_path)).endswith("v2-aspect-ft")
+
+
+def test_a_continuing_candidate_needs_what_it_continues_trains_after_it_and_is_found(tmp_path, monkeypatch):
+    """CONTINUES: refused with the missing model named while that has no weights; trained in a second
+    wave whatever the order asked; found under its own name, beside the stages of the from-scratch ones."""
+    from dae_lib.errors import InputError
+    from dae_lib.runs import BEST_WEIGHTS
+    from dae_lib.studies import v2
+
+    with pytest.raises(InputError, match="v2-aspect continues or learns from render/512-low-lr"):
+        v2.train_candidate("v2-aspect", "phantom", "cpu", tmp_path)
+    order = []
+    monkeypatch.setattr(v2, "train_candidate", lambda name, *a, **k: order.append(name))
+    v2.train_all(["v2-aspect", "render", "v2-anneal"], "phantom", "cpu", 1, 1.0, tmp_path)
+    assert order == ["render", "v2-aspect", "v2-anneal"]
+    for folder in ("render-256", "render-512", "render-512-low-lr", "v2-aspect-ft"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / BEST_WEIGHTS).touch()
+    assert v2.finished_candidates(tmp_path) == {"render": tmp_path / "render-512", "render/512-low-lr": tmp_path / "render-512-low-lr",
+                                                "v2-aspect": tmp_path / "v2-aspect-ft"}  # fmt: skip
 
 
 def test_a_test_time_average_is_the_mean_of_its_members_and_of_the_mirror_images():

@@ -93,3 +93,58 @@ def test_bf16_autocast_path_runs_on_this_cpu(tiny_data, tmp_path):
         pytest.skip("this CPU has no native bf16")
     res = fit(tiny_config(epochs=1, amp="bf16"), tmp_path / "run", data=tiny_data, progress=False)
     assert all(torch.isfinite(torch.tensor(v)) for v in res.history[0].values())
+
+
+def test_distillation_trains_toward_the_teachers_mean_and_records_them(tiny_data, tmp_path, monkeypatch):
+    """Config.teachers / distill (beyond the paper): with w = 1 the target each step is the teachers'
+    mean estimate on that very radiograph (captured where the loss receives it), at w = 0.25 a quarter
+    of it (losses.distilled_target); a run records its teachers with their weights' hashes; a missing
+    teacher is refused before the run folder exists; teachers without a weight are a ConfigError."""
+    import json
+
+    import dae_lib.train as train
+    from dae_lib.config import ConfigError
+    from dae_lib.errors import WeightsError
+    from dae_lib.losses import distilled_target
+    from helpers import tiny_run_folder
+
+    a, b = tiny_run_folder(tmp_path / "a", seed=1), tiny_run_folder(tmp_path / "b", seed=2)
+    inputs = []
+
+    class Recorded(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            inputs.append(x.detach().clone())
+            return self.model(x)
+
+    teachers = [Recorded(load_model(a)), load_model(b)]
+    targets = []
+    real = train.total_loss
+    monkeypatch.setattr(train, "total_loss", lambda s_hat, s, *r, **k: (targets.append(s.detach().clone()), real(s_hat, s, *r, **k))[1])
+    cfg = tiny_config(variant="ae", teachers=(str(a), str(b)), distill=1.0, augment=False, batch_size=4)
+    student = load_model(a)
+    student.train()
+    train.train_epoch(student, torch.optim.SGD(student.parameters(), lr=0.0), tiny_data, cfg, 0, teachers=teachers)
+    assert len(targets) == len(inputs) == 3
+    with torch.no_grad():
+        for x, t in zip(inputs, targets):
+            expected = (teachers[0].model(x)[0] + teachers[1](x)[0]) / 2
+            torch.testing.assert_close(t, expected)
+    s, mean = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(distilled_target(s, mean, 0.25), 0.75 * s + 0.25 * mean)
+    torch.testing.assert_close(distilled_target(s, mean, 0.0), s)
+
+    monkeypatch.setattr(train, "total_loss", real)
+    fit(tiny_config(variant="ae", teachers=(str(a), str(b)), distill=0.5, epochs=1), tmp_path / "run", data=tiny_data, progress=False)
+    recorded = json.loads((tmp_path / "run" / "provenance.json").read_text())["teachers"]
+    assert [len(t["sha256"]) for t in recorded] == [64, 64] and recorded[0]["file"].endswith("a/best.safetensors")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["teachers"] == [str(a), str(b)]
+    with pytest.raises(WeightsError, match="nowhere"):
+        fit(tiny_config(variant="ae", teachers=(str(tmp_path / "nowhere"),), distill=0.5), tmp_path / "run2", data=tiny_data, progress=False)
+    assert not (tmp_path / "run2").exists()
+    for bad in (dict(teachers=(str(a),)), dict(distill=0.5), dict(teachers="a", distill=0.5), dict(teachers=(str(a),), distill=1.5)):
+        with pytest.raises(ConfigError):
+            tiny_config(variant="ae", **bad)

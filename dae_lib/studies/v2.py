@@ -82,6 +82,10 @@ CANDIDATES = {
     # range, and the same stage without it (the control: what more epochs, annealed, give alone).
     "v2-aspect": dict(render_p=0.7, render_ranges="wide-aspect"),
     "v2-anneal": dict(render_p=0.7),
+    # The mean of two seeds gains +0.19 dB as stored and +0.21 dB shifted over its better member, at
+    # two passes (results/v2/averages.md): v2 continued toward the mean of itself and render-seed1
+    # (losses.distilled_target, half S, half the mean; teachers named as finished_candidates names them).
+    "v2-distill": dict(render_p=0.7, teachers=("render/512-low-lr", "render-seed1"), distill=0.5),
 }
 #: The stages: as v1 (256 px from scratch, then 512 px from stage 1's best), then a third at a lower
 #: learning rate from stage 2's best; each with its epoch cap and its share of the time budget
@@ -95,7 +99,7 @@ STAGES = (
 #: for FINE_TUNE's one stage rather than train STAGES from scratch: short enough for 2 CPU cores
 #: (about 47 s an epoch at 512 px), its cosine rate annealed to zero within the stage. v2's own
 #: third stage was stopped by its time budget at epoch 140 of 200, before its rate had decayed.
-CONTINUES = {"v2-aspect": "render/512-low-lr", "v2-anneal": "render/512-low-lr"}
+CONTINUES = {"v2-aspect": "render/512-low-lr", "v2-anneal": "render/512-low-lr", "v2-distill": "render/512-low-lr"}
 FINE_TUNE = (dict(tag="ft", image_size=512, epochs=24, batch_size=4, lr=5e-5, share=1.0),)
 VARIANT = DEFAULT_RELEASE.split("-")[0]
 OUT = RESULTS_DIR / "v2"
@@ -129,7 +133,10 @@ def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stag
         init = {"init_from": str(stage_dirs(name, runs_root, stages)[k - 1])}
     else:
         init = {"init_from": str(model_folder(CONTINUES[name], runs_root))} if name in CONTINUES else {}
-    return load_config("paper", variant=VARIANT, data_dir=data_dir, device=device, **{**CANDIDATES[name], **st, **init, **extra})
+    changes = dict(CANDIDATES[name])
+    if "teachers" in changes:
+        changes["teachers"] = tuple(str(model_folder(t, runs_root)) for t in changes["teachers"])
+    return load_config("paper", variant=VARIANT, data_dir=data_dir, device=device, **{**changes, **st, **init, **extra})
 
 
 def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 600.0,
@@ -142,8 +149,9 @@ def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path |
     stages = stages or stages_of(name)
     if name in CONTINUES:
         run = tuple(range(len(stages)))
-        if not (base := model_folder(CONTINUES[name], runs_root)).joinpath(BEST_WEIGHTS).exists():
-            raise InputError(f"{name} continues {CONTINUES[name]}, which has no weights at {portable(base)}: train it first")
+    for needed in ([CONTINUES[name]] if name in CONTINUES else []) + list(CANDIDATES[name].get("teachers", ())):
+        if not (base := model_folder(needed, runs_root)).joinpath(BEST_WEIGHTS).exists():
+            raise InputError(f"{name} continues or learns from {needed}, which has no weights at {portable(base)}: train it first")
     run = tuple(range(len(stages))) if run is None else tuple(run)
     total_share = sum(stages[k]["share"] for k in run)
     done = {}
@@ -483,7 +491,8 @@ def cpu_ms(model: torch.nn.Module, repeats: int = 5) -> float:
 def _lineage(model: str) -> list[str]:
     """The candidates to train, in order, to regenerate ``model`` (those it continues first)."""
     name = model.split("/")[0]
-    return (_lineage(CONTINUES[name]) if name in CONTINUES else []) + [name]
+    before = [n for m in [CONTINUES.get(name), *CANDIDATES[name].get("teachers", ())] if m for n in _lineage(m)]
+    return list(dict.fromkeys(before)) + [name]
 
 
 def recipe_text(chosen: str, n_candidates: int, n_cases: int) -> str:
