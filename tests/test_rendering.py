@@ -182,6 +182,27 @@ def test_the_chosen_candidate_is_never_worse_than_nothing_and_replaces_v1_only_w
     assert candidate_table(_rows({"v1": [6, 6, 1, 1, 2, 2], "bad": [6, 6, 0, 0, 1, 1]}), {})[1] is None
 
 
+def test_the_released_candidate_stays_unless_beaten_by_more_than_the_margin():
+    """choose: the model v2 was released from (its card's "candidate") keeps its place against a
+    better mean shifted gain within MARGIN_DB, not beyond; the table's text says which was better."""
+    from dae_lib.studies.v2 import MARGIN_DB, best_qualifying, candidates_markdown, choose, released_choice
+
+    assert released_choice() == "render/512-low-lr"  # the committed card
+    near, far = 2.5 + MARGIN_DB / 2, 2.5 + 2 * MARGIN_DB
+    rows = _rows({"v1": [6, 6, 1, 1, 2, 2], "released": [6.2, 6.2, 2.5, 2.5, 2.5, 2.5], "near": [6.2, 6.2, near, near, near, near]})
+    table, _ = candidate_table(rows, {})
+    assert best_qualifying(table) == "near" and choose(table, "released_model_absent") == "near" and choose(table, None) == "near"
+    assert choose(table, "released") == "near"  # the committed card's candidate is not in this table: no incumbent
+    assert choose(table.replace({"released": "render/512-low-lr"}), "released") == "render/512-low-lr"
+    table["model"] = table["model"].replace({"released": "inc"})
+    assert choose(table, "inc") == "inc"
+    assert f"near's mean shifted gain is higher by {MARGIN_DB / 2:.3f} dB" in candidates_markdown(table, "inc", "data")
+    table.loc[table["model"] == "near", "shifted_gain_db"] = far
+    assert choose(table, "inc") == "near"
+    table.loc[table["model"] == "inc", "qualifies"] = False
+    assert choose(table.assign(shifted_gain_db=table["shifted_gain_db"].where(table["model"] != "near", near)), "inc") == "near"
+
+
 def test_error_budget_finds_where_the_error_is():
     s = torch.rand(1, 1, 512, 512) * 0.2 + 0.4
     mask = torch.zeros_like(s)
