@@ -7,6 +7,7 @@
         for each epoch:
             train_epoch: shuffle the training cases (seeded by seed and epoch), augment each batch on
                          tensors, forward under bf16 autocast where supported, loss eq. (1), optimizer step
+                         (with cfg.teachers: against losses.distilled_target instead of S; beyond the paper)
             validate:    the validation cases, no augmentation
             save_epoch:  log.csv, last.safetensors, best.safetensors when the validation loss improves,
                          checkpoint.pt (the resume point)

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from dae_lib.augment import RANGE_SETS, RENDER_RANGES, SHIFTED, PairedAugment, RenderAugment, Rendering, random_rendering
+from dae_lib.errors import InputError
 from dae_lib.phantom import chest_phantom
 from dae_lib.reporting.anatomy import BAND_SIGMAS, error_budget
 from dae_lib.reporting.shifted import ORIGINAL, beats_on_every_family, renderings, shifted_rows, shifted_summary
@@ -254,12 +255,14 @@ def test_every_v2_candidate_is_v1s_recipe_changed_only_where_it_says(tmp_path):
             assert cfg["init_from"] == (str(stage_dirs(name, tmp_path)[k - 1]) if k else first)
     assert str(model_folder("render/512-low-lr", tmp_path)).endswith("render-512-low-lr")
     assert str(model_folder("render", tmp_path)).endswith("render-512") and str(model_folder("v2-aspect", tmp_path)).endswith("v2-aspect-ft")
+    for unknown in ("render/1024", "v3"):
+        with pytest.raises(InputError, match=unknown.split("/")[-1]):
+            model_folder(unknown, tmp_path)
 
 
 def test_a_continuing_candidate_needs_what_it_continues_trains_after_it_and_is_found(tmp_path, monkeypatch):
     """CONTINUES: refused with the missing model named while that has no weights; trained in a second
     wave whatever the order asked; found under its own name, beside the stages of the from-scratch ones."""
-    from dae_lib.errors import InputError
     from dae_lib.runs import BEST_WEIGHTS
     from dae_lib.studies import v2
 

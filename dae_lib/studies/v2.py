@@ -125,9 +125,13 @@ def model_folder(model: str, runs_root: Path) -> Path:
     """The run folder of a model as ``finished_candidates`` names it: "<candidate>" is its stage
     from 512 px on that comes first (STAGES' second; FINE_TUNE's one), "<candidate>/<tag>" a later one."""
     name, _, tag = model.partition("/")
+    if name not in CANDIDATES:
+        raise InputError(f"{model!r}: no such candidate (there are: {', '.join(CANDIDATES)})")
     stages = stages_of(name)
-    first = next(k for k, st in enumerate(stages) if st["image_size"] >= 512)
-    k = first if not tag else next(k for k, st in enumerate(stages) if st["tag"] == tag)
+    tags = [st["tag"] for st in stages]
+    if tag and tag not in tags:
+        raise InputError(f"{model!r}: {name} has no stage {tag!r} (its stages: {', '.join(tags)})")
+    k = tags.index(tag) if tag else next(k for k, st in enumerate(stages) if st["image_size"] >= 512)
     return stage_dirs(name, runs_root, stages)[k]
 
 
