@@ -121,18 +121,28 @@ def stage_dirs(name: str, runs_root: Path, stages=None) -> list[Path]:
     return [runs_root / f"{name}-{st['tag']}" for st in (stages or stages_of(name))]
 
 
+def _models(name: str, runs_root: Path) -> dict[str, Path]:
+    """Candidate ``name``'s models (its stages from 512 px on) by the names the study gives them, with
+    their run folders: "<candidate>" for the first of them (STAGES' second; FINE_TUNE's one),
+    "<candidate>/<tag>" for a later one."""
+    stages = [(st, d) for st, d in zip(stages_of(name), stage_dirs(name, runs_root)) if st["image_size"] >= 512]
+    return {(name if i == 0 else f"{name}/{st['tag']}"): d for i, (st, d) in enumerate(stages)}
+
+
 def model_folder(model: str, runs_root: Path) -> Path:
-    """The run folder of a model as ``finished_candidates`` names it: "<candidate>" is its stage
-    from 512 px on that comes first (STAGES' second; FINE_TUNE's one), "<candidate>/<tag>" a later one."""
-    name, _, tag = model.partition("/")
+    """The run folder of a model named as ``_models`` names it ("render", "render/512-low-lr")."""
+    name = model.split("/")[0]
     if name not in CANDIDATES:
         raise InputError(f"{model!r}: no such candidate (there are: {', '.join(CANDIDATES)})")
-    stages = stages_of(name)
-    tags = [st["tag"] for st in stages]
-    if tag and tag not in tags:
-        raise InputError(f"{model!r}: {name} has no stage {tag!r} (its stages: {', '.join(tags)})")
-    k = tags.index(tag) if tag else next(k for k, st in enumerate(stages) if st["image_size"] >= 512)
-    return stage_dirs(name, runs_root, stages)[k]
+    models = _models(name, runs_root)
+    if model not in models:
+        raise InputError(f"{model!r}: no such model of {name} (its models: {', '.join(models)})")
+    return models[model]
+
+
+def _prerequisites(name: str) -> list[str]:
+    """The models candidate ``name`` needs trained first: the one it continues, and its teachers."""
+    return [m for m in [CONTINUES.get(name), *CANDIDATES[name].get("teachers", ())] if m]
 
 
 def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stages=None, **extra):
@@ -149,19 +159,17 @@ def stage_config(name: str, k: int, data_dir, device: str, runs_root: Path, stag
 
 
 def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path | None = None, seconds: float = 600.0,
-                    stages=None, run: tuple[int, ...] | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
+                    run: tuple[int, ...] | None = None, chunk: int = CHUNK, **extra) -> dict:  # fmt: skip
     """The stages ``run`` (indices into STAGES; default all) of one candidate, each until its epochs
     are done or its share of ``seconds`` is spent (checked every ``chunk`` epochs; a later call
     resumes). A candidate that continues another (CONTINUES) runs its one stage whatever ``run``
     says, and needs the other's folder. Returns {stage folder: epochs done}."""
     runs_root = Path(runs_root or REPO_ROOT / "runs" / "v2")
-    stages = stages or stages_of(name)
-    if name in CONTINUES:
-        run = tuple(range(len(stages)))
-    for needed in ([CONTINUES[name]] if name in CONTINUES else []) + list(CANDIDATES[name].get("teachers", ())):
+    stages = stages_of(name)
+    for needed in _prerequisites(name):
         if not (base := model_folder(needed, runs_root)).joinpath(BEST_WEIGHTS).exists():
             raise InputError(f"{name} continues or learns from {needed}, which has no weights at {portable(base)}: train it first")
-    run = tuple(range(len(stages))) if run is None else tuple(run)
+    run = tuple(range(len(stages))) if run is None or name in CONTINUES else tuple(run)
     total_share = sum(stages[k]["share"] for k in run)
     done = {}
     for k in run:
@@ -178,18 +186,18 @@ def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path |
     return done
 
 
-def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, stages=None, run=None, **extra) -> None:
+def train_all(names, data_dir, device: str, jobs: int, seconds: float, runs_root: Path | None = None, run=None, **extra) -> None:
     """The candidates ``names``, ``jobs`` at a time (each its own process when jobs > 1); those
     that continue another (CONTINUES) in a second wave, after the ones they may continue."""
     waves = [[n for n in names if n not in CONTINUES], [n for n in names if n in CONTINUES]]
     if jobs <= 1:
         for name in waves[0] + waves[1]:
-            train_candidate(name, data_dir, device, runs_root, seconds, stages, run=run, **extra)
+            train_candidate(name, data_dir, device, runs_root, seconds, run=run, **extra)
         return
     threads = max(1, (torch.get_num_threads() or 1) // jobs)
     for wave in filter(None, waves):
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, stages, run, **extra) for n in wave]
+            futures = [pool.submit(train_candidate, n, data_dir, device, runs_root, seconds, run, **extra) for n in wave]
             for f in futures:
                 f.result()
 
@@ -219,13 +227,7 @@ def baseline(data_dir, out: Path = OUT) -> tuple[pd.DataFrame, pd.DataFrame]:
 def finished_candidates(runs_root: Path) -> dict[str, Path]:
     """Every stage from 512 px on that has weights, by "<candidate>" (its stage 2) or
     "<candidate>/<tag>" (a later stage)."""
-    found = {}
-    for n in CANDIDATES:
-        for i, st in enumerate(st for st in stages_of(n) if st["image_size"] >= 512):
-            name = n if i == 0 else f"{n}/{st['tag']}"
-            if (d := model_folder(name, runs_root)).joinpath(BEST_WEIGHTS).exists():
-                found[name] = d
-    return found
+    return {m: d for n in CANDIDATES for m, d in _models(n, runs_root).items() if d.joinpath(BEST_WEIGHTS).exists()}
 
 
 def select(data_dir, runs_root: Path | None = None, out: Path = OUT) -> tuple[pd.DataFrame, str | None]:
@@ -537,19 +539,15 @@ def cpu_ms(model: torch.nn.Module, repeats: int = 5) -> float:
 def _lineage(model: str) -> list[str]:
     """The candidates to train, in order, to regenerate ``model`` (those it continues first)."""
     name = model.split("/")[0]
-    before = [n for m in [CONTINUES.get(name), *CANDIDATES[name].get("teachers", ())] if m for n in _lineage(m)]
-    return list(dict.fromkeys(before)) + [name]
+    return list(dict.fromkeys(n for m in _prerequisites(name) for n in _lineage(m))) + [name]
 
 
 def recipe_text(chosen: str, n_candidates: int, n_cases: int) -> str:
-    name = chosen.split("/")[0]
-    then = (f" It continues {CONTINUES[name]} for one more stage ({FINE_TUNE[0]['epochs']} epochs at 512 px, cosine rate from "
-            f"{FINE_TUNE[0]['lr']:g} to zero, 2 CPU cores) with its own changes." if name in CONTINUES else "")  # fmt: skip
     return (
         f"v1's recipe (the paper profile's R-AE + MS-SSIM, its loss weights and learning rates) with {_changes_text(chosen)}: "
         "rendering augmentation (augment.RenderAugment: grey curves, edge enhancement, noise, blur, resolution, pixel aspect, "
         f"X and S alike; no JPEG) on that share of the training images. Each stage stopped by its epochs or its share of a time budget "
-        f"(the epochs above).{then} Chosen among "
+        f"(the epochs above). Chosen among "
         f"{n_candidates} candidate models on the {n_cases} validation cases as stored and rendered as other devices render them "
         "(results/v2/candidates.md): never worse than doing nothing on a shifted case, the best mean shifted gain; "
         "no setting chosen on the test cases."
