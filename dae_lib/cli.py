@@ -4,6 +4,7 @@
     python -m dae_lib evaluate RUN_DIR
     python -m dae_lib reproduce [--profile quick] [--data DIR] [--family all] [--seeds 1] [--jobs 1] [--kernel NAME]   # the notebooks
     python -m dae_lib phantom-figure [--out figures/phantom_sample.png]
+    python -m dae_lib facts [--check]            # the numbers README.md and docs/ quote, from results/
     python -m dae_lib suppress INPUT... --out DIR [--weights RUN] [--bone DIR]   # your own radiographs (suppress.py)
     python -m dae_lib score X_DIR S_DIR --out DIR [--register]                     # score it on your own pairs (scoring/)
 
@@ -29,7 +30,7 @@ from . import suppress
 from .config import AMP_MODES, DEFAULT_PROFILE, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, run_guarded
 from .models import FAMILIES, variants
-from .runs import DEFAULT_RELEASE, outputs, released_names
+from .runs import DEFAULT_RELEASE, REPO_ROOT, outputs, released_names
 
 
 def _data_arg(value: str | None) -> str | None:
@@ -118,7 +119,7 @@ def cmd_evaluate(args) -> int:
 def cmd_reproduce(args) -> int:
     from . import pipeline
 
-    t0 = time.time()
+    t0 = time.perf_counter()
     given = dict(seed=args.seed, device=args.device)
     request = pipeline.Request(
         args.profile, _data_arg(args.data), _path_arg(args.out_root),  # relative to where the user typed them
@@ -130,13 +131,32 @@ def cmd_reproduce(args) -> int:
     except pipeline.PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    pipeline.record_wall_time(request, time.time() - t0, args.jobs)
+    pipeline.record_wall_time(request, time.perf_counter() - t0, args.jobs)
     out = request.outputs
     md = (out.results / "table1.md").read_text()
     block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
     print("\n" + block)
     print(f"Table 1: {out.results / 'table1.md'}; figures: {out.figures}; notebooks: {out.executed}")
-    print(f"wall time {time.time() - t0:.0f} s")
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
+    if out.root.resolve() == REPO_ROOT.resolve():
+        from .reporting.facts import stale
+
+        for line in stale():
+            print(f"stale: {line} (`python -m dae_lib facts` rewrites it)")
+    return 0
+
+
+def cmd_facts(args) -> int:
+    from .reporting.facts import rewrite, stale
+
+    if args.check:
+        lines = stale()
+        for line in lines:
+            print(line)
+        print(f"{len(lines)} stale fact(s)" if lines else "every quoted number agrees with results/")
+        return 1 if lines else 0
+    changed = rewrite()
+    print("rewritten: " + ", ".join(str(p.relative_to(REPO_ROOT)) for p in changed) if changed else "every quoted number already agrees with results/")
     return 0
 
 
@@ -242,6 +262,9 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_solutions)
     p = sub.add_parser("store-notebooks", help="(maintainers) refresh the stored notebooks' checked outputs from a smoke run")
     p.set_defaults(func=cmd_store_notebooks)
+    p = sub.add_parser("facts", help="rewrite the numbers README.md and docs/ quote from results/ (marked <!-- fact: ... -->)")
+    p.add_argument("--check", action="store_true", help="only list the stale ones (exit status 1 if any)")
+    p.set_defaults(func=cmd_facts)
     p = sub.add_parser("phantom-figure", help="draw one phantom case beside its S, B and M")
     p.add_argument("--out", default=None)
     p.add_argument("--size", type=int, default=512)

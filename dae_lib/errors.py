@@ -31,6 +31,10 @@ class WeightsError(InputError, RuntimeError):
     """Weights that are missing, unreadable, or made for another architecture or variant."""
 
 
+class PublishError(InputError, RuntimeError):
+    """Committed outputs (results/, figures/) asked for from code that is not committed."""
+
+
 class DeviceError(InputError, RuntimeError):
     """A device or precision that this machine does not have."""
 

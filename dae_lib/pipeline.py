@@ -39,7 +39,7 @@ from .device import describe, pick_device
 from .errors import ConfigError, NotReady
 from .models import FAMILIES, variants
 from .reporting.evaluate import evaluate_run
-from .runs import REPO_ROOT, ROOT_ENV, SCRATCH_DIR, Outputs, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
+from .runs import REPO_ROOT, ROOT_ENV, SCRATCH_DIR, Outputs, check_publishable, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
 from .split import checked_split
 from .train import FitResult, fit
 
@@ -48,6 +48,10 @@ NOTEBOOKS = (
     "01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb",
     "06_suppress_your_radiograph.ipynb",
 )
+
+
+#: The notebooks after 02 that show the trained runs (the others show the data or the released model).
+SHOWS_RUNS = ("03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb")
 
 
 class PipelineError(RuntimeError):
@@ -109,9 +113,13 @@ def check_data(request: Request) -> None:
 
 @dataclass
 class Step:
+    """One papermill run: the notebook (relative to the notebooks folder), its executed copy, the
+    parameters injected, and the training seeds of the runs it shows (None: it shows no training;
+    (): the solutions, which train runs of their own)."""
     notebook: str
     output: Path
     parameters: dict
+    seeds: tuple[int, ...] | None = None
 
     @property
     def trains(self) -> bool:
@@ -126,12 +134,13 @@ def plan(request: Request) -> list[Step]:
     # Paths as the repository sees them (relative where they can be): executed copies are committed.
     data = portable(request.data_dir) if request.data_dir else PHANTOM
     common = dict(profile=request.profile, data_dir=data, seed=request.seed, device=request.device, out_root=portable(out.root), publish=True)
+    seeds = tuple(range(request.seed, request.seed + request.seeds))
     steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
-    for s in range(request.seed, request.seed + request.seeds):
+    for s in seeds:
         for variant in (v for f in request.families for v in variants(f)):
             name = f"02_training_{variant}.ipynb" if s == 0 else f"02_training_{variant}_seed{s}.ipynb"
-            steps.append(Step(NOTEBOOKS[1], out.executed / name, {**common, "variant": variant, "seed": s}))
-    steps += [Step(nb, out.executed / nb, common) for nb in NOTEBOOKS[2:]]
+            steps.append(Step(NOTEBOOKS[1], out.executed / name, {**common, "variant": variant, "seed": s}, (s,)))
+    steps += [Step(nb, out.executed / nb, common, seeds if nb in SHOWS_RUNS else None) for nb in NOTEBOOKS[2:]]
     return steps
 
 
@@ -185,10 +194,60 @@ def _relink(text: str, path: Path) -> str:
     return _REPO_LINK.sub(lambda m: f"]({os.path.relpath(REPO_ROOT / m.group(1), here)}{m.group(2) or ''})", text)
 
 
-def strip_metadata(path: Path) -> None:
+#: The key of an executed copy's notebook metadata under which it records how it was made.
+COPY_METADATA = "dae_lib"
+#: The first cell's lines that describe the notebook, not its executed copy: a copy drops them and
+#: says instead what it was run with (``label_copy``).
+_NOTEBOOK_ONLY = (re.compile(r"^\*\*Read it executed\*\*.*\n?", re.M), re.compile(r"\*\*Stored outputs\*\*.*?(?=\n\n|\Z)", re.S))
+
+
+def copy_record(step: Step) -> dict:
+    """How an executed copy is made, taken as it starts: its notebook, profile, data, variant, the
+    training seeds of the runs it shows, the device, and the commit (runs.record)."""
+    p = step.parameters
+    return record(
+        notebook=step.notebook, profile=p.get("profile"), data=p.get("data_dir"), variant=p.get("variant"),
+        seeds=None if step.seeds is None else list(step.seeds), device=describe(pick_device(p.get("device", default("device")))),
+    )
+
+
+def copy_banner(made: dict) -> str:
+    """The executed copy's line that says what it is: what it was run with, where its notebook is."""
+    seeds = made.get("seeds")
+    if seeds is None:
+        trained = "no training"
+    elif not seeds:  # the solutions: trainings of their own, each exercise states its seeds
+        trained = "the exercises' own trainings (seeds as each states)"
+    else:
+        trained = f"training seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
+    commit = made["commit"]
+    when = "unknown commit" if commit == "unknown" else f"commit `{commit[:7]}`" + (" + local changes" if made.get("uncommitted") else "")
+    variant = f", variant `{made['variant']}`" if made.get("variant") else ""
+    return (
+        f"**This copy** was executed headless (papermill) with profile `{made['profile']}`, data `{made['data']}`{variant}, {trained}, "
+        f"on {made['device']}, at {when}, {made['utc'][:10]}: its outputs are that run's results. The notebook itself is "
+        f"[`notebooks/{made['notebook']}`](../notebooks/{made['notebook']}) (its stored outputs are the smoke profile's, for the tests)."
+    )
+
+
+def label_copy(nb: dict, made: dict) -> None:
+    """An executed notebook ``nb`` labelled as the copy it is: its first cell's lines about the
+    notebook's own stored outputs replaced by ``copy_banner``, and ``made`` in its metadata."""
+    first = next((c for c in nb.get("cells", []) if c.get("cell_type") == "markdown"), None)
+    if first is not None:
+        text = _NOTEBOOK_ONLY[0].sub("", "".join(first.get("source", [])))
+        text, found = _NOTEBOOK_ONLY[1].subn(lambda m: copy_banner(made), text)
+        first["source"] = text if found else text.rstrip("\n") + "\n\n" + copy_banner(made)
+    nb.setdefault("metadata", {})[COPY_METADATA] = made
+
+
+def strip_metadata(path: Path, made: dict | None = None) -> None:
     """Drop papermill's per-cell timing metadata and the parameter cell's injected markers' noise;
-    image outputs kept at screen resolution (``compact_png``)."""
+    image outputs kept at screen resolution (``compact_png``); with ``made`` (``copy_record``),
+    labelled as the copy it is (``label_copy``)."""
     nb = json.loads(path.read_text())
+    if made is not None:
+        label_copy(nb, made)
     nb.get("metadata", {}).pop("papermill", None)
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("papermill", None)
@@ -240,11 +299,12 @@ def execute_step(step: Step, notebook_dir: Path, kernel_name=None, threads: int 
     if threads and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     step.output.parent.mkdir(parents=True, exist_ok=True)
+    made = copy_record(step)
     try:
         execute_notebook(Path(notebook_dir) / step.notebook, step.output, step.parameters, kernel_name)
     except pm.PapermillExecutionError as e:
         return f"{_label(step)} failed in {_failed_cell(step.output)}: {e.ename}: {e.evalue} (executed copy: {step.output})"
-    strip_metadata(step.output)
+    strip_metadata(step.output, made)
     return None
 
 
@@ -256,7 +316,7 @@ def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name,
     threads = max(1, (os.cpu_count() or 1) // jobs)
     queue, failure = list(steps), None
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        t0 = time.time()
+        t0 = time.perf_counter()
         log(f"running {len(steps)} trainings, {jobs} at a time ({threads} CPU threads each) ...")
         running = {}
         while queue or running:
@@ -271,7 +331,7 @@ def _run_parallel(steps: list[Step], jobs: int, notebook_dir: Path, kernel_name,
                 crash = fut.exception()  # the worker itself broke (not a cell: that is execute_step's message)
                 error = f"{_label(step)} failed: {crash!r}" if crash else fut.result()
                 if not error:
-                    log(f"  {_label(step)} done {time.time() - t0:.0f} s after the trainings began -> {step.output}")
+                    log(f"  {_label(step)} done {time.perf_counter() - t0:.0f} s after the trainings began -> {step.output}")
                 elif failure is None:
                     failure = error
     if failure:
@@ -290,6 +350,7 @@ def reproduce(request: Request, kernel_name=None, jobs: int = 1, log=print, note
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
     check_kernel(kernel_name)
     check_data(request)
+    check_publishable(request.outputs.root)
     steps = plan(request)
     training = [s for s in steps if s.trains]
     for step in steps:
@@ -297,12 +358,12 @@ def reproduce(request: Request, kernel_name=None, jobs: int = 1, log=print, note
             if step is training[0]:
                 _run_parallel(training, jobs, notebook_dir, kernel_name, log)
             continue
-        t0 = time.time()
+        t0 = time.perf_counter()
         log(f"running {_label(step)} ...")
         error = execute_step(step, notebook_dir, kernel_name)
         if error:
             raise PipelineError(error)
-        log(f"  done in {time.time() - t0:.0f} s -> {step.output}")
+        log(f"  done in {time.perf_counter() - t0:.0f} s -> {step.output}")
     return [s.output for s in steps]
 
 
@@ -358,19 +419,20 @@ def run_solutions(request: Request, kernel_name=None, notebook_dir: Path = NOTEB
     check_kernel(kernel_name)
     check_data(request)
     out = request.outputs
+    check_publishable(out.root)
     data = portable(request.data_dir) if request.data_dir else PHANTOM
     params = dict(profile=request.profile, data_dir=data, out_root=portable(out.root))
     done, seconds = [], {}
     for src in sorted((Path(notebook_dir) / SOLUTIONS_DIR).glob("*.ipynb")):
         target = out.executed / SOLUTIONS_DIR / src.name
-        t0 = time.time()
+        t0 = time.perf_counter()
         log(f"running {src.name} ...")
-        error = execute_step(Step(f"{SOLUTIONS_DIR}/{src.name}", target, params), notebook_dir, kernel_name)
+        error = execute_step(Step(f"{SOLUTIONS_DIR}/{src.name}", target, params, ()), notebook_dir, kernel_name)
         if error:
             raise PipelineError(error)
-        log(f"  done in {time.time() - t0:.0f} s -> {portable(target)}")
+        log(f"  done in {time.perf_counter() - t0:.0f} s -> {portable(target)}")
         done.append(target)
-        seconds[src.name] = round(time.time() - t0, 1)
+        seconds[src.name] = round(time.perf_counter() - t0, 1)
     if done:  # what made these numbers: the commit, the machine, the device, each notebook's wall time
         device = describe(pick_device(request.device))
         prov = record(profile=request.profile, data=out.data, device=device, wall_seconds=seconds)
@@ -452,6 +514,8 @@ def notebook_setup(profile: str, data_dir: str, out_root: str, publish: bool = F
     data = normalise_data_dir(given["data_dir"])
     cfg = load_config(given["profile"], data_dir=data, **settings)
     out = outputs(given["profile"], data, given["out_root"] or None, publish=bool(publish))
+    if out.publish:
+        check_publishable(out.root)
     setup = NotebookSetup(given["profile"], data, out, cfg, sources)
     if needs_runs and not setup.trained_seeds():
         raise NotReady(

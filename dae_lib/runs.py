@@ -59,7 +59,7 @@ from safetensors.torch import load_file
 from .atomic import write_json_atomic
 from .config import FINGERPRINT_ADDED_LATER, PHANTOM, Config, config_from_file, fingerprint, is_phantom, read_record
 from .device import fastest
-from .errors import RunDirError, WeightsError
+from .errors import PublishError, RunDirError, WeightsError
 from .models import REPRODUCED, build_model, get_variant, variants
 from .split import read_split_csv, write_split_csv
 
@@ -564,6 +564,30 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty_files() else "")
+
+
+#: The environment variable that lets a development tree with uncommitted changes write the
+#: repository's own results/ and figures/ anyway (``check_publishable``): for development only; what
+#: it writes says "+ local changes", and the test of the committed outputs fails on it.
+ALLOW_DIRTY_ENV = "DAE_PUBLISH_DIRTY"
+
+
+def check_publishable(root) -> None:
+    """Refuse (PublishError) to write the repository's own, committed results/ and figures/ from a
+    tree whose tracked files have uncommitted changes (``dirty_files``): every committed output must
+    name the one commit that made it. Another output root (a test's, a user's) is never refused, nor
+    a copy of the package outside its git checkout; ALLOW_DIRTY_ENV=1 overrides for development."""
+    if Path(root).resolve() != REPO_ROOT.resolve() or os.environ.get(ALLOW_DIRTY_ENV) == "1":
+        return
+    dirty = dirty_files()
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise PublishError(
+            f"{portable(root) or '.'}: not writing the committed results/ and figures/ from a tree with uncommitted changes "
+            f"to tracked files ({shown}): commit them first, so that every output names the commit that made it "
+            f"(or write elsewhere: --out-root DIR, publish = False; for development only, {ALLOW_DIRTY_ENV}=1 writes "
+            f"anyway and the outputs say \"+ local changes\")"
+        )
 
 
 def footer_line(data: str, profile: str | None, seeds=None, commit: str | None = None) -> str:

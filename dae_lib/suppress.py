@@ -71,6 +71,7 @@ from .radiograph import (
     write_png, write_signed_tiff,
 )
 from .runs import DEFAULT_RELEASE, TrainedModel, load_trained, released_folder, released_names, run_split
+from .timing import report_seconds, shown_seconds, since
 
 PREVIEW_SUFFIX = ".png"
 #: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).
@@ -344,7 +345,7 @@ def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: 
     """Suppress one file into its outputs; sets and returns the job's status ("done" or "kept").
     InputError for a bad input (nothing written), OSError when writing fails (its outputs of this
     run removed)."""
-    t0 = time.time()
+    t0 = time.perf_counter()
     r = read_radiograph(job.source)
     job.size, job.bits = f"{r.pixels.shape[1]} x {r.pixels.shape[0]}", r.bits
     if r.output_suffix != job.suffix:  # the file changed since its name was reserved
@@ -380,7 +381,7 @@ def suppress_one(trained: TrainedModel, job: Job, where: Destination, settings: 
     except BaseException:
         _rollback(job)
         raise
-    job.status, job.seconds = "done", round(time.time() - t0, 2)
+    job.status, job.seconds = "done", report_seconds(since(t0))
     return job.status
 
 
@@ -448,7 +449,7 @@ def process(report: Report, trained: TrainedModel, where: Destination, settings:
             if isinstance(e, OSError) and e.errno in FATAL_WRITE_ERRNOS:
                 stop = f"stopped after {job.source}: {e.strerror}"
         if job.status == "done":
-            say(shown(f"{job.source}: {job.size} px, {job.bits}-bit, stored {job.polarity} ({job.evidence}), {job.seconds:.1f} s -> {', '.join(map(str, job.written))}"))
+            say(shown(f"{job.source}: {job.size} px, {job.bits}-bit, stored {job.polarity} ({job.evidence}), {shown_seconds(job.seconds)} -> {', '.join(map(str, job.written))}"))
     bar.close()
 
 
@@ -541,13 +542,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd(args) -> int:
-    t0 = time.time()
+    t0 = time.perf_counter()
     settings = Settings(args.polarity, args.amp, args.overwrite, args.allow_out_in_input)
     report = suppress_inputs(args.inputs, args.out, args.weights, args.bone, args.device, settings, progress=not args.quiet)
     for line in report.failed:
         print(shown(f"error: {line}"), file=sys.stderr)
     where = f"; report {report.path}" if report.path else ("; the report could not be written" if report.jobs else "")
-    print(shown(report.summary() + f" in {time.time() - t0:.1f} s -> {args.out}{where}"))
+    print(shown(report.summary() + f" in {shown_seconds(since(t0))} -> {args.out}{where}"))
     if report.interrupted:
         print("interrupted: the inputs not tried are listed in the report; run the same command again to do them", file=sys.stderr)
         return 130

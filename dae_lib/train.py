@@ -292,7 +292,7 @@ def fit(
 
     ``max_epochs`` stops after that many epochs *in this call* (the run can be resumed later).
     """
-    t_start = time.time()
+    t_start = time.perf_counter()
     out_dir = Path(out_dir)
     device = pick_device(cfg.device)  # an unusable device or precision fails before anything is touched
     amp_dtype = resolve_amp(cfg.amp, device)
@@ -363,11 +363,11 @@ def _train_epochs(plan: _Plan, state: _State, train: PairedImages, val: PairedIm
     saved = start_epoch
     try:
         for epoch in bar:
-            t0 = time.time()
+            t0 = time.perf_counter()
             row = {"epoch": epoch + 1, **train_epoch(state.model, state.opt, train, cfg, epoch, augment, plan.amp_dtype, plan.teachers)}
-            train_s = time.time() - t0
+            train_s = time.perf_counter() - t0
             row.update(validate(state.model, cfg, val))
-            row["seconds"] = time.time() - t0
+            row["seconds"] = time.perf_counter() - t0
             row["train_images_per_s"] = len(train) / max(train_s, 1e-9)
             state.history.append(row)
             score = row.get("val_loss", row["train_loss"])
@@ -402,7 +402,7 @@ def _write_provenance(plan: _Plan, data: PairedImages, state: _State, start_epoc
             init_from=None if init is None else {"file": portable(init), "sha256": sha256_file(init)},
             teachers=[{"file": portable(f), "sha256": sha256_file(f)} for f in (weights_file(resolve(t)) for t in plan.cfg.teachers)],
             best_epoch=state.best_epoch,
-            wall_seconds_this_call=round(time.time() - plan.t_start, 1),
+            wall_seconds_this_call=round(time.perf_counter() - plan.t_start, 1),
             train_seconds_total=round(sum(r["seconds"] for r in state.history), 1),
         ),
     )

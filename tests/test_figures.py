@@ -19,6 +19,16 @@ def test_a_figure_is_never_saved_without_its_provenance_line(tmp_path, tiny_data
     assert line == "data phantom | profile smoke | 3 seeds (0, 1, 2) | commit 0123456"
     fig = figures.data_panels(tiny_data, indices=(0,), path=tmp_path / "b.png", footer=line)
     assert (tmp_path / "b.png").stat().st_size > 1000 and line in [t.get_text() for t in fig.texts]
+    assert figures.saved_footer(tmp_path / "b.png") == line  # the line under the picture, also as text in the file
+
+
+def test_the_phantom_figure_carries_its_footer_and_a_plain_png_none(tmp_path):
+    from PIL import Image
+
+    path = figures.phantom_sample_figure(tmp_path / "p.png", size=64)
+    assert figures.saved_footer(path).startswith("data phantom (seed 0) | no training | commit ")
+    Image.new("L", (4, 4)).save(tmp_path / "plain.png")
+    assert figures.saved_footer(tmp_path / "plain.png") is None
 
 
 def test_every_saving_figure_function_takes_a_footer():

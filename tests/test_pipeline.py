@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dae_lib import pipeline
-from dae_lib.errors import ConfigError
+from dae_lib import pipeline, runs
+from dae_lib.cli import main as cli_main
+from dae_lib.errors import ConfigError, PublishError
+from dae_lib.reporting import figures
 from dae_lib.reporting.evaluate import IDENTITY
 from dae_lib.runs import REPO_ROOT
 from dae_lib.reporting import table1
@@ -63,6 +65,17 @@ def test_pipeline_writes_every_output(smoke_run):
     assert "## phantom, profile smoke" in md and "Identity" in md and "claims" in md
     assert "implied identity PSNR" in md and "| DAE + MS-SSIM | 0.9100 | 0.0091 | 30.80 | 0.9700 | 20.34 |" in md
     assert "improves the plain R-AE" in md and "Every R- variant beats doing nothing" in md
+
+
+def test_each_executed_copy_is_labelled_with_the_run_that_made_it(smoke_run):
+    _, executed, _ = smoke_run
+    made = {p.name: json.loads(p.read_text())["metadata"][pipeline.COPY_METADATA] for p in executed}
+    assert {(m["profile"], m["data"]) for m in made.values()} == {("smoke", "phantom")}
+    assert made["02_training_dae.ipynb"]["variant"] == "dae" and made["02_training_dae.ipynb"]["seeds"] == [0]
+    assert made["01_data_preparation.ipynb"]["seeds"] is None and made["03_table1.ipynb"]["seeds"] == [0]
+    for p in executed:
+        first = "".join(json.loads(p.read_text())["cells"][0]["source"])
+        assert "profile `smoke`, data `phantom`" in first and "Stored outputs" not in first, p.name
 
 
 def test_executed_notebooks_are_small_and_without_papermill_timings(smoke_run):
@@ -306,12 +319,55 @@ def test_a_notebook_before_any_training_stops_at_its_first_cell_and_writes_nothi
 def test_without_publish_results_and_figures_go_to_scratch_never_over_committed_ones(monkeypatch, tmp_path):
     for name in pipeline.ENVIRONMENT.values():
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runs, "dirty_files", lambda: [])  # as in a clean clone, whatever this checkout holds
     by_hand = pipeline.notebook_setup("quick", "phantom", "")
     assert by_hand.out.results == REPO_ROOT / "scratch" / "results" and by_hand.out.figures == REPO_ROOT / "scratch" / "figures"
     assert by_hand.out.runs == REPO_ROOT / "runs" / "quick" / "phantom"  # run folders are the same either way
     published = pipeline.notebook_setup("quick", "phantom", "", publish=True)
     assert published.out.results == REPO_ROOT / "results" and published.out.figures == REPO_ROOT / "figures"
     assert "scratch/" in (REPO_ROOT / ".gitignore").read_text().split()
+
+
+def test_committed_outputs_are_never_written_from_uncommitted_code(monkeypatch, tmp_path, capsys):
+    """publish (make reproduce, solutions, the phantom figure) into the repository's own results/ and
+    figures/ is refused, before anything runs, while tracked files have uncommitted changes; another
+    output root is not; the override is named in the message and works."""
+    for name in (*pipeline.ENVIRONMENT.values(), runs.ALLOW_DIRTY_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runs, "dirty_files", lambda: ["dae_lib/losses.py", "notebooks/02_training.ipynb"])
+    monkeypatch.setattr(pipeline, "execute_step", lambda *a, **k: pytest.fail("a notebook ran"))
+    with pytest.raises(PublishError, match=r"uncommitted changes to tracked files \(dae_lib/losses.py, notebooks/02_training.ipynb\).*DAE_PUBLISH_DIRTY=1"):
+        pipeline.notebook_setup("quick", "phantom", "", publish=True)
+    for call in (lambda: pipeline.reproduce(pipeline.Request("smoke")), lambda: pipeline.run_solutions(pipeline.Request("smoke"))):
+        with pytest.raises(PublishError):
+            call()
+    figure = REPO_ROOT / "figures" / "phantom_sample.png"
+    before = figure.read_bytes() if figure.exists() else None
+    with pytest.raises(PublishError):
+        figures.phantom_sample_figure(size=64)
+    assert (figure.read_bytes() if figure.exists() else None) == before
+    assert cli_main(["reproduce", "--profile", "smoke"]) == 2 and "DAE_PUBLISH_DIRTY" in capsys.readouterr().err  # one line, no traceback
+    assert pipeline.notebook_setup("quick", "phantom", "").out.publish is False  # scratch/: never refused
+    assert pipeline.notebook_setup("quick", "phantom", str(tmp_path), publish=True).out.results == tmp_path / "results"
+    figures.phantom_sample_figure(tmp_path / "p.png", size=64)  # a figure outside figures/
+    monkeypatch.setenv(runs.ALLOW_DIRTY_ENV, "1")
+    assert pipeline.notebook_setup("quick", "phantom", "", publish=True).out.results == REPO_ROOT / "results"
+
+
+def test_an_executed_copy_says_what_it_was_run_with_not_what_the_notebook_stores():
+    nb = json.loads((REPO_ROOT / "notebooks" / "02_training.ipynb").read_text())
+    assert "**Stored outputs**" in "".join(nb["cells"][0]["source"])
+    step = pipeline.Step("02_training.ipynb", REPO_ROOT / "x.ipynb", {"profile": "quick", "data_dir": "phantom", "device": "cpu", "variant": "dae", "seed": 2}, (2,))
+    made = pipeline.copy_record(step)
+    assert (made["profile"], made["data"], made["variant"], made["seeds"]) == ("quick", "phantom", "dae", [2]) and made["device"].startswith("cpu")
+    pipeline.label_copy(nb, {**made, "commit": "0123456789abcdef", "uncommitted": []})
+    first = "".join(nb["cells"][0]["source"])
+    assert "Stored outputs" not in first and "Read it executed" not in first
+    assert "**This copy** was executed headless (papermill) with profile `quick`, data `phantom`, variant `dae`, training seed 2, on cpu" in first
+    assert "commit `0123456`," in first and "local changes" not in first and nb["metadata"][pipeline.COPY_METADATA]["seeds"] == [2]
+    nb = json.loads((REPO_ROOT / "notebooks" / "01_data_preparation.ipynb").read_text())
+    pipeline.label_copy(nb, {**made, "variant": None, "seeds": None, "commit": "0123456789abcdef-dirty", "uncommitted": ["dae_lib/x.py"]})
+    assert "data `phantom`, no training, on cpu" in "".join(nb["cells"][0]["source"]) and "+ local changes" in "".join(nb["cells"][0]["source"])
 
 
 def test_every_notebook_takes_the_publish_parameter_and_passes_it_to_its_set_up():

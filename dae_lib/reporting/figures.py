@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..atomic import atomic_path
 from ..augment import PairedAugment
@@ -22,7 +23,7 @@ from ..phantom import chest_phantom
 from ..metrics import dice
 from ..msssim import ms_ssim_map
 from ..models import build_model
-from ..runs import FIGURES_DIR, LOG_FILE, footer_line, resolve
+from ..runs import FIGURES_DIR, LOG_FILE, REPO_ROOT, check_publishable, footer_line, resolve
 from .anatomy import BANDS, lung_fields
 from .evaluate import IDENTITY
 from .shifted import shifted_summary
@@ -33,10 +34,21 @@ from .table1 import block_seeds, paired_difference, paper_values
 DPI = 100
 
 
-def _save(fig, path: Path, dpi=DPI) -> Path:
+#: The PNG text field that holds a saved figure's provenance line as text too (``saved_footer``),
+#: so that a program can read what the footer under the picture says.
+FOOTER_FIELD = "Provenance"
+
+
+def _save(fig, path: Path, footer: str, dpi=DPI) -> Path:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={FOOTER_FIELD: footer})
     return path
+
+
+def saved_footer(png) -> str | None:
+    """The provenance line a saved figure carries (its FOOTER_FIELD), None when it has none."""
+    with Image.open(png) as im:
+        return im.info.get(FOOTER_FIELD)
 
 
 def _finish(fig, path, footer: str | None):
@@ -46,13 +58,15 @@ def _finish(fig, path, footer: str | None):
     if path:
         if not footer:
             raise ValueError(f"{path}: a saved figure carries its provenance line (footer=: data, profile, seeds, commit)")
-        _save(fig, resolve(path))
+        _save(fig, resolve(path), footer)
     return fig
 
 
 def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool = False) -> Path:
     """One phantom case: X, S, B = X - S and the bone mask M (figures/phantom_sample.png)."""
     path = resolve(path) if path else FIGURES_DIR / "phantom_sample.png"
+    if path.resolve().is_relative_to(FIGURES_DIR.resolve()):
+        check_publishable(REPO_ROOT)  # a committed figure: from committed code only
     x, s, b = chest_phantom(size, seed)
     rule = (Config().mask_threshold, Config().mask_min_threshold)  # the default mask rule
     m = bone_mask(x[None, None], s[None, None], *rule)[0, 0]
@@ -69,8 +83,9 @@ def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool 
         ax.set_title(title)
         ax.axis("off")
     fig.suptitle(f"Synthetic chest phantom, seed {seed}, {size} x {size} (clinical polarity)")
-    _finish(fig, None, footer_line(f"phantom (seed {seed})", None))
-    out = _save(fig, path)
+    footer = footer_line(f"phantom (seed {seed})", None)
+    _finish(fig, None, footer)
+    out = _save(fig, path, footer)
     if not show:
         plt.close(fig)
     return out

@@ -44,6 +44,7 @@ from ..radiograph import clinical_pixels, is_candidate, read_radiograph
 from ..reporting.stats import mean_interval
 from ..runs import TrainedModel, git_commit
 from ..suppress import check_out_folder, load_suppression_model, suppress_radiograph
+from ..timing import report_seconds, since
 from .registration import Registration, align, register_pair
 
 #: Pixels left out at every edge of the overlap (interpolation and the model's own border).
@@ -224,7 +225,7 @@ MIN_LUNG_FRACTION = 0.01
 
 def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) -> tuple[dict, dict]:
     """One pair's row of scores.csv and the images of its montage."""
-    t0 = time.time()
+    t0 = time.perf_counter()
     result = suppress_radiograph(trained, read_radiograph(pair.x), settings.polarity, settings.amp)
     s, s_stored, s_how = clinical_pixels(read_radiograph(pair.s), settings.polarity)
     xt, s_hat = torch.from_numpy(result.x), torch.from_numpy(result.s)
@@ -252,7 +253,7 @@ def score_pair(trained: TrainedModel, pair: PairFiles, settings: ScoreSettings) 
         "scale": round(reg.scale, 5), "shift_rows": round(reg.shift[0], 2), "shift_cols": round(reg.shift[1], 2),
         "worst_px": round(worst, 2), "match": round(reg.quality, 3), "misaligned": worst > settings.tolerance, "registered": aligned,
         "lung_file": str(pair.lungs) if pair.lungs else "", "lung_fraction": round(float(region.mean()), 4) if region is not None else 1.0,
-        **scores, "seconds": round(time.time() - t0, 2),
+        **scores, "seconds": report_seconds(since(t0)),
     }  # fmt: skip
     images = {"x": crop(xt), "s_hat": crop(s_hat), "s": crop(st), "region": region}
     return row, images

@@ -88,19 +88,19 @@ def compare_precision(
         raise ConfigError(f"compare_precision: give at least two different seeds, not {list(seeds)} (the seed is the unit of comparison)")
     out = outputs(profile, data_dir, out_root)
     runs_root = out.runs.with_name(out.data + "-precision")
-    data, rows, t_all = None, [], time.time()
+    data, rows, t_all = None, [], time.perf_counter()
     for seed in seeds:
         for name, amp in PRECISIONS.items():
             cfg = load_config(profile, variant=variant, data_dir=data_dir, amp=amp, seed=seed, **overrides)
             data = data if data is not None else load_data(cfg)
             run = run_dir(runs_root, variant, name, seed)
-            t0 = time.time()
+            t0 = time.perf_counter()
             result = fit(cfg, run, data=data, progress=False, profile=profile)
-            rows.append({"precision": name, "seed": seed, **run_means(result, data), "train_seconds": round(time.time() - t0, 1)})
+            rows.append({"precision": name, "seed": seed, **run_means(result, data), "train_seconds": round(time.perf_counter() - t0, 1)})
             log(f"{name} seed {seed}: test PSNR {rows[-1]['test_psnr']:.2f} dB ({rows[-1]['train_seconds']:.0f} s) -> {run}")
     per_run = pd.DataFrame(rows)
     device = describe(pick_device(cfg.device))
-    extra = record(profile=profile, data=out.data, variant=variant, device=device, wall_seconds=round(time.time() - t_all, 1))
+    extra = record(profile=profile, data=out.data, variant=variant, device=device, wall_seconds=round(time.perf_counter() - t_all, 1))
     extra = {k: json.dumps(v) if isinstance(v, list) else v for k, v in extra.items()}
     table = seed_comparison(per_run)
     append_csv(out.results / "precision_runs.csv", per_run.assign(**extra))

@@ -57,13 +57,13 @@ def run_sweep(variant: str, settings: list[dict], profile: str = "quick", data_d
         data = data if data is not None else load_data(cfg)
         tag = "-".join(f"{k}{v}" for k, v in {**fixed, **setting}.items()) or "default"
         run = root / f"{variant}-{tag}"
-        t0 = time.time()
+        t0 = time.perf_counter()
         res = fit(cfg, run, data=data, progress=False, profile=profile)
         best = res.history[res.best_epoch - 1]
         row = {"variant": variant, "setting": json.dumps({**fixed, **setting}), "best_epoch": res.best_epoch, "epochs": len(res.history)}
         row.update({f"val_{k}": best[f"val_{k}"] for k in METRICS})
         row.update(validation_identity(data, run))
-        row.update(train_seconds=round(sum(r["seconds"] for r in res.history), 1), wall_seconds=round(time.time() - t0, 1))
+        row.update(train_seconds=round(sum(r["seconds"] for r in res.history), 1), wall_seconds=round(time.perf_counter() - t0, 1))
         rows.append(row)
         log(f"{variant} {row['setting']}: val PSNR {row['val_psnr']:.2f} dB (identity {row['identity_val_psnr']:.2f}), "
             f"BSR {row['val_bsr']:.3f}, best epoch {res.best_epoch}/{len(res.history)}")  # fmt: skip

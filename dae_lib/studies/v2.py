@@ -176,10 +176,10 @@ def train_candidate(name: str, data_dir, device: str = "auto", runs_root: Path |
         out_dir = stage_dirs(name, runs_root, stages)[k]
         cfg = stage_config(name, k, data_dir, device, runs_root, stages, **extra)
         data = load_data(cfg)
-        t_end = time.time() + seconds * stages[k]["share"] / total_share
+        t_end = time.perf_counter() + seconds * stages[k]["share"] / total_share
         while True:
             result = fit(cfg, out_dir, data=data, progress=False, profile=f"v2-{name}", max_epochs=chunk)
-            if len(result.history) >= cfg.epochs or time.time() >= t_end:
+            if len(result.history) >= cfg.epochs or time.perf_counter() >= t_end:
                 break
         done[str(out_dir)] = len(result.history)
         print(f"{name}: stage {stages[k]['tag']}, {len(result.history)} epochs (best {result.best_epoch}) -> {portable(out_dir)}", flush=True)
@@ -583,12 +583,12 @@ def write_provenance(out: Path, step: str, data_dir, started: dict) -> Path:
     command, the commit and uncommitted files as the step started, machine, wall time)."""
     rec = record(step=step, data=data_tag(data_dir), seed=0, device=describe(pick_device("auto")),
                  command=f"python -m dae_lib.studies.v2 {step} --data {portable(data_dir)}",
-                 wall_seconds=round(time.time() - started["t0"], 1))  # fmt: skip
+                 wall_seconds=round(time.perf_counter() - started["t0"], 1))  # fmt: skip
     return write_json_atomic(out / f"provenance_{step}.json", {**rec, "commit": started["commit"], "uncommitted": started["uncommitted"]})
 
 
 def _started() -> dict:
-    return {"t0": time.time(), "commit": git_commit(), "uncommitted": dirty_files()}
+    return {"t0": time.perf_counter(), "commit": git_commit(), "uncommitted": dirty_files()}
 
 
 def _write(path: Path, df: pd.DataFrame) -> None:
@@ -608,7 +608,7 @@ def main(argv=None) -> int:
     p.add_argument("--stages", type=int, nargs="+", choices=range(1, len(STAGES) + 1), default=None, help="only these of STAGES (1-based; default all; a candidate of CONTINUES runs its one stage)")
     p.add_argument("--runs", default=None, help="runs root (default runs/v2)")
     args = p.parse_args(argv)
-    t0 = time.time()
+    t0 = time.perf_counter()
 
     def go():
         data_dir = normalise_data_dir(args.data)
@@ -627,7 +627,7 @@ def main(argv=None) -> int:
             table, chosen = select(data_dir, args.runs and Path(args.runs))
             print(table.round(3).to_string(index=False))
             print(f"chosen: {chosen}")
-        print(f"wall time {time.time() - t0:.0f} s")
+        print(f"wall time {time.perf_counter() - t0:.0f} s")
         return 0
 
     return run_guarded(go)

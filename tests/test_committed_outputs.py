@@ -1,0 +1,96 @@
+"""The committed outputs are one run's, from committed code: every executed copy, figure footer and
+provenance record of a `make reproduce` names the same commit, with no local changes; each copy
+says what it was run with; and every number the prose quotes from results/ agrees with it."""
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from dae_lib import pipeline
+from dae_lib.errors import ConfigError
+from dae_lib.reporting import facts
+from dae_lib.reporting.figures import saved_footer
+from dae_lib.runs import FIGURES_DIR, REPO_ROOT, RESULTS_DIR
+
+EXECUTED = RESULTS_DIR / "executed"
+#: A commit as footers and tables name it: 7 or 40 hexadecimal digits.
+COMMIT = re.compile(r"commit ([0-9a-f]{7,40})\b")
+
+
+def _copies(folder):
+    return sorted(folder.glob("*.ipynb")) + sorted((folder / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))
+
+
+def _made(path) -> dict:
+    made = json.loads(path.read_text())["metadata"].get(pipeline.COPY_METADATA)
+    assert made, f"{path.name}: no record of how it was made (regenerate it: python -m dae_lib reproduce)"
+    return made
+
+
+@pytest.mark.parametrize("folder", sorted(p for p in EXECUTED.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_every_executed_copy_names_one_clean_commit_and_says_what_it_was_run_with(folder):
+    data, profile = folder.name.rsplit("-", 1)
+    commits = set()
+    for path in _copies(folder):
+        made = _made(path)
+        nb = json.loads(path.read_text())
+        first = "".join(nb["cells"][0]["source"])
+        assert (made["profile"], made["data"]) == (profile, data), path.name
+        assert not made["uncommitted"] and not made["commit"].endswith("-dirty") and made["commit"] != "unknown", (path.name, made["uncommitted"])
+        assert "Stored outputs" not in first and "**This copy**" in first, path.name  # the banner names the run, not the smoke profile
+        assert f"profile `{profile}`, data `{data}`" in first and f"commit `{made['commit'][:7]}`" in first, path.name
+        text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+        assert "local changes" not in text and "-dirty" not in text, path.name
+        commits.add(made["commit"])
+    assert len(commits) == 1, f"{folder.name}: copies from {len(commits)} commits ({', '.join(c[:7] for c in sorted(commits))})"
+    (commit,) = commits
+    prov = json.loads((folder / pipeline.SOLUTIONS_DIR / pipeline.SOLUTIONS_PROVENANCE).read_text())
+    assert prov["commit"] == commit and not prov["uncommitted"]
+    table = pd.read_csv(RESULTS_DIR / "table1.csv")
+    rows = table[(table["data"] == data) & (table["profile"] == profile)]
+    assert len(rows) and set(rows["commit"]) == {commit}  # Table 1's block: the trainings of that run
+    times = pd.read_csv(RESULTS_DIR / "wall_times.csv")
+    assert ((times["commit"] == commit) & (times["profile"] == profile) & (times["data"] == data) & (times["uncommitted"] == "[]")).any()
+
+
+def test_every_committed_figure_carries_the_footer_of_the_committed_run():
+    """figures/ holds the phantom's figures (real-data figures are never committed): each says, as
+    text in the file, the commit that drew it: the one the phantom's executed copies name."""
+    (commit,) = {_made(p)["commit"] for p in _copies(EXECUTED / "phantom-quick")}
+    pngs = sorted(FIGURES_DIR.glob("*.png"))
+    assert len(pngs) >= 12
+    for png in pngs:
+        footer = saved_footer(png)
+        assert footer and footer.startswith("data phantom"), (png.name, footer)
+        assert "local changes" not in footer and COMMIT.findall(footer) == [commit[:7]], (png.name, footer)
+
+
+def test_the_prose_quotes_results_as_they_are():
+    assert facts.stale() == []  # `python -m dae_lib facts` rewrites them
+    readme = (REPO_ROOT / "README.md").read_text()
+    for marker in ("reproduce-seconds quick phantom all", "table1-psnr phantom quick dae_msssim", "table1-psnr bse-jsrt-512 paper identity"):
+        assert f"<!-- fact: {marker} -->" in readme, marker
+
+
+def test_a_stale_quote_is_named_and_rewritten(tmp_path):
+    (tmp_path / "results").mkdir()
+    pd.DataFrame([
+        {"profile": "quick", "data": "phantom", "wall_seconds": 500.0, "families": "reproduced+residual", "utc": "2026-01-01T00:00:00+00:00"},
+        {"profile": "quick", "data": "phantom", "wall_seconds": 801.4, "families": "reproduced+residual", "utc": "2026-02-01T00:00:00+00:00"},
+        {"profile": "quick", "data": "phantom", "wall_seconds": 250.0, "families": "paper", "utc": "2026-03-01T00:00:00+00:00"},
+    ]).to_csv(tmp_path / "results" / "wall_times.csv", index=False)  # fmt: skip
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "speed.md"
+    page.write_text("all: <!-- fact: reproduce-seconds quick phantom all -->632-662 s<!-- /fact -->; one family: "
+                    "<!-- fact: reproduce-seconds quick phantom reproduced -->250 s<!-- /fact -->.\n")  # fmt: skip
+    (line,) = facts.stale(tmp_path)
+    assert line.startswith("docs/speed.md: fact reproduce-seconds quick phantom all") and "'632-662 s'" in line and "'801 s (13 min)'" in line
+    assert facts.rewrite(tmp_path) == [page] and facts.stale(tmp_path) == []  # the latest run, not the first
+    assert "-->801 s (13 min)<!--" in page.read_text() and "-->250 s<!--" in page.read_text()
+    page.write_text("<!-- fact: reproduce-minutes quick phantom -->1<!-- /fact -->")
+    with pytest.raises(ConfigError, match="unknown fact 'reproduce-minutes'"):
+        facts.stale(tmp_path)
+    page.write_text("<!-- fact: reproduce-seconds paper phantom all -->1<!-- /fact -->")
+    with pytest.raises(ConfigError, match="no `make reproduce` of profile paper on phantom"):
+        facts.stale(tmp_path)
