@@ -211,6 +211,18 @@ def cmd_phantom_figure(args) -> int:
     return 0
 
 
+def _adapt_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tune", help="pairs to fine-tune on (X/ + S/ or a BSE-JSRT layout)")
+    p.add_argument("validation", help="pairs that choose the learning rate (fitted PSNR)")
+    p.add_argument("held_out", help="pairs scored once, before and after (never used for a choice)")
+    p.add_argument("--out", required=True, help="folder for runs/, scores/, adapt.csv and adapt.md (never an input folder)")
+    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="its adapt section: epochs and candidate learning rates")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lrs", type=float, nargs="+", default=None, help="candidate learning rates")
+    p.add_argument("--polarity", choices=POLARITIES, default="auto")
+    p.add_argument("--device", default="auto")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dae_lib", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,15 +256,7 @@ def main(argv=None) -> int:
     _score_arguments(p)
     p.set_defaults(func=cmd_score)
     p = sub.add_parser("adapt", help="fine-tune the released model on your pairs: learning rate chosen on validation pairs, scored on held-out ones")
-    p.add_argument("tune", help="pairs to fine-tune on (X/ + S/ or a BSE-JSRT layout)")
-    p.add_argument("validation", help="pairs that choose the learning rate (fitted PSNR)")
-    p.add_argument("held_out", help="pairs scored once, before and after (never used for a choice)")
-    p.add_argument("--out", required=True, help="folder for runs/, scores/, adapt.csv and adapt.md (never an input folder)")
-    p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE, help="its adapt section: epochs and candidate learning rates")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lrs", type=float, nargs="+", default=None, help="candidate learning rates")
-    p.add_argument("--polarity", choices=POLARITIES, default="auto")
-    p.add_argument("--device", default="auto")
+    _adapt_arguments(p)
     p.set_defaults(func=cmd_adapt)
     p = sub.add_parser("solutions", help="run the exercises' solutions notebooks (the numbers the exercises quote) into the executed copies' folder")
     p.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE)

@@ -71,7 +71,7 @@ from .radiograph import (
     write_png, write_signed_tiff,
 )
 from .runs import DEFAULT_RELEASE, TrainedModel, load_trained, released_folder, released_names, run_split
-from .timing import report_seconds, shown_seconds, since
+from .device import report_seconds, shown_seconds, since
 
 PREVIEW_SUFFIX = ".png"
 #: Every suffix an output file may have (soft tissue .png / .dcm / .tif, preview and bone .png).

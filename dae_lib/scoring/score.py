@@ -44,7 +44,7 @@ from ..radiograph import clinical_pixels, is_candidate, read_radiograph
 from ..reporting.stats import mean_interval
 from ..runs import TrainedModel, git_commit
 from ..suppress import check_out_folder, load_suppression_model, suppress_radiograph
-from ..timing import report_seconds, since
+from ..device import report_seconds, since
 from .registration import Registration, align, register_pair
 
 #: Pixels left out at every edge of the overlap (interpolation and the model's own border).
