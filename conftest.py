@@ -16,4 +16,4 @@ def pytest_configure(config):
     os.environ[ENVIRONMENT["profile"]] = "smoke"
     os.environ[ENVIRONMENT["data_dir"]] = "phantom"
     os.environ[ENVIRONMENT["out_root"]] = tempfile.mkdtemp(prefix="dae-test-out-")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["MPLBACKEND"] = "Agg"  # forced: a user's QtAgg would fail on a headless machine

@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "device_check.sh"
+#: The script's knobs: `make test JOBS=4` exports JOBS to the tests, which must not reach the script.
+KNOBS = ("PY", "STEPS", "SKIP_PAPER", "JOBS", "JOBS_V2", "MINUTES", "V2_CANDIDATES")
+
+
+def _environ() -> dict:
+    """The test's environment without the script's knobs (each test sets the ones it checks)."""
+    return {k: v for k, v in os.environ.items() if k not in KNOBS}
 
 
 def _run(py, tmp_path, skip_paper="1"):
-    env = {**os.environ, "PY": str(py), "SKIP_PAPER": skip_paper}
+    env = {**_environ(), "PY": str(py), "SKIP_PAPER": skip_paper}
     return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
@@ -47,7 +54,7 @@ def test_steps_names_the_steps_to_run(tmp_path):
     fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m pytest") echo tests ran;;\n "-m dae_lib.studies.bench") echo bench ran;;\n'
                     ' "-m dae_lib") echo "pipeline ran: $*";;\nesac\nexit 0\n')
     fake.chmod(0o755)
-    env = {**os.environ, "PY": str(fake), "STEPS": "3", "JOBS": "2"}
+    env = {**_environ(), "PY": str(fake), "STEPS": "3", "JOBS": "2"}
     r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "pipeline ran" in r.stdout and "--jobs 2" in r.stdout
@@ -58,15 +65,15 @@ def test_step_4_trains_the_v2_candidates_only_when_named(tmp_path):
     fake = tmp_path / "python"
     fake.write_text('#!/bin/sh\ncase "$1 $2" in\n "-m dae_lib.studies.v2") echo "v2 ran: $*";;\n "-m dae_lib") echo "pipeline ran";;\nesac\nexit 0\n')
     fake.chmod(0o755)
-    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**os.environ, "PY": str(fake), "STEPS": "4", "MINUTES": "3"},
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**_environ(), "PY": str(fake), "STEPS": "4", "MINUTES": "3"},
                        cwd=tmp_path, timeout=60)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "v2 ran: -m dae_lib.studies.v2 train --data" in r.stdout and "--device cuda --jobs 4 --minutes 3" in r.stdout
     assert "pipeline ran" not in r.stdout
     r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                       env={**os.environ, "PY": str(fake), "STEPS": "4", "V2_CANDIDATES": "render-aspect longer", "JOBS_V2": "2"})  # fmt: skip
+                       env={**_environ(), "PY": str(fake), "STEPS": "4", "V2_CANDIDATES": "render-aspect longer", "JOBS_V2": "2"})  # fmt: skip
     assert "--device cuda --jobs 2 --minutes 6 --candidates render-aspect longer" in r.stdout
-    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**os.environ, "PY": str(fake), "STEPS": "1 2 3"}, cwd=tmp_path, timeout=60)
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env={**_environ(), "PY": str(fake), "STEPS": "1 2 3"}, cwd=tmp_path, timeout=60)
     assert "v2 ran" not in r.stdout
 
 
