@@ -30,7 +30,7 @@ from . import suppress
 from .config import AMP_MODES, DEFAULT_PROFILE, POLARITIES, PROFILES, is_phantom, load_config
 from .errors import ConfigError, run_guarded
 from .models import FAMILIES, variants
-from .runs import DEFAULT_RELEASE, REPO_ROOT, outputs, released_names
+from .runs import DEFAULT_RELEASE, REPO_ROOT, WALL_TIMES_CSV, outputs, released_names
 
 
 def _data_arg(value: str | None) -> str | None:
@@ -131,13 +131,14 @@ def cmd_reproduce(args) -> int:
     except pipeline.PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    pipeline.record_wall_time(request, time.perf_counter() - t0, args.jobs)
+    wall = time.perf_counter() - t0
+    pipeline.record_wall_time(request, wall, args.jobs)
     out = request.outputs
     md = (out.results / "table1.md").read_text()
     block = md[md.index(f"## {out.data}, profile {args.profile}") :].split("\n## ")[0]
     print("\n" + block)
     print(f"Table 1: {out.results / 'table1.md'}; figures: {out.figures}; notebooks: {out.executed}")
-    print(f"wall time {time.perf_counter() - t0:.0f} s")
+    print(f"wall time {wall:.0f} s (recorded in {out.results / WALL_TIMES_CSV})")
     if out.root.resolve() == REPO_ROOT.resolve():
         from .reporting.facts import stale
 

@@ -39,7 +39,7 @@ from .device import describe, pick_device
 from .errors import ConfigError, NotReady
 from .models import FAMILIES, variants
 from .reporting.evaluate import evaluate_run
-from .runs import REPO_ROOT, ROOT_ENV, SCRATCH_DIR, Outputs, check_publishable, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders
+from .runs import REPO_ROOT, ROOT_ENV, SCRATCH_DIR, Outputs, check_publishable, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders, WALL_TIMES_CSV
 from .split import checked_split
 from .train import FitResult, fit
 
@@ -449,7 +449,7 @@ def record_wall_time(request: Request, seconds: float, jobs: int = 1) -> Path:
         profile=request.profile, data=out.data, wall_seconds=round(seconds, 1), device=describe(pick_device(request.device)),
         families="+".join(request.families), jobs=jobs,
     )
-    return append_csv(out.results / "wall_times.csv", pd.DataFrame([row]))
+    return append_csv(out.results / WALL_TIMES_CSV, pd.DataFrame([row]))
 
 
 # ------------------------------------------------------------------------------------------------

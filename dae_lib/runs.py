@@ -87,6 +87,8 @@ def _find_root() -> Path:
 #: The folder holding ``pyproject.toml`` above this package: relative paths are taken from here.
 REPO_ROOT = _find_root()
 RESULTS_DIR = REPO_ROOT / "results"
+#: The wall time of each `make reproduce`, in a results folder (pipeline writes it, reporting.facts quotes it).
+WALL_TIMES_CSV = "wall_times.csv"
 FIGURES_DIR = REPO_ROOT / "figures"
 
 

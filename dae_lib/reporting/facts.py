@@ -19,7 +19,7 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..errors import ConfigError
 from ..models import FAMILIES, label_of
-from ..runs import REPO_ROOT, RESULTS_DIR
+from ..runs import REPO_ROOT, RESULTS_DIR, WALL_TIMES_CSV
 from .evaluate import IDENTITY
 
 #: One marked span: the fact's name, its arguments (separated by spaces), the text it renders to.
@@ -50,7 +50,7 @@ def wall_time_row(profile: str, data: str, families: str = "all", results: Path 
     """The latest row of results/wall_times.csv for ``profile`` on ``data`` with ``families``
     ("all": every model family; else one family's name): the run the prose quotes."""
     wanted = frozenset(FAMILIES) if families == "all" else frozenset({families})
-    table = pd.read_csv(Path(results) / "wall_times.csv")
+    table = pd.read_csv(Path(results) / WALL_TIMES_CSV)
     rows = table[(table["profile"] == profile) & (table["data"] == data) & table["families"].map(_families).eq(wanted)]
     if rows.empty:
         raise ConfigError(f"results/wall_times.csv: no `make reproduce` of profile {profile} on {data} with families {families}")
