@@ -46,7 +46,10 @@ def test_fig1_shapes_come_from_the_model():
     assert list(shapes) == ["encoder", "soft_tissue", "bone_seg"]  # the branch runs in training mode
     assert shapes["encoder"][-1][1] == (64, 16, 16) and figures.layer_shapes(narrow)["encoder"][-1][1] == (32, 16, 16)
     texts = lambda cfg: {t.get_text() for t in figures.architecture(cfg, footer="x").axes[0].texts}  # noqa: E731
-    assert "conv 3x3\n64 x 16 x 16" in texts(paper) and "conv 3x3\n32 x 16 x 16" in texts(narrow)
+    # the last two encoder layers keep 64 (32) channels at 16 x 16: one box of two alike layers
+    assert "2 x conv 3x3\n64 x 16 x 16" in texts(paper) and "2 x conv 3x3\n32 x 16 x 16" in texts(narrow)
+    assert figures.merged_layers([("conv 3x3", (4, 8, 8)), ("conv 3x3", (4, 8, 8)), ("conv 3x3", (8, 8, 8)), ("conv 3x3", (4, 8, 8))]) == [
+        ("2 x conv 3x3", (4, 8, 8)), ("conv 3x3", (8, 8, 8)), ("conv 3x3", (4, 8, 8))]  # only neighbours merge
     assert "bone_seg" not in figures.layer_shapes(load_config("smoke", variant="ae", image_size=64))
 
 

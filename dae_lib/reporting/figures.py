@@ -1,13 +1,17 @@
-"""Figures. Each function draws one figure and returns it (so notebooks show it inline); with
-``path`` it is also saved as PNG (written atomically). Every figure carries a provenance line
-(``footer``: data, profile, training seeds, commit; pipeline.NotebookSetup.footer): a figure is never
-saved without one. Images are shown in clinical polarity on the grey window [0, 1] (the data's
-full range) unless a panel states another window or has a colour bar."""
+"""Figures. Each function draws one figure and returns it; in a notebook it is shown once, as the
+PNG that ``layout`` measures (its text size and overlaps go into the output's metadata), and with
+``path`` it is also saved as PNG (written atomically, the same report in a text field). Every
+figure carries a provenance line (``footer``: data, profile, training seeds, commit;
+pipeline.NotebookSetup.footer): a figure is never saved without one. Images are shown in clinical
+polarity on the grey window [0, 1] (the data's full range) unless a panel states another window or
+has a colour bar. Figures are at most ``WIDTH_IN`` inches wide (a wider one would be scaled down on
+screen, its text with it); rows of many panels wrap (``_grid``)."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -24,14 +28,21 @@ from ..metrics import dice
 from ..msssim import ms_ssim_map
 from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, REPO_ROOT, check_publishable, footer_line, resolve
+from . import layout
 from .anatomy import BANDS, lung_fields
 from .evaluate import IDENTITY
 from .shifted import shifted_summary
 from .table1 import block_seeds, paired_difference, paper_values
 
 
-#: Saved figures are for screens (the executed notebooks are committed): 100 dpi.
-DPI = 100
+DPI = layout.DPI
+#: The widest a figure is drawn (inches): SCREEN_WIDTH px at DPI, so that it is shown unscaled.
+WIDTH_IN = layout.SCREEN_WIDTH / DPI
+#: The provenance footer's size (points): 10.4 px at DPI, readable (layout.MIN_TEXT_PX) even in a
+#: figure a little wider than the screen.
+FOOTER_PT = 7.5
+#: The smallest text the figures use otherwise (points).
+SMALL_PT = 7.5
 
 
 #: The PNG text field that holds a saved figure's provenance line as text too (``saved_footer``),
@@ -40,8 +51,7 @@ FOOTER_FIELD = "Provenance"
 
 
 def _save(fig, path: Path, footer: str, dpi=DPI) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={FOOTER_FIELD: footer})
+    layout.save_png(fig, path, {FOOTER_FIELD: footer}, dpi)
     return path
 
 
@@ -51,15 +61,29 @@ def saved_footer(png) -> str | None:
         return im.info.get(FOOTER_FIELD)
 
 
-def _finish(fig, path, footer: str | None):
-    """Put the provenance line under the figure and, with ``path``, save it (refused without one)."""
+def _finish(fig, path, footer: str | None, show: bool = True):
+    """Put the provenance line under the figure, with ``path`` save it (refused without a footer),
+    and in a notebook show it once with its layout report (``layout.show``; then it is closed)."""
     if footer:
-        fig.text(0.5, 0.0, footer, ha="center", va="top", fontsize=7, color="0.3")
+        fig.text(0.5, 0.0, footer, ha="center", va="top", fontsize=FOOTER_PT, color="0.3")
     if path:
         if not footer:
             raise ValueError(f"{path}: a saved figure carries its provenance line (footer=: data, profile, seeds, commit)")
         _save(fig, resolve(path), footer)
+    if show:
+        layout.show(fig, DPI, {FOOTER_FIELD: footer} if footer else None)
     return fig
+
+
+def _grid(n: int, max_cols: int) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels, at most ``max_cols`` a row (a long row wraps)."""
+    rows = max(1, math.ceil(n / max_cols))
+    return rows, math.ceil(n / rows)
+
+
+def show_png(png) -> None:
+    """Show a saved PNG in a notebook (a score montage, a committed figure) with its layout report."""
+    layout.show_png(png)
 
 
 def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool = False) -> Path:
@@ -71,42 +95,42 @@ def phantom_sample_figure(path=None, size: int = 512, seed: int = 0, show: bool 
     rule = (Config().mask_threshold, Config().mask_min_threshold)  # the default mask rule
     m = bone_mask(x[None, None], s[None, None], *rule)[0, 0]
     tau = float(mask_thresholds(x[None, None], s[None, None], *rule)[0])
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    fig, axes = plt.subplots(2, 2, figsize=(8.4, 9), layout="constrained")
     panels = [
         (x, "X: radiograph (phantom)"),
         (s, "S: soft tissue"),
         (b, "B = X - S: bone"),
         (m, f"M: bone mask (X - S > {tau:.3f}, Otsu)"),
     ]
-    for ax, (img, title) in zip(axes, panels):
+    for ax, (img, title) in zip(axes.flat, panels):
         ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1 if img is not b else float(b.max()))
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.suptitle(f"Synthetic chest phantom, seed {seed}, {size} x {size} (clinical polarity)")
     footer = footer_line(f"phantom (seed {seed})", None)
-    _finish(fig, None, footer)
+    _finish(fig, None, footer, show=False)
     out = _save(fig, path, footer)
-    if not show:
-        plt.close(fig)
+    if show:
+        layout.show(fig, DPI, {FOOTER_FIELD: footer})
+    plt.close(fig)
     return out
 
 
-def _show(ax, img, title, **kw):
+def _show(ax, img, title, fontsize=9, **kw):
     ax.imshow(img, cmap="gray", **({"vmin": 0, "vmax": 1} | kw))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=fontsize)
     ax.axis("off")
 
 
 def data_panels(data, indices=(0, 1, 2), path=None, footer=None):
     """Rows of X, S, X - S and M for a few cases (clinical polarity)."""
-    fig, axes = plt.subplots(len(indices), 4, figsize=(12, 3.1 * len(indices)), squeeze=False)
+    fig, axes = plt.subplots(len(indices), 4, figsize=(WIDTH_IN, 2.75 * len(indices)), squeeze=False, layout="constrained")
     for row, i in zip(axes, indices):
         b = (data.x[i, 0] - data.s[i, 0]).numpy()
         _show(row[0], data.x[i, 0].numpy(), f"{data.ids[i]}: X")
         _show(row[1], data.s[i, 0].numpy(), "S (soft tissue)")
-        _show(row[2], b, f"X - S (bone; window 0 .. {float(b.max()):.3f})", vmin=0, vmax=max(float(b.max()), 1e-6))
-        _show(row[3], data.m[i, 0].numpy(), "M (bone mask: white = bone)")
-    fig.tight_layout()
+        _show(row[2], b, f"X - S (bone)\nwindow 0 .. {float(b.max()):.3f}", vmin=0, vmax=max(float(b.max()), 1e-6))
+        _show(row[3], data.m[i, 0].numpy(), "M (bone mask)\nwhite = bone")
     return _finish(fig, path, footer)
 
 
@@ -115,17 +139,20 @@ def mask_threshold_figure(data, cfg, index=0, fixed=(0.01, 0.02, 0.04), path=Non
     x, s = data.x[index : index + 1], data.s[index : index + 1]
     b = (x - s)[0, 0]
     tau = float(mask_thresholds(x, s, cfg.mask_threshold, cfg.mask_min_threshold)[0])
-    fig, axes = plt.subplots(1, 3 + len(fixed), figsize=(3.2 * (3 + len(fixed)), 3.4))
-    _show(axes[0], b.numpy(), f"X - S (grey window 0 .. {float(b.max()):.3f})", vmin=0, vmax=max(float(b.max()), 1e-6))
+    rows, cols = _grid(3 + len(fixed), 3)
+    fig, grid = plt.subplots(rows, cols, figsize=(WIDTH_IN, 3.3 * rows), squeeze=False, layout="constrained")
+    axes = grid.flat
+    for ax in axes[3 + len(fixed):]:
+        ax.axis("off")
+    _show(axes[0], b.numpy(), f"X - S\ngrey window 0 .. {float(b.max()):.3f}", vmin=0, vmax=max(float(b.max()), 1e-6))
     axes[1].hist(b.flatten().numpy(), bins=100, log=True, color="0.4")
     axes[1].axvline(tau, color="r", label=f"Otsu {tau:.3f}")
     axes[1].set_title("histogram of X - S", fontsize=9)
-    axes[1].set(xlabel="X - S (intensity, range 0..1)", ylabel="pixels (log scale)")
+    axes[1].set(xlabel="X - S (intensity, 0..1)", ylabel="pixels (log scale)")
     axes[1].legend(fontsize=8)
     _show(axes[2], (b > tau).float().numpy(), f"M, Otsu ({tau:.3f})\n{(b > tau).float().mean():.1%} of pixels")
     for ax, t in zip(axes[3:], fixed):
         _show(ax, (b > t).float().numpy(), f"M, fixed {t}\n{(b > t).float().mean():.1%} of pixels")
-    fig.tight_layout()
     return _finish(fig, path, footer)
 
 
@@ -135,46 +162,58 @@ def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None, footer=None)
     torch.manual_seed(seed)
     rep = lambda t: t[index : index + 1].repeat(n, 1, 1, 1)  # noqa: E731
     ax_, as_, am = aug(rep(data.x), rep(data.s), rep(data.m))
-    fig, axes = plt.subplots(3, n + 1, figsize=(2.6 * (n + 1), 8))
+    fig, axes = plt.subplots(3, n + 1, figsize=(min(WIDTH_IN, 2.2 * (n + 1)), 6.9), layout="constrained")
     for r, (orig, new, name) in enumerate(((data.x, ax_, "X"), (data.s, as_, "S"), (data.m, am, "M"))):
         _show(axes[r, 0], orig[index, 0].numpy(), f"{name} original")
         for k in range(n):
             _show(axes[r, k + 1], new[k, 0].numpy(), f"{name} draw {k + 1}")
-    fig.tight_layout()
     return _finish(fig, path, footer)
 
 
 def loss_curves(run_dirs: dict, path=None, footer=None):
-    """Training loss and validation PSNR per epoch, one line per run ({label: run_dir})."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    """Per epoch, one line per run ({label: run_dir}): the validation PSNR (dB), comparable across
+    variants, and the training loss relative to its first epoch (each variant's loss has its own
+    terms and weights, lm = 1 or 100, so only its own course is comparable); legend below."""
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.9), layout="constrained")
     for label, run in run_dirs.items():
         log = Path(run) / LOG_FILE
         if not log.exists():
             continue
         df = pd.read_csv(log)
-        axes[0].plot(df["epoch"], df["train_loss"], label=label)
         if "val_psnr" in df:
-            axes[1].plot(df["epoch"], df["val_psnr"], label=label)
-    axes[0].set(xlabel="epoch", ylabel="training loss (eq. 1 terms of the variant)", yscale="log")
-    axes[1].set(xlabel="epoch", ylabel="validation PSNR (dB)")
+            axes[0].plot(df["epoch"], df["val_psnr"], marker=".", label=label)
+        axes[1].plot(df["epoch"], df["train_loss"] / float(df["train_loss"].iloc[0]), marker=".", label=label)
+    axes[0].set(xlabel="epoch", ylabel="validation PSNR (dB)", title="validation PSNR (higher is better)")
+    axes[1].set(xlabel="epoch", ylabel="training loss / loss of epoch 1", yscale="log", title="training loss, relative to epoch 1")
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles, labels = axes[1].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
     return _finish(fig, path, footer)
 
 
 def fig2(x, s, preds: dict, ids, path=None, footer=None):
-    """Fig. 2: input, each variant's output, ground truth; one row per case."""
+    """Fig. 2: input, each variant's output, ground truth; for each case a second row of
+    differences from S (X - S under the input: doing nothing's error; S_hat - S under each variant)
+    on one symmetric window per case (its colour bar), where the variants' differences show."""
     cols = ["Input X", *preds.keys(), "Ground truth S"]
-    fig, axes = plt.subplots(len(ids), len(cols), figsize=(2.6 * len(cols), 2.8 * len(ids)), squeeze=False)
+    fig, axes = plt.subplots(2 * len(ids), len(cols), figsize=(WIDTH_IN, 3.2 * len(ids) * WIDTH_IN / (1.5 * len(cols))),
+                             squeeze=False, layout="constrained")  # fmt: skip
     for r, cid in enumerate(ids):
         imgs = [x[r, 0], *[p[r, 0] for p in preds.values()], s[r, 0]]
+        top = max(float(torch.quantile((x[r, 0] - s[r, 0]).abs().flatten(), 0.995)), 1e-6)
         for c, (img, name) in enumerate(zip(imgs, cols)):
-            _show(axes[r, c], img.numpy(), name if r == 0 else "")
-        axes[r, 0].text(-0.05, 0.5, cid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
-    fig.suptitle("Fig. 2: test cases; every panel on the grey window 0 .. 1 (the data's full range), clinical polarity", fontsize=9)
-    fig.tight_layout()
+            _show(axes[2 * r, c], img.numpy(), name if r == 0 else "", fontsize=8)
+            diff = axes[2 * r + 1, c]
+            if c < len(cols) - 1:
+                im = diff.imshow((img - s[r, 0]).numpy(), cmap="RdBu_r", vmin=-top, vmax=top)
+                diff.set_title(("X - S" if c == 0 else "S_hat - S") + f"\nRMS {float((img - s[r, 0]).pow(2).mean().sqrt()):.4f}", fontsize=8)
+            diff.axis("off")
+        fig.colorbar(im, ax=axes[2 * r + 1, -1], fraction=0.9, label=f"difference\n(+-{top:.3f})")
+        axes[2 * r, 0].text(-0.05, 0.5, cid, transform=axes[2 * r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.suptitle("Fig. 2: test cases; images on the grey window 0 .. 1, clinical polarity; below each, its difference from S", fontsize=9)
     return _finish(fig, path, footer)
 
 
@@ -200,7 +239,8 @@ def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None, footer=None):
     residual rib edges are visible."""
     size = max(16, int(x.shape[-1] * patch_frac))
     cols = ["Input X", *preds.keys(), "Ground truth S"]
-    fig, axes = plt.subplots(len(ids), len(cols), figsize=(2.6 * len(cols), 2.8 * len(ids)), squeeze=False)
+    side = WIDTH_IN / (len(cols) + 0.4)
+    fig, axes = plt.subplots(len(ids), len(cols), figsize=(WIDTH_IN, (side + 0.45) * len(ids) + 0.3), squeeze=False, layout="constrained")
     for r, cid in enumerate(ids):
         top, left = rib_patch(x[r, 0], s[r, 0], size)
         crop = lambda t: t[r, 0, top : top + size, left : left + size].numpy()  # noqa: E731
@@ -209,10 +249,9 @@ def fig3(x, s, preds: dict, ids, patch_frac=0.25, path=None, footer=None):
         lo, hi = np.percentile(ref, 1), np.percentile(ref, 99)
         imgs = [crop(x), *[crop(p) for p in preds.values()], crop(s)]
         for c, (img, name) in enumerate(zip(imgs, cols)):
-            _show(axes[r, c], img, name if r == 0 else "", vmin=lo, vmax=max(hi, lo + 1e-6))
-        axes[r, 0].text(-0.05, 0.5, f"{cid}\npatch at row {top}, col {left} px\nwindow {lo:.2f} .. {hi:.2f}",
-                        transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)  # fmt: skip
-    fig.tight_layout()
+            _show(axes[r, c], img, name if r == 0 else "", fontsize=8, vmin=lo, vmax=max(hi, lo + 1e-6))
+        axes[r, 0].text(-0.05, 0.5, f"{cid}\nat ({top}, {left}) px\nwindow {lo:.2f}..{hi:.2f}",
+                        transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=SMALL_PT)  # fmt: skip
     return _finish(fig, path, footer)
 
 
@@ -223,7 +262,7 @@ def gain_chart(per_image, path=None, footer=None):
     methods = [m for m in dict.fromkeys(per_image["method"]) if m != IDENTITY]
     table = paper_values()
     paper = table["values"] if table.get("transcribed") else {}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(methods) + 1.8), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH_IN, 0.45 * len(methods) + 1.9), squeeze=False, layout="constrained")
     for ax, metric, name in ((axes[0, 0], "psnr", "PSNR gain over doing nothing (dB)"), (axes[0, 1], "bsr", "BSR (doing nothing: 0)")):
         rows = [paired_difference(per_image, m, IDENTITY, metric) for m in methods]
         y = list(range(len(methods)))[::-1]
@@ -239,20 +278,18 @@ def gain_chart(per_image, path=None, footer=None):
         unit = rows[0]["unit"] if rows else "images"
         ax.set_title(f"interval over {unit}", fontsize=9)
     axes[0, 1].legend(fontsize=8, loc="best")
-    fig.tight_layout()
     return _finish(fig, path, footer)
 
 
 def suppression_panels(res, title: str = "", path=None, footer=None):
     """One suppressed radiograph (suppress.Suppressed): input, soft tissue and removed bone side by
     side, clinical polarity; the bone on its own grey scale (0 to its 99.9th percentile)."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH_IN, 3.9 * res.x.shape[0] / res.x.shape[1] + 0.9), layout="constrained")
     _show(axes[0], res.x, "X: radiograph")
-    _show(axes[1], res.s, "S: soft tissue (bones suppressed)")
+    _show(axes[1], res.s, "S: soft tissue\n(bones suppressed)")
     top = max(float(np.percentile(res.b, 99.9)), 1e-6)
-    _show(axes[2], res.b, f"X - S: removed bone (grey window 0 .. {top:.3f})", vmin=0, vmax=top)
+    _show(axes[2], res.b, f"X - S: removed bone\ngrey window 0 .. {top:.3f}", vmin=0, vmax=top)
     fig.suptitle(title or f"{res.x.shape[1]} x {res.x.shape[0]} px, stored {res.polarity} ({res.polarity_rule})", fontsize=10)
-    fig.tight_layout()
     return _finish(fig, path, footer)
 
 
@@ -261,10 +298,33 @@ def before_after(x, s, split: float = 0.5, path=None, footer=None):
     tissue right of it, with a line at the boundary."""
     col = int(round(np.clip(split, 0, 1) * x.shape[1]))
     view = np.concatenate([x[:, :col], s[:, col:]], axis=1)
-    fig, ax = plt.subplots(figsize=(6.5, 6.5 * x.shape[0] / x.shape[1]))
+    fig, ax = plt.subplots(figsize=(6.5, 6.5 * x.shape[0] / x.shape[1] + 0.4), layout="constrained")
     _show(ax, view, f"before (left of the line) | after (right), split at {split:.0%}")
     ax.axvline(col - 0.5, color="C1", lw=1.5)
     return _finish(fig, path, footer)
+
+
+#: What a stored notebook shows in place of the slider (a widget needs a live kernel).
+SLIDER_FALLBACK = "Static view above (split at 50 %); in a live kernel with ipywidgets, a slider below moves the split."
+
+
+def before_after_slider(x, s, footer=None):
+    """The before/after view once as a static image (what a stored notebook keeps), then, in a live
+    kernel with ipywidgets, a slider that redraws it at another split."""
+    before_after(x, s, 0.5, footer=footer)
+    print(SLIDER_FALLBACK)
+    if not layout.inline():
+        return None
+    out = widgets.Output()
+
+    def redraw(change):
+        with out:
+            out.clear_output(wait=True)
+            before_after(x, s, change["new"], footer=footer)
+
+    slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="split", continuous_update=False)
+    slider.observe(redraw, names="value")
+    return widgets.VBox([slider, out])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -299,30 +359,49 @@ def layer_shapes(cfg) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
     return parts
 
 
+#: Fig. 1's boxes a line: a part with more layers continues on the next line.
+BOXES_PER_LINE = 6
+
+
+def merged_layers(layers: list[tuple[str, tuple[int, ...]]]) -> list[tuple[str, tuple[int, ...]]]:
+    """``layer_shapes``' layers of one part with runs of the same layer and output shape merged
+    into one box ("2 x conv 3x3"), so that Fig. 1 draws blocks, not every convolution."""
+    out: list[list] = []
+    for what, shape in layers:
+        if out and out[-1][1] == what and out[-1][2] == shape:
+            out[-1][0] += 1
+        else:
+            out.append([1, what, shape])
+    return [(f"{n} x {what}" if n > 1 else what, shape) for n, what, shape in out]
+
+
 def architecture(cfg, path=None, footer=None):
-    """Fig. 1 as implemented: one row per part of ``cfg.variant``'s network, one box per layer with
-    its output shape (channels x height x width) as the model computes it (``layer_shapes``); the
-    segmentation branch runs in training only."""
-    parts = layer_shapes(cfg)
-    width = max(len(layers) for layers in parts.values())
-    fig, ax = plt.subplots(figsize=(1.55 * width + 2.2, 1.25 * len(parts) + 0.9))
-    for r, (part, layers) in enumerate(parts.items()):
-        y = len(parts) - 1 - r
-        label = {"encoder": "shared encoder", "soft_tissue": "soft-tissue estimator", "bone_seg": "bone segmentation\n(training only)",
-                 "bone_decoder": "bone estimator B_hat\n(S_hat = X - B_hat)"}.get(part, part)  # fmt: skip
-        ax.text(-0.2, y, label, ha="right", va="center", fontsize=9)
+    """Fig. 1 as implemented: one band per part of ``cfg.variant``'s network, one box per layer (runs
+    of alike layers merged: ``merged_layers``) with its output shape (channels x height x width) as
+    the model computes it (``layer_shapes``), BOXES_PER_LINE boxes a line; the segmentation branch
+    runs in training only."""
+    parts = {part: merged_layers(layers) for part, layers in layer_shapes(cfg).items()}
+    lines = [(part, k, layers[k : k + BOXES_PER_LINE]) for part, layers in parts.items() for k in range(0, len(layers), BOXES_PER_LINE)]
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.78 * len(lines) + 1.0), layout="constrained")
+    names = {"encoder": "shared encoder", "soft_tissue": "soft-tissue estimator", "bone_seg": "bone segmentation\n(training only)",
+             "bone_decoder": "bone estimator B_hat\n(S_hat = X - B_hat)"}  # fmt: skip
+    for r, (part, start, layers) in enumerate(lines):
+        y = len(lines) - 1 - r
+        if start == 0:
+            ax.text(-0.25, y, names.get(part, part), ha="right", va="center", fontsize=9)
         for c, (what, shape) in enumerate(layers):
-            colour = {"conv": "#cfe2f3", "deconv": "#d9ead3", "max-pool": "#eeeeee"}[what.split()[0]]
-            ax.add_patch(plt.Rectangle((c * 1.5, y - 0.38), 1.3, 0.76, facecolor=colour, edgecolor="0.4"))
-            ax.text(c * 1.5 + 0.65, y, f"{what}\n{' x '.join(map(str, shape))}", ha="center", va="center", fontsize=7)
-            if c:
+            kind = what.split()[2] if what[0].isdigit() else what.split()[0]  # "2 x conv 3x3" or "conv 3x3"
+            colour = {"conv": "#cfe2f3", "deconv": "#d9ead3", "max-pool": "#eeeeee"}[kind]
+            ax.add_patch(plt.Rectangle((c * 1.5, y - 0.4), 1.3, 0.8, facecolor=colour, edgecolor="0.4"))
+            ax.text(c * 1.5 + 0.65, y, f"{what}\n{' x '.join(map(str, shape))}", ha="center", va="center", fontsize=SMALL_PT)
+            if c or start:
                 ax.annotate("", (c * 1.5, y), (c * 1.5 - 0.2, y), arrowprops=dict(arrowstyle="->", color="0.4"))
-    ax.set_xlim(-3.2, width * 1.5)
-    ax.set_ylim(-0.7, len(parts) - 0.3)
+    ax.set_xlim(-3.3, BOXES_PER_LINE * 1.5)
+    ax.set_ylim(-0.6, len(lines) - 0.4)
     ax.axis("off")
     skips = "\nU-Net: each decoder level also reads the encoder level of its size (skip connections not drawn)" if "bone_decoder" in parts else ""
-    ax.set_title(f"{cfg.variant} at {cfg.image_size} x {cfg.image_size}: each box a layer and its output (channels x height x width), "
-                 f"read from the model{skips}", fontsize=9)  # fmt: skip
+    ax.set_title(f"{cfg.variant} at {cfg.image_size} x {cfg.image_size}: each box a layer (alike layers merged) and its output\n"
+                 f"(channels x height x width), read from the model{skips}", fontsize=9)  # fmt: skip
     return _finish(fig, path, footer)
 
 
@@ -330,28 +409,30 @@ def segmentation_panels(x, m, pred_mask, ids, method: str, path=None, footer=Non
     """The disentanglement the paper adds: the segmentation branch's predicted bone mask beside the
     true mask M (X - S thresholded), with the Dice of each case; X for orientation."""
     scores = dice(pred_mask, m)
-    fig, axes = plt.subplots(len(ids), 3, figsize=(8.4, 2.9 * len(ids)), squeeze=False)
+    fig, axes = plt.subplots(len(ids), 3, figsize=(8.4, 2.9 * len(ids)), squeeze=False, layout="constrained")
     for r, cid in enumerate(ids):
         _show(axes[r, 0], x[r, 0].numpy(), f"{cid}: X" if r == 0 else cid)
-        _show(axes[r, 1], m[r, 0].numpy(), "M: true bone mask (white = bone)" if r == 0 else "")
-        _show(axes[r, 2], pred_mask[r, 0].numpy(), f"{method}: predicted mask, Dice {float(scores[r]):.3f}")
-    fig.tight_layout()
+        _show(axes[r, 1], m[r, 0].numpy(), "M: true bone mask\n(white = bone)" if r == 0 else "")
+        _show(axes[r, 2], pred_mask[r, 0].numpy(), f"{method}: predicted mask\nDice {float(scores[r]):.3f}")
     return _finish(fig, path, footer)
 
 
-def error_maps(s, preds: dict, ids, path=None, footer=None):
-    """|S_hat - S| of each method (columns) for a few test cases (rows), on one shared colour scale
-    (0 to the 99.5th percentile of all the maps) with its colour bar."""
+def error_maps(s, preds: dict, ids, path=None, footer=None, max_cols: int = 5):
+    """|S_hat - S| of each method for a few test cases, each case's methods in rows of at most
+    ``max_cols`` panels, on one shared colour scale (0 to the 99.5th percentile of all the maps)
+    with its colour bar."""
     errs = {name: (p - s).abs() for name, p in preds.items()}
     top = max(float(torch.quantile(torch.cat([e.flatten() for e in errs.values()])[:10_000_000], 0.995)), 1e-6)
-    fig, axes = plt.subplots(len(ids), len(errs), figsize=(2.7 * len(errs) + 0.8, 2.8 * len(ids)), squeeze=False)
+    rows, cols = _grid(len(errs), max_cols)
+    fig, axes = plt.subplots(rows * len(ids), cols, figsize=(WIDTH_IN, (WIDTH_IN / (cols + 0.5) + 0.5) * rows * len(ids)), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
     for r, cid in enumerate(ids):
-        for c, (name, e) in enumerate(errs.items()):
-            im = axes[r, c].imshow(e[r, 0].numpy(), cmap="magma", vmin=0, vmax=top)
-            axes[r, c].set_title(f"{name}\nmean {float(e[r, 0].mean()):.4f}" if r == 0 else f"mean {float(e[r, 0].mean()):.4f}", fontsize=8)
-            axes[r, c].axis("off")
-        axes[r, 0].text(-0.05, 0.5, cid, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="|S_hat - S| (intensity, range 0..1)")
+        for k, (name, e) in enumerate(errs.items()):
+            ax = axes[r * rows + k // cols, k % cols]
+            im = ax.imshow(e[r, 0].numpy(), cmap="magma", vmin=0, vmax=top)
+            ax.set_title(f"{cid}: {name}\nmean {float(e[r, 0].mean()):.4f}", fontsize=SMALL_PT)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="|S_hat - S| (intensity, 0..1)")
     return _finish(fig, path, footer)
 
 
@@ -364,15 +445,14 @@ def table_gain_chart(block: pd.DataFrame, title: str, path=None, footer=None):
     base = float(ident["psnr_mean"].iloc[0]) if len(ident) else float("nan")
     y = list(range(len(rows)))[::-1]
     n_seeds = block_seeds(block)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.9))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH_IN, 0.45 * len(rows) + 2.0), layout="constrained")
     for ax, col, name, shift in ((axes[0], "psnr", "PSNR gain over doing nothing (dB)", base), (axes[1], "bsr", "BSR (doing nothing: 0)", 0.0)):
         ax.errorbar(rows[f"{col}_mean"] - shift, y, xerr=rows[f"{col}_std"].fillna(0) if n_seeds > 1 else None, fmt="o", capsize=3)
         ax.axvline(0, color="0.5", lw=1)
         ax.set_yticks(y, rows["method"])
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
-    axes[0].set_title(f"{title}: mean over {n_seeds} seed(s)" + (", +- sd over seeds" if n_seeds > 1 else ""), fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"{title}: mean over {n_seeds} seed(s)" + (", +- sd over seeds" if n_seeds > 1 else ""), fontsize=9)
     return _finish(fig, path, footer)
 
 
@@ -380,28 +460,30 @@ def msssim_map_figure(x, s, form_note: str = "", path=None, footer=None):
     """Eq. (5) as an image: MS-SSIM(j) of the radiograph X against S at every pixel (the identity's
     map: low where bone differs), beside X and S, with its colour bar (1 = identical structure)."""
     m = ms_ssim_map(x, s)[0, 0]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH_IN, 3.9), layout="constrained")
     _show(axes[0], x[0, 0].numpy(), "X")
     _show(axes[1], s[0, 0].numpy(), "S")
     im = axes[2].imshow(m.numpy(), cmap="viridis", vmin=float(m.min()), vmax=1.0)
-    axes[2].set_title(f"MS-SSIM(j) of X against S, mean {float(m.mean()):.4f}{form_note}", fontsize=9)
+    axes[2].set_title(f"MS-SSIM(j) of X against S\nmean {float(m.mean()):.4f}{form_note}", fontsize=9)
     axes[2].axis("off")
     fig.colorbar(im, ax=axes[2], shrink=0.85, label="MS-SSIM(j) (1: identical)")
     return _finish(fig, path, footer)
 
 
-def renderings_figure(x, s, renderings, path=None, footer=None):
+def renderings_figure(x, s, renderings, path=None, footer=None, max_cols: int = 6):
     """One pair (X, S: (1, 1, H, W)) under each rendering of ``renderings`` ([(family, name,
-    augment.Rendering)], as reporting.shifted.renderings lists them): X on top, X - S (the bone,
-    window [0, 0.3]) below, so that what each device does to the radiograph and to its bone shows."""
-    fig, axes = plt.subplots(2, len(renderings), figsize=(1.9 * len(renderings), 4.4))
+    augment.Rendering)], as reporting.shifted.renderings lists them): X above, X - S (the bone,
+    window [0, 0.3]) below, at most ``max_cols`` renderings a row, so that what each device does to
+    the radiograph and to its bone shows."""
+    bands, cols = _grid(len(renderings), max_cols)
+    fig, axes = plt.subplots(2 * bands, cols, figsize=(WIDTH_IN, 2 * bands * (WIDTH_IN / cols + 0.35)), squeeze=False, layout="constrained")
+    for ax in axes.flat:
+        ax.axis("off")
     for k, (family, name, rendering) in enumerate(renderings):
         xr, sr = rendering.apply(x, s, torch.Generator().manual_seed(0))
-        _show(axes[0, k], xr[0, 0].numpy(), f"X, {name}")
-        _show(axes[1, k], (xr - sr)[0, 0].numpy(), f"X - S (0-0.3), {family}", vmin=0, vmax=0.3)
-        for ax in axes[:, k]:
-            ax.title.set_fontsize(6)
-    fig.tight_layout()
+        row, col = 2 * (k // cols), k % cols
+        _show(axes[row, col], xr[0, 0].numpy(), f"X, {name}", fontsize=SMALL_PT)
+        _show(axes[row + 1, col], (xr - sr)[0, 0].numpy(), f"X - S (0-0.3)\n{family}", fontsize=SMALL_PT, vmin=0, vmax=0.3)
     return _finish(fig, path, footer)
 
 
@@ -412,7 +494,7 @@ def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, 
     fam = shifted_summary(rows, by="family")
     y = np.arange(len(fam))[::-1]
     h = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(fam) + 1.6))
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(fam) + 1.6), layout="constrained")
     for k, (prefix, label) in enumerate(models.items()):
         pos = y + 0.4 - h * (k + 0.5)
         bars = ax.barh(pos, fam[f"{prefix}_gain"], height=h, label=f"{label}: mean")
@@ -422,7 +504,6 @@ def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, 
     ax.set_xlabel("PSNR gain over doing nothing (dB); dot: the worst case")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
     return _finish(fig, path, footer)
 
 
@@ -431,15 +512,14 @@ def error_budget_figure(shares: pd.DataFrame, regions, path=None, footer=None):
     share by region and by spatial frequency band, each as one bar of stacked parts."""
     means = shares.mean()
     groups = {"by region": list(regions), "by spatial frequency": list(BANDS)}
-    fig, ax = plt.subplots(figsize=(8, 2.2))
+    fig, ax = plt.subplots(figsize=(8, 2.2), layout="constrained")
     for y, (name, keys) in enumerate(groups.items()):
         left = 0.0
         for k in keys:
             ax.barh(y, means[k], left=left, color=plt.cm.tab10(list(means.index).index(k)))
-            ax.text(left + means[k] / 2, y, f"{k}\n{means[k]:.0%}", ha="center", va="center", fontsize=7)
+            ax.text(left + means[k] / 2, y, f"{k}\n{means[k]:.0%}", ha="center", va="center", fontsize=SMALL_PT)
             left += means[k]
     ax.set_yticks(range(len(groups)), list(groups))
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"share of |S_hat - S|^2, mean over {len(shares)} cases")
-    fig.tight_layout()
     return _finish(fig, path, footer)
