@@ -41,6 +41,7 @@ from ..data import find_pairs
 from ..device import pick_device
 from ..errors import InputError, RunDirError
 from ..radiograph import clinical_pixels, is_candidate, read_radiograph
+from ..reporting import layout
 from ..reporting.stats import mean_interval
 from ..runs import TrainedModel, git_commit
 from ..suppress import check_out_folder, load_suppression_model, suppress_radiograph
@@ -265,27 +266,28 @@ def montage(row: dict, images: dict, path: Path, model: str) -> Path:
     x, s_hat, s = (images[k].double() for k in ("x", "s_hat", "s"))
     fs = affine_fit(s[None, None], x[None, None])[0, 0]  # S on X's grey levels
     panels = [("X", x), ("S_hat (model)", s_hat), ("removed bone X - S_hat", x - s_hat), ("S (yours)", s), ("S's bone X - fit(S)", x - fs)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(layout.SCREEN_WIDTH / layout.DPI, 3.4), layout="constrained")
     for ax, (title, img) in zip(axes, panels):
         a = img.numpy()
         lo, hi = (np.percentile(a, 1), np.percentile(a, 99)) if "bone" in title else (0.0, 1.0)
         ax.imshow(a, cmap="gray", vmin=lo, vmax=max(hi, lo + 1e-6))
         if images["region"] is not None and title == "X":
             ax.contour(images["region"].numpy(), levels=[0.5], colors="tab:orange", linewidths=0.8)
-        ax.set_title(f"{title}\nwindow {lo:.3f} .. {hi:.3f}", fontsize=9)
+        ax.set_title(f"{title}\nwindow {lo:.3f} .. {hi:.3f}", fontsize=8)
         ax.axis("off")
     fig.suptitle(
-        f"{row['case']}: monotone-fitted PSNR {row['psnr_mono_model']:.2f} dB (doing nothing {row['psnr_mono_identity']:.2f}), BSR {row['bsr_mono_model']:.3f}; "
+        f"{row['case']}: monotone-fitted PSNR {row['psnr_mono_model']:.2f} dB (doing nothing {row['psnr_mono_identity']:.2f}), BSR {row['bsr_mono_model']:.3f};\n"
         f"affine-fitted {row['psnr_fit_model']:.2f} dB ({row['psnr_fit_identity']:.2f}), BSR {row['bsr_fit_model']:.3f}\nS against X: scale {row['scale']:.4f}, shift {row['shift_rows'] + 0.0:+.1f}, {row['shift_cols'] + 0.0:+.1f} px"
         + (" (misaligned: registered)" if row["registered"] else " (misaligned: scored as given)" if row["misaligned"] else ""),
         fontsize=9,
     )  # fmt: skip
-    fig.tight_layout(rect=(0, 0.05, 1, 0.86))
     where = f"; scored inside {Path(row['lung_file']).name} (orange on X)" if row["lung_file"] else ""
-    fig.text(0.01, 0.01, f"X {Path(row['x_file']).name}, S {Path(row['s_file']).name}{where}; model {model}; dae_lib {git_commit()[:12]}", fontsize=7, color="0.35")
-    with atomic_path(path, replace=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
+    fig.text(0.5, 0.0, f"X {Path(row['x_file']).name}, S {Path(row['s_file']).name}{where}; model {model}; dae_lib {git_commit()[:12]}",
+             ha="center", va="top", fontsize=7.5, color="0.35", wrap=True)  # fmt: skip
+    data, _ = layout.render(fig)  # the PNG carries its layout report (layout.show_png shows it with it)
     plt.close(fig)
+    with atomic_path(path, replace=False) as tmp:
+        Path(tmp).write_bytes(data)
     return path
 
 
