@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: a notebook widget would be stored as residue
 
 from .atomic import atomic_path
 from .config import AMP_MODES, DEFAULT_PROFILE, POLARITIES, check_choice, default, load_config

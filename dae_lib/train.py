@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
+from IPython import get_ipython
+from IPython.display import display
+from tqdm import tqdm
 
 from . import metrics
 from .atomic import atomic_path, write_json_atomic
@@ -353,16 +355,45 @@ def _initial_state(plan: _Plan) -> _State:
     return state
 
 
+class EpochLine:
+    """Training progress as one line: in a notebook, one text output updated in place (what a stored
+    notebook keeps is the last state, "30/30 epochs", never a widget or a bar stuck at 0 %); in a
+    terminal, a tqdm bar. ``update`` after each epoch; ``close`` at the end."""
+
+    def __init__(self, name: str, done: int, total: int, enabled: bool = True):
+        self.name, self.total, self.enabled = name, total, enabled
+        kernel = getattr(get_ipython(), "kernel", None)
+        self.handle = display(self.text(done, None), display_id=True) if enabled and kernel is not None else None
+        self.bar = tqdm(total=total, initial=done, desc=name, disable=not enabled) if self.handle is None else None
+
+    def text(self, done: int, row: dict | None) -> str:
+        line = f"{self.name}: {done}/{self.total} epochs"
+        if row:
+            line += f"; epoch {row['epoch']}: training loss {row['train_loss']:.4g}, validation PSNR {row.get('val_psnr', float('nan')):.2f} dB, {row['seconds']:.1f} s"
+        return line
+
+    def update(self, done: int, row: dict) -> None:
+        if self.handle is not None:
+            self.handle.update(self.text(done, row))
+        elif self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _train_epochs(plan: _Plan, state: _State, train: PairedImages, val: PairedImages, augment, progress: bool) -> None:
     """The epochs of this call (up to ``cfg.epochs``, at most ``max_epochs`` of them), each saved
     as it ends (``save_epoch``); Ctrl-C: a TrainingInterrupted saying how many are saved."""
     cfg, out_dir = plan.cfg, plan.out_dir
     start_epoch = len(state.history)
     end_epoch = cfg.epochs if plan.max_epochs is None else min(cfg.epochs, start_epoch + plan.max_epochs)
-    bar = tqdm(range(start_epoch, end_epoch), desc=cfg.variant, disable=not progress, initial=start_epoch, total=cfg.epochs)
+    line = EpochLine(cfg.variant, start_epoch, cfg.epochs, progress)
     saved = start_epoch
     try:
-        for epoch in bar:
+        for epoch in range(start_epoch, end_epoch):
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, **train_epoch(state.model, state.opt, train, cfg, epoch, augment, plan.amp_dtype, plan.teachers)}
             train_s = time.perf_counter() - t0
@@ -376,12 +407,13 @@ def _train_epochs(plan: _Plan, state: _State, train: PairedImages, val: PairedIm
                 state.best_val, state.best_epoch = score, epoch + 1
             save_epoch(out_dir, state, improved, cfg)
             saved = len(state.history)
-            bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")
+            line.update(saved, row)
     except KeyboardInterrupt:
-        bar.close()
+        line.close()
         raise TrainingInterrupted(
             f"{out_dir}: stopped; {saved} of {cfg.epochs} epochs are saved ({CHECKPOINT}); run the same command again to resume"
         ) from None
+    line.close()
 
 
 def _write_provenance(plan: _Plan, data: PairedImages, state: _State, start_epoch: int) -> None:

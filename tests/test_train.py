@@ -148,3 +148,34 @@ def test_distillation_trains_toward_the_teachers_mean_and_records_them(tiny_data
     for bad in (dict(teachers=(str(a),)), dict(distill=0.5), dict(teachers="a", distill=0.5), dict(teachers=(str(a),), distill=1.5)):
         with pytest.raises(ConfigError):
             tiny_config(variant="ae", **bad)
+
+
+def test_training_progress_in_a_notebook_is_one_line_updated_in_place(monkeypatch):
+    """In a kernel, EpochLine shows one text output and updates it (a stored notebook keeps the last
+    state, never a bar at 0 % or a widget); outside one it is a tqdm bar and displays nothing."""
+    from dae_lib import train as train_module
+
+    shown = []
+
+    class Handle:
+        def update(self, text):
+            shown.append(("update", text))
+
+    def fake_display(obj, display_id=False):
+        shown.append(("display", obj))
+        return Handle()
+
+    monkeypatch.setattr(train_module, "display", fake_display)
+    monkeypatch.setattr(train_module, "get_ipython", lambda: type("Shell", (), {"kernel": object()})())
+    line = train_module.EpochLine("dae", 0, 2)
+    for k in (1, 2):
+        line.update(k, {"epoch": k, "train_loss": 0.5 / k, "val_psnr": 30.0 + k, "seconds": 1.0})
+    line.close()
+    assert shown[0] == ("display", "dae: 0/2 epochs") and len([s for s in shown if s[0] == "display"]) == 1
+    assert shown[-1] == ("update", "dae: 2/2 epochs; epoch 2: training loss 0.25, validation PSNR 32.00 dB, 1.0 s")
+    monkeypatch.setattr(train_module, "get_ipython", lambda: None)
+    shown.clear()
+    terminal = train_module.EpochLine("dae", 1, 2, enabled=False)
+    terminal.update(2, {"epoch": 2, "train_loss": 0.1, "seconds": 1.0})
+    terminal.close()
+    assert shown == [] and terminal.handle is None
