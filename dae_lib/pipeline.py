@@ -38,6 +38,7 @@ from .data import case_ids
 from .device import describe, pick_device
 from .errors import ConfigError, NotReady
 from .models import FAMILIES, variants
+from .reporting import layout
 from .reporting.evaluate import evaluate_run
 from .runs import REPO_ROOT, ROOT_ENV, SCRATCH_DIR, Outputs, check_publishable, finished_runs, footer_line, normalise_data_dir, outputs, portable, record, seed_folders, WALL_TIMES_CSV
 from .split import checked_split
@@ -46,12 +47,21 @@ from .train import FitResult, fit
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = (
     "01_data_preparation.ipynb", "02_training.ipynb", "03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb",
-    "06_suppress_your_radiograph.ipynb",
+    "06_suppress_your_radiograph.ipynb", "07_score_your_pairs.ipynb",
 )
 
 
 #: The notebooks after 02 that show the trained runs (the others show the data or the released model).
 SHOWS_RUNS = ("03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb")
+
+
+#: The trainings whose executed copy of 02 is kept beside the other notebooks' copies: one per
+#: family (its variant with every loss term), since the copies of one family's variants show the
+#: same text, code and figures and differ only in numbers that 03 tabulates. The others (and every
+#: seed but the first) go to runs/<profile>/<data>/executed/ (``executed_copy``).
+SHOWN_TRAININGS = tuple(list(variants(f))[-1] for f in FAMILIES)
+#: Where the executed copies of the other trainings go, inside the runs folder.
+TRAINING_COPIES = "executed"
 
 
 class PipelineError(RuntimeError):
@@ -127,6 +137,13 @@ class Step:
         return "variant" in self.parameters
 
 
+def executed_copy(out: Outputs, variant: str, seed: int) -> Path:
+    """Where notebook 02's executed copy for ``variant`` and ``seed`` goes: beside the other
+    notebooks' copies for SHOWN_TRAININGS at the first seed, else into the runs folder."""
+    name = f"02_training_{variant}.ipynb" if seed == 0 else f"02_training_{variant}_seed{seed}.ipynb"
+    return (out.executed if variant in SHOWN_TRAININGS and seed == 0 else out.runs / TRAINING_COPIES) / name
+
+
 def plan(request: Request) -> list[Step]:
     """The ordered papermill runs of the pipeline: notebook 02 once per variant of the requested
     families and training seed (``seed``, ``seed + 1``, ... ``seeds`` of them)."""
@@ -138,8 +155,7 @@ def plan(request: Request) -> list[Step]:
     steps = [Step(NOTEBOOKS[0], out.executed / NOTEBOOKS[0], common)]
     for s in seeds:
         for variant in (v for f in request.families for v in variants(f)):
-            name = f"02_training_{variant}.ipynb" if s == 0 else f"02_training_{variant}_seed{s}.ipynb"
-            steps.append(Step(NOTEBOOKS[1], out.executed / name, {**common, "variant": variant, "seed": s}, (s,)))
+            steps.append(Step(NOTEBOOKS[1], executed_copy(out, variant, s), {**common, "variant": variant, "seed": s}, (s,)))
     steps += [Step(nb, out.executed / nb, common, seeds if nb in SHOWS_RUNS else None) for nb in NOTEBOOKS[2:]]
     return steps
 
@@ -163,7 +179,7 @@ def _failed_cell(path: Path) -> str:
 
 #: Image outputs of executed notebooks are kept at screen resolution: at most this wide (px), as a
 #: 256-colour PNG (the executed copies of the phantom run are committed; all together under 8 MB).
-SCREEN_WIDTH = 1000
+SCREEN_WIDTH = layout.SCREEN_WIDTH
 
 
 def compact_png(data: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from dae_lib import pipeline
 from dae_lib.errors import ConfigError
-from dae_lib.reporting import facts
+from dae_lib.reporting import facts, layout
 from dae_lib.reporting.figures import saved_footer
 from dae_lib.runs import FIGURES_DIR, REPO_ROOT, RESULTS_DIR
 
@@ -103,3 +103,58 @@ def test_a_stale_quote_is_named_and_rewritten(tmp_path):
     page.write_text("<!-- fact: reproduce-seconds paper phantom all -->1<!-- /fact -->")
     with pytest.raises(ConfigError, match="no `make reproduce` of profile paper on phantom"):
         facts.stale(tmp_path)
+
+
+#: What a stored output must not show: a progress bar's text (tqdm: "40%|####  | 12/30"), or a
+#: widget's repr or model (a stored notebook has no kernel to draw it: it shows as text or nothing).
+RESIDUE = re.compile(r"\d+%\|[^\n]*\|\s*\d+/\d+|it/s\]|s/it\]|(?:VBox|HBox|FloatSlider|IntSlider|FloatProgress|IntProgress|Output)\(children=|FloatSlider\(|FloatProgress\(|application/vnd\.jupyter\.widget-view\+json")
+
+
+def _outputs_text(path) -> str:
+    return json.dumps([c.get("outputs", []) for c in json.loads(path.read_text())["cells"]])
+
+
+def _stored(folder):
+    return _copies(folder) + sorted((REPO_ROOT / "notebooks").glob("*.ipynb")) + sorted((REPO_ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("folder", sorted(p for p in EXECUTED.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_no_stored_output_shows_progress_bar_residue_or_a_widget_repr(folder):
+    found = {p.name: RESIDUE.findall(_outputs_text(p))[:3] for p in _stored(folder)}
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_residue_rule_catches_what_it_is_for():
+    assert RESIDUE.search("dae_msssim:   0%|          | 0/30 [00:00<?, ?it/s]")
+    assert RESIDUE.search("VBox(children=(FloatSlider(value=0.5")
+    assert not RESIDUE.search("dae_msssim: 30/30 epochs; epoch 30: training loss 0.0012, validation PSNR 38.10 dB, 2.0 s")
+
+
+@pytest.mark.parametrize("folder", sorted(p for p in EXECUTED.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_every_stored_figure_is_readable_at_its_stored_width(folder):
+    """Every image output of the executed copies carries the layout report of the draw that made it
+    (reporting.layout): text at least MIN_TEXT_PX high as shown, no overlapping texts."""
+    bad = {}
+    for path in _copies(folder):
+        for k, cell in enumerate(json.loads(path.read_text())["cells"]):
+            for out in cell.get("outputs", []):
+                if "image/png" in out.get("data", {}):
+                    found = layout.problems(out.get("metadata", {}).get(layout.LAYOUT_KEY))
+                    if found:
+                        bad[f"{path.name} cell {k}"] = found
+    assert bad == {}
+
+
+def test_every_committed_figure_is_readable_at_its_stored_width():
+    bad = {png.name: layout.problems(layout.saved_report(png)) for png in sorted(FIGURES_DIR.glob("*.png"))}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_the_phantom_copies_are_the_pipelines_copies_and_no_others():
+    """One executed copy of each notebook, and of 02 one per family (pipeline.SHOWN_TRAININGS): a
+    copy the pipeline no longer writes would be stale."""
+    names = sorted(p.name for p in (EXECUTED / "phantom-quick").glob("*.ipynb"))
+    expected = [pipeline.NOTEBOOKS[0], *(f"02_training_{v}.ipynb" for v in pipeline.SHOWN_TRAININGS), *pipeline.NOTEBOOKS[2:]]
+    assert names == sorted(expected)
+    solutions = sorted(p.name for p in (EXECUTED / "phantom-quick" / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))
+    assert solutions == sorted(p.name for p in (REPO_ROOT / "notebooks" / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))

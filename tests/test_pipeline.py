@@ -45,11 +45,13 @@ def test_pipeline_writes_every_output(smoke_run):
     assert "running 8 trainings, 2 at a time" in "\n".join(log)
     assert sum("done" in line and "variant" in line for line in log) == 8
     assert [p.name for p in executed] == [
-        "01_data_preparation.ipynb", "02_training_ae.ipynb", "02_training_ae_msssim.ipynb",
-        "02_training_dae.ipynb", "02_training_dae_msssim.ipynb", "02_training_r_ae.ipynb",
-        "02_training_r_ae_msssim.ipynb", "02_training_r_dae.ipynb", "02_training_r_dae_msssim.ipynb",
+        "01_data_preparation.ipynb", "02_training_dae_msssim.ipynb", "02_training_r_dae_msssim.ipynb",
         "03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb", "06_suppress_your_radiograph.ipynb",
-    ]  # fmt: skip
+        "07_score_your_pairs.ipynb",
+    ]  # fmt: skip  (one copy of 02 per family; the other trainings' copies lie in the runs folder)
+    others = sorted(p.name for p in (root / "runs" / "smoke" / "phantom" / pipeline.TRAINING_COPIES).glob("*.ipynb"))
+    assert others == ["02_training_ae.ipynb", "02_training_ae_msssim.ipynb", "02_training_dae.ipynb",
+                      "02_training_r_ae.ipynb", "02_training_r_ae_msssim.ipynb", "02_training_r_dae.ipynb"]  # fmt: skip
     for name in ("fig2.png", "fig3.png", "training_curves.png", "error_maps.png", "segmentation.png", "gains.png",
                  "beyond_errors.png", "beyond_curves.png"):  # fmt: skip
         assert (root / "figures" / name).stat().st_size > 10_000, name
@@ -71,7 +73,7 @@ def test_each_executed_copy_is_labelled_with_the_run_that_made_it(smoke_run):
     _, executed, _ = smoke_run
     made = {p.name: json.loads(p.read_text())["metadata"][pipeline.COPY_METADATA] for p in executed}
     assert {(m["profile"], m["data"]) for m in made.values()} == {("smoke", "phantom")}
-    assert made["02_training_dae.ipynb"]["variant"] == "dae" and made["02_training_dae.ipynb"]["seeds"] == [0]
+    assert made["02_training_r_dae_msssim.ipynb"]["variant"] == "r_dae_msssim" and made["02_training_dae_msssim.ipynb"]["seeds"] == [0]
     assert made["01_data_preparation.ipynb"]["seeds"] is None and made["03_table1.ipynb"]["seeds"] == [0]
     for p in executed:
         first = "".join(json.loads(p.read_text())["cells"][0]["source"])
@@ -192,7 +194,10 @@ def test_plan_trains_every_variant_once_per_seed(tmp_path):
         "02_training_dae_msssim_seed1.ipynb",
     ]  # fmt: skip
     assert [s.parameters["seed"] for s in training] == [0] * 4 + [1] * 4
-    assert [s.notebook for s in steps[-4:]] == ["03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb", "06_suppress_your_radiograph.ipynb"]
+    shown = [s.output.relative_to(tmp_path).parts[:2] for s in training]
+    assert shown == [("runs", "smoke")] * 3 + [("results", "executed")] + [("runs", "smoke")] * 4  # one copy per family is shown
+    assert [s.notebook for s in steps[-5:]] == ["03_table1.ipynb", "04_figures.ipynb", "05_beyond_the_paper.ipynb",
+                                                "06_suppress_your_radiograph.ipynb", "07_score_your_pairs.ipynb"]  # fmt: skip
 
 
 def test_runs_of_several_seeds_are_collected_and_summarized_over_seeds(tiny_data, tmp_path):

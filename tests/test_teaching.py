@@ -30,7 +30,14 @@ def _exercises(name):
     texts = [_text(c) for c in _cells(NOTEBOOK_DIR / name)]
     start = next((k for k, t in enumerate(texts) if t.startswith("## Exercises")), len(texts))
     section = "\n\n".join(texts[start:])
-    return section, re.findall(r"^(\d)\. \*\*(.+?)\*\*(.*)$", section, flags=re.M)
+    items = [(m.group(1), m.group(2), t[m.end():]) for t in texts[start + 1 :] if (m := re.match(r"(\d)\. \*\*(.+?)\*\*", t))]
+    return section, items
+
+
+#: An exercise's time, right after its title: "(about 3 min on the quick profile)" ("<1" allowed).
+EXERCISE_TIME = re.compile(r"^ \(about (<1|\d+(?:-\d+)?) min on the quick profile[^)]*\)")
+#: Its expected outcome, collapsed until the student opens it.
+OUTCOME = re.compile(r"<details><summary>Expected outcome</summary>\n\n(.+?)\n\n</details>", re.S)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -48,8 +55,11 @@ def test_each_notebook_ends_with_three_to_five_exercises_with_expected_outcomes(
     assert section.startswith("## Exercises"), name
     assert 3 <= len(items) <= 5, (name, len(items))
     for number, title, body in items:
-        assert "*Expected*" in body, (name, number, title)
-        assert "quick" in body or "any profile" in body, (name, number, "state the profile the outcome holds for")
+        assert EXERCISE_TIME.match(body), (name, number, title, "say its time on the quick profile right after the title")
+        outcome = OUTCOME.search(body)
+        assert outcome and "*Expected*" in outcome.group(1), (name, number, title, "the outcome goes in a collapsed <details> block")
+        assert "*Expected*" not in body[: outcome.start()] + body[outcome.end() :], (name, number, "the outcome shows outside the block")
+        assert "quick" in outcome.group(1) or "any profile" in outcome.group(1), (name, number, "state the profile the outcome holds for")
     link = re.search(r"\]\((solutions/[\w.]+\.ipynb)\)", section)
     assert link and (NOTEBOOK_DIR / link.group(1)).is_file(), name
 
@@ -108,3 +118,16 @@ def test_run_solutions_writes_executed_copies_beside_the_pipelines_and_names_a_f
     bad = _tiny_solutions(tmp_path / "bad", "assert 0.04 > 0.01 * 5, 'the stated outcome no longer happens'")
     with pytest.raises(pipeline.PipelineError, match=r"01_02_solutions.ipynb failed in code cell 2 .*AssertionError: the stated outcome"):
         pipeline.run_solutions(request, notebook_dir=bad, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n[:2] in ("01", "02", "03", "04")])
+def test_each_paper_notebook_has_an_exercise_where_the_student_writes_a_piece_of_the_paper(name):
+    """01-04 each ask the student to write one piece of the paper (the mask, a metric, a loss) and
+    their solution checks the student's version against the library's."""
+    writes = [(k, t) for k, t, _ in _exercises(name)[1] if t.startswith("Write")]
+    assert writes, name
+    codes = []
+    for path in SOLUTIONS:
+        cells = _cells(path)
+        codes += [_text(cells[i + 1]) for i, c in enumerate(cells) if c["cell_type"] == "markdown" and re.match(rf"\*\*{name[:2]}, exercise ({'|'.join(k for k, _ in writes)})\b", _text(c))]
+    assert codes and all("assert" in c and "dae_lib" in c or "assert" in c and any(m in c for m in ("losses.", "metrics.", "msssim.")) for c in codes), name
