@@ -4,6 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from dae_lib.config import load_config  # noqa: E402
@@ -60,3 +61,43 @@ def test_error_maps_share_one_colour_scale_with_a_colour_bar():
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == 4 and len({im.get_clim() for im in images}) == 1
     assert any("|S_hat - S|" in ax.get_ylabel() for ax in fig.axes)  # the colour bar's label
+
+
+def test_the_layout_report_catches_small_text_and_overlapping_titles(tmp_path):
+    from dae_lib.reporting import layout
+
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    axes[0].plot([0, 1])
+    axes[1].plot([0, 1])
+    _, fine = layout.render(fig)
+    assert layout.problems(fine) == [] and fine["shown_width"] <= layout.SCREEN_WIDTH
+    axes[0].set_title("a title much too long for its panel, running on over the next panel's own title", fontsize=10)
+    axes[1].set_title("the next title", fontsize=10)
+    _, clash = layout.render(fig)
+    assert any("overlaps" in p for p in layout.problems(clash))
+    plt.close(fig)
+    wide, ax = plt.subplots(figsize=(20, 3))  # 2000 px, shown at 1000: 8 pt text becomes 5.6 px
+    ax.set_title("small once scaled", fontsize=8)
+    report = layout.save_png(wide, tmp_path / "wide.png", {"Provenance": "x"})
+    assert report["min_text_px"] < layout.MIN_TEXT_PX and any("px as shown" in p for p in layout.problems(report))
+    assert layout.saved_report(tmp_path / "wide.png") == report  # the file carries its report
+    assert layout.problems(None)  # a figure drawn elsewhere has no report: a problem
+    plt.close(wide)
+
+
+def test_a_figure_in_a_notebook_is_shown_once_with_its_layout_report(monkeypatch):
+    from dae_lib.reporting import layout
+
+    shown = []
+    monkeypatch.setattr(layout, "inline", lambda: True)
+    monkeypatch.setattr(layout, "display", lambda obj, metadata=None: shown.append(metadata))
+    fig = figures.loss_curves({}, footer="data phantom | profile smoke")
+    assert len(shown) == 1 and layout.problems(shown[0][layout.LAYOUT_KEY]) == []
+    assert not plt.fignum_exists(fig.number)  # closed: the inline backend does not show it again
+
+
+def test_the_before_after_slider_keeps_a_static_view_for_a_stored_notebook(capsys):
+    x, s = torch.rand(32, 32).numpy(), torch.rand(32, 32).numpy()
+    assert figures.before_after_slider(x, s) is None  # no live kernel: no widget, only the static view
+    assert figures.SLIDER_FALLBACK in capsys.readouterr().out
+    plt.close("all")
