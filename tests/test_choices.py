@@ -38,4 +38,19 @@ def test_a_changed_config_default_changes_the_table():
 @pytest.mark.parametrize("notebook, topics", [("01", {"pairs and split", "bone mask M", "augmentation"}), ("02", {"encoder", "loss weights", "MS-SSIM"})])
 def test_each_notebook_gets_its_own_rows(notebook, topics):
     table = choices.choices_markdown(Config(), notebook)
-    assert all(f"| {t} |" in table for t in topics) and table.count("\n") == 1 + sum(c.notebook == notebook for c in choices.CHOICES)
+    assert all(f"| {t} |" in table for t in topics)
+    assert table.count("\n") == 1 + sum(c.notebook == notebook and c.family in (None, "reproduced") for c in choices.CHOICES)
+
+
+def test_each_family_gets_its_own_rows():
+    """The R- table names the U-Net and AdamW, never the DAE's encoder, channels, sigmoid or Adam at
+    1e-3; the reproduced table the reverse."""
+    residual = choices.choices_markdown(load_config("quick", variant="r_dae_msssim"), "02")
+    reproduced = choices.choices_markdown(load_config("quick", variant="dae_msssim"), "02")
+    assert "optimizer = adamw" in residual and "models.residual_unet.Encoder" in residual and "clamp(X - B_hat, 0, 1)" in residual
+    assert "unet_width = 8" in residual and "schedule = cosine" in residual
+    for dae_only in ("models.dae.Encoder", "channels = (16, 32, 64, 64)", "sigmoid", "Adam at 1e-3", "optimizer = adam,"):
+        assert dae_only not in residual, dae_only
+        assert dae_only in reproduced, dae_only
+    for unet_only in ("models.residual_unet", "AdamW", "unet_width", "clamp(X - B_hat"):
+        assert unet_only not in reproduced, unet_only

@@ -15,7 +15,10 @@ bone-segmentation head on the shared encoder (architecture), with or without the
 the loss. A **variant** is one family in one of those four ways; its name and label carry the
 family's prefix, so the family shows at a glance in every table, figure and folder name.
 
-Adding a family: write its module, add one entry to ``FAMILIES``. Everything else (configuration,
+Adding a family: write its module, add one entry to ``FAMILIES``. The module may also define
+``describe(cfg)`` (its network and training in Markdown, with the config's values) and
+``PAPER_PARTS`` (the paper's sentences beside the names of the code that implements them); notebook
+02 shows both (``reporting.annotate.family_markdown``, ``model_parts``). Everything else (configuration,
 training, evaluation, Table 1, figures, the benchmark) reaches models through ``build_model``.
 """
 from __future__ import annotations
@@ -119,11 +122,14 @@ def label_of(name: str) -> str:
     return get_variant(name).label
 
 
+def family_module(cfg):
+    """The module of ``cfg.variant``'s family (its ``build``, and ``describe`` / ``PAPER_PARTS`` where it has them)."""
+    return importlib.import_module(FAMILIES[get_variant(cfg.variant).family].module)
+
+
 def build_model(cfg):
     """The untrained network of ``cfg.variant``: its family's ``build(cfg, seg_head)``."""
-    v = get_variant(cfg.variant)
-    module = importlib.import_module(FAMILIES[v.family].module)
-    return module.build(cfg, seg_head=v.seg_head)
+    return family_module(cfg).build(cfg, seg_head=get_variant(cfg.variant).seg_head)
 
 
 def model_summary(cfg) -> str:

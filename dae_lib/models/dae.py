@@ -106,3 +106,34 @@ def build(cfg, seg_head: bool) -> DAE:
     ``cfg.kernel_size``, with the bone-segmentation branch when ``seg_head``."""
     return DAE(cfg.channels, cfg.kernel_size, seg_branch=seg_head)
 
+
+
+#: What notebook 02 shows of this family: the paper's sentence (§2.1, §2.2), then the code that
+#: implements it (a name in this module; reporting.annotate reads its source).
+PAPER_PARTS = (
+    ("§2.1", "the encoder consists of 4 convolutional layers, where we progressively down-sample the spatial "
+     "resolution via max-pooling operations and increasing the number of channels by a factor of 2 at each layer "
+     "except the last one", "Encoder"),
+    ("§2.1", "During the decoding phase, we up-sample the spatial resolution through deconvolution layers to "
+     "reconstruct a high resolution image and decrease the number of channels to match with image dimension",
+     "Decoder"),
+    ("§2.1-2.2", "two separate decoder branches: a soft-tissue image estimator [...] and a bone segmentation module "
+     "[...] the bone segmentation branch is an auxiliary branch for training that is turned off during inference",
+     "DAE"),
+)
+
+
+def describe(cfg) -> str:
+    """This family's network and training in a few Markdown lines, with ``cfg``'s values (notebook 02)."""
+    c = cfg.channels
+    return (
+        f"**Architecture (the paper's DAE).** A shared encoder of four {cfg.kernel_size} x {cfg.kernel_size} convolution "
+        f"layers ({', '.join(map(str, c))} channels: doubling at each layer but the last) with 2 x 2 max-pooling after "
+        f"the first two turns an H x W radiograph into H/4 x W/4 x {c[-1]} features (the paper: 512 x 512 -> "
+        f"128 x 128 x 64). Two decoders read them:\n\n"
+        "* the **soft-tissue estimator**: deconvolutions back to the input size and a sigmoid output: $\\hat S$ directly;\n"
+        "* the **bone-segmentation branch**: a decoder of the same shape giving mask logits $\\hat M$. It only shapes "
+        "the shared features during training; at inference it is switched off, so the DAE costs exactly what the "
+        "plain autoencoder (AE) costs.\n\n"
+        f"**Training**: {cfg.optimizer} at lr {cfg.lr:g}, schedule {cfg.schedule} (the paper does not state its optimiser)."
+    )

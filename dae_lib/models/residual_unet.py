@@ -1,6 +1,6 @@
 """The improved family ("R-"): a residual U-Net that estimates the bone layer and subtracts it.
 
-Not the paper's network (that is ``model.py``, reproduced as printed). What is changed, and why:
+Not the paper's network (that is ``models/dae.py``, reproduced as printed). What is changed, and why:
 
 - **Residual output.** The network estimates the bone layer B_hat and returns
   S_hat = clamp(X - B_hat, 0, 1), X = B + S solved for S. The paper's decoder must redraw the whole
@@ -128,3 +128,35 @@ class ResidualUNet(nn.Module):
 def build(cfg, seg_head: bool) -> ResidualUNet:
     """The family's builder (see models/__init__.py): widths and depth from ``cfg.unet_width`` and ``cfg.unet_depth``."""
     return ResidualUNet(cfg.unet_width, cfg.unet_depth, seg_head=seg_head)
+
+
+#: What notebook 02 shows of this family: the paper's sentence (§2.1, §2.2) this family departs
+#: from, then the code that replaces it (a name in this module; reporting.annotate reads its source).
+PAPER_PARTS = (
+    ("§2.1", "the encoder consists of 4 convolutional layers, where we progressively down-sample the spatial "
+     "resolution via max-pooling operations and increasing the number of channels by a factor of 2 at each layer "
+     "except the last one", "Encoder"),
+    ("§2.1", "During the decoding phase, we up-sample the spatial resolution through deconvolution layers to "
+     "reconstruct a high resolution image", "Decoder"),
+    ("§2.1-2.2", "two separate decoder branches: a soft-tissue image estimator [...] and a bone segmentation module "
+     "[...] the bone segmentation branch is an auxiliary branch for training that is turned off during inference",
+     "ResidualUNet"),
+)
+
+
+def describe(cfg) -> str:
+    """This family's network and training in a few Markdown lines, with ``cfg``'s values (notebook 02)."""
+    w = level_widths(cfg.unet_width, cfg.unet_depth)
+    return (
+        "**Architecture (the R- family: improved, not the paper's).** A residual U-Net estimates the bone layer "
+        "$\\hat B$ and subtracts it: $\\hat S = \\mathrm{clamp}(X - \\hat B, 0, 1)$, starting at the identity "
+        f"$\\hat S = X$. Its encoder has {cfg.unet_depth} levels of two 3 x 3 convolutions, each followed by a 2 x 2 "
+        f"max-pooling, then a bottleneck (channels {', '.join(map(str, w[:-1]))}, bottleneck {w[-1]}: H x W -> "
+        f"H/{2**cfg.unet_depth} x W/{2**cfg.unet_depth} x {w[-1]}); the decoder upsamples bilinearly and concatenates "
+        "the encoder's features of the same size (skip connections). Two decoders read the encoder:\n\n"
+        "* the **bone estimator**: $\\hat B$, hence $\\hat S$ (no sigmoid);\n"
+        "* the **bone-segmentation head** (R-DAE variants): a decoder of the same shape giving mask logits "
+        "$\\hat M$, in training only, as the paper's branch.\n\n"
+        f"**Training**: {cfg.optimizer} at lr {cfg.lr:g} (weight decay {cfg.weight_decay:g}), schedule "
+        f"{cfg.schedule}; MS-SSIM form {cfg.msssim_form} (the paper states none of these)."
+    )

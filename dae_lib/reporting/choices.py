@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config
+from ..models import REPRODUCED, get_variant
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Choice:
     where: str  # the dae_lib function or module where it acts
     notebook: str  # the notebook that shows it: "01", "02", ...
     fixed: str = ""  # a choice that is not a setting (the code's own), said in words
+    family: str | None = None  # the model family (models.FAMILIES) whose table has the row; None: every family
 
 
 #: Every choice the paper leaves open or states loosely, in the order the notebooks meet them.
@@ -38,9 +40,14 @@ CHOICES: tuple[Choice, ...] = (
            "augment.PairedAugment", "01"),
     Choice("encoder", '4 conv layers, max-pooling, "channels doubling", 512 x 512 in, 128 x 128 x 64 out', ("channels", "kernel_size"),
            "the doubling sequence that ends at 64 channels with two poolings (512 -> 128); 3 x 3 kernels, BatchNorm + ReLU: the 2019 default",
-           "models.dae.Encoder", "02"),
+           "models.dae.Encoder", "02", family=REPRODUCED),
     Choice("output", "not stated", (), "S_hat must lie in [0, 1], the range every metric and MS-SSIM assume", "models.dae.DAE", "02",
-           fixed="sigmoid"),
+           fixed="sigmoid", family=REPRODUCED),
+    Choice("encoder", '4 conv layers, max-pooling, "channels doubling", 512 x 512 in, 128 x 128 x 64 out', ("unet_width", "unet_depth"),
+           "not the paper's: a U-Net, two 3 x 3 convs per level, widths doubling up to 8 x unet_width, with skip connections so fine detail skips the bottleneck",
+           "models.residual_unet.Encoder", "02", family="residual"),
+    Choice("output", "not stated (the paper's decoder outputs S)", (), "the identity S_hat = X is the start (B_hat = 0 at initialisation): the model only learns what the bones add",
+           "models.residual_unet.ResidualUNet", "02", fixed="S_hat = clamp(X - B_hat, 0, 1)", family="residual"),
     Choice("loss weights", '"λm and λs are the weight parameters to balance the loss terms" (values not given)', ("lm", "ls"),
            "with images in [0, 1] the MSE of a useful estimate is ~1e-4..1e-3 and the mask BCE ~0.1..0.5: ls keeps the auxiliary term from dominating",
            "losses.total_loss", "02"),
@@ -49,7 +56,11 @@ CHOICES: tuple[Choice, ...] = (
            "msssim.ms_ssim_map, losses.msssim_loss", "02"),
     Choice("optimisation", "not stated (optimizer, learning rate, epochs, batch size)", ("optimizer", "lr", "epochs", "batch_size"),
            "Adam at 1e-3 trains the BatchNorm network stably at small batches; the profiles set epochs and batch (chosen on validation)",
-           "train.make_optimizer, train.fit", "02"),
+           "train.make_optimizer, train.fit", "02", family=REPRODUCED),
+    Choice("optimisation", "not stated (optimizer, learning rate, epochs, batch size)",
+           ("optimizer", "lr", "weight_decay", "schedule", "epochs", "batch_size"),
+           "AdamW with a warm-up + cosine schedule, lr chosen on the validation part of BSE-JSRT (models.FAMILIES' notes, results/sweep.csv)",
+           "train.make_optimizer, train.fit", "02", family="residual"),
     Choice("image size", "512 x 512 input", ("image_size",), "the paper's size in the paper profile; smaller in the quick and smoke profiles to fit a CPU",
            "data.load_data", "02"),
 )
@@ -71,8 +82,9 @@ def ours(choice: Choice, cfg: Config) -> str:
 
 def choices_markdown(cfg: Config, notebook: str | None = None) -> str:
     """The table "what the paper says / what we chose" (of one notebook's choices, or all), with the
-    values of ``cfg`` (the notebook's Config: its profile and overrides)."""
-    rows = [c for c in CHOICES if notebook in (None, c.notebook)]
+    values of ``cfg`` (the notebook's Config: its profile and overrides) and the rows of its model family."""
+    family = get_variant(cfg.variant).family
+    rows = [c for c in CHOICES if notebook in (None, c.notebook) and c.family in (None, family)]
     lines = ["| topic | the paper says | we chose | why | where |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {c.topic} | {c.paper} | {ours(c, cfg)} | {c.why} | `{c.where}` |" for c in rows]
     return "\n".join(lines)
