@@ -110,3 +110,41 @@ def test_notebook_table_and_gain_chart_show_ours_beside_the_paper(tmp_path):
     marks = [l for l in psnr_ax.lines if l.get_marker() == "x"]
     assert marks and marks[0].get_xdata()[0] == pytest.approx(-10 * np.log10(1 - 0.75))  # the paper's AE: BSR 0.75
     assert ours is not None
+
+
+def _csv_block(data: str, profile: str, n_seeds: int, psnr: dict, bsr: dict) -> pd.DataFrame:
+    """A table1.csv block of the methods in ``psnr`` (their mean PSNR and BSR), trained with ``n_seeds`` seeds."""
+    rows = []
+    for method in psnr:
+        row = {"data": data, "profile": profile, "method": method, "n_test": 10, "n_seeds": n_seeds, "seed": 0, "epochs": 2,
+               "device": "cpu", "commit": "abcdef1234", "data_source": data, "utc": "2026-12-07T00:00:00+00:00",
+               "train_seconds": None if method == IDENTITY else 5.0}  # fmt: skip
+        for m in metrics.registered(metrics.TABLE1):
+            row[f"{m.name}_mean"], row[f"{m.name}_std"] = {"psnr": psnr[method], "bsr": bsr[method]}.get(m.name, 0.5), 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_a_one_seed_block_labels_its_verdicts_and_points_to_the_seed_as_unit_block():
+    four = ["AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM"]
+    phantom = _csv_block("phantom", "smoke", 1, {IDENTITY: 30.0, **dict.fromkeys(four, 33.0)}, {IDENTITY: 0.0, **dict.fromkeys(four, 0.5)})
+    real = _csv_block("bse-jsrt-512", "quick", 3, {IDENTITY: 37.0, **dict.fromkeys(four, 34.0)}, {IDENTITY: 0.0, **dict.fromkeys(four, -1.0)})
+    table = pd.concat([phantom, real], ignore_index=True)
+    claim = ["- The MS-SSIM loss improves the plain AE: holds here (...)."]
+    md = table1.render_markdown(table, {"phantom/smoke": claim, "bse-jsrt-512/quick": claim})
+    one, three = md.split("## phantom, profile smoke")[1].split("## bse-jsrt-512, profile quick")
+    assert table1.ONE_SEED in one and "bse-jsrt-512, profile quick (3 seeds)" in one
+    assert table1.ONE_SEED not in three and "3 seeds" in three
+    assert table1.seed_note(3) == "" and "SEEDS=3" in table1.seed_note(1)
+
+
+def test_against_identity_says_which_blocks_beat_doing_nothing():
+    four = ["AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM"]
+    phantom = _csv_block("phantom", "quick", 1, {IDENTITY: 30.0, **dict.fromkeys(four, 33.0)}, {IDENTITY: 0.0, **dict.fromkeys(four, 0.5)})
+    real = _csv_block("bse-jsrt-512", "quick", 3, {IDENTITY: 37.0, **dict.fromkeys(four, 34.123)}, {IDENTITY: 0.0, **dict.fromkeys(four, -1.0)})
+    rows = table1.against_identity(pd.concat([phantom, real], ignore_index=True)).set_index("data")
+    assert rows.loc["phantom", "beat"] == 4 and rows.loc["bse-jsrt-512", "beat"] == 0
+    assert rows.loc["bse-jsrt-512", "bsr_negative"] == 4 and rows.loc["bse-jsrt-512", "n_seeds"] == 3
+    md = table1.against_identity_markdown(pd.concat([phantom, real], ignore_index=True))
+    assert "| bse-jsrt-512, quick | 37.00 | 34.12 / -1.0000 |" in md  # 2-decimal dB, as Table 1
+    assert "3 seeds, commit abcdef1): 0 of 4 beat" in md and "one seed, commit abcdef1): 4 of 4 beat" in md

@@ -21,7 +21,7 @@ from ..errors import RunDirError
 from .evaluate import IDENTITY, evaluate_run
 from ..models import FAMILIES, REPRODUCED, get_variant, variants
 from ..metrics import HEAD, REGION, TABLE1, Metric, by_name, registered
-from ..runs import BEST_WEIGHTS, PROVENANCE_FILE, TEST_METRICS, finished_runs, find_runs, portable, seed_folders
+from ..runs import BEST_WEIGHTS, PROVENANCE_FILE, RESULTS_DIR, TEST_METRICS, finished_runs, find_runs, portable, seed_folders
 from .stats import MIN_TEST_CASES, judgeable, mean_interval
 
 PAPER_FILE = Path(__file__).with_name("paper_table1.yaml")
@@ -317,8 +317,9 @@ def render_markdown(table: pd.DataFrame, all_claims: dict) -> str:
     ({"data/profile": lines}): the paper's table and the regime it implies, then one section per
     (data, profile) block."""
     lines = [*INTRO, *_paper_section(table)]
+    several = _seed_unit_pointer(table)
     for (data, profile), block in table.groupby(["data", "profile"], sort=False):
-        lines += _block_section(data, profile, block, all_claims.get(f"{data}/{profile}"))
+        lines += _block_section(data, profile, block, all_claims.get(f"{data}/{profile}"), several)
     return "\n".join(lines)
 
 
@@ -333,7 +334,6 @@ def _paper_section(table: pd.DataFrame) -> list[str]:
     if ours:
         d = regime[ours].to_numpy().ravel()[:, None] - regime["implied_identity_psnr"].to_numpy()[None, :]
         gap = f" ({d.min():.1f} to {d.max():.1f} dB lower identity PSNR: that much more bone energy, X - S, than in our copy)"
-    psnr, columns = by_name("psnr"), registered(TABLE1)
     lines = [
         "## The paper's Table 1 and the regime it implies",
         "",
@@ -343,13 +343,26 @@ def _paper_section(table: pd.DataFrame) -> list[str]:
         "across the two tables; BSR and the gain over doing nothing do. Also different: 247 pairs there, 128",
         "here; the resolution, bit depth and preprocessing of the paper's copy are not stated.",
         "",
+        paper_regime_markdown(table),
+    ]
+    return [*lines, ""]
+
+
+def paper_regime_markdown(table: pd.DataFrame | None = None) -> str:
+    """The paper's Table 1 rows as a Markdown table, each metric in Table 1's format, with the
+    identity PSNR each row implies and, where ``table`` (our table1.csv) has real-data blocks,
+    our measured identity PSNR of each (paper_regime)."""
+    regime = paper_regime(table)
+    ours = [c for c in regime.columns if c.startswith("our identity")]
+    psnr, columns = by_name("psnr"), registered(TABLE1)
+    lines = [
         _md_row(["paper row", *(m.label for m in columns), f"implied identity {psnr.label}", *ours]),
         _md_rule(len(columns) + 2 + len(ours)),
     ]
     for _, r in regime.iterrows():
         cells = [_fmt(r.get(m.name), m) for m in columns]
         lines.append(_md_row([r["method"], *cells, *(psnr.format(float(r[c])) for c in ("implied_identity_psnr", *ours))]))
-    return [*lines, ""]
+    return "\n".join(lines)
 
 
 def block_seeds(block: pd.DataFrame) -> int:
@@ -358,9 +371,45 @@ def block_seeds(block: pd.DataFrame) -> int:
     return int(block["n_seeds"].max()) if "n_seeds" in block and block["n_seeds"].notna().any() else 1
 
 
-def _block_section(data: str, profile: str, block: pd.DataFrame, claim_lines) -> list[str]:
+#: The label of every verdict judged on one training seed (notebook 03, results/table1.md).
+ONE_SEED = "one training seed: the interval is over test images, not training runs"
+
+
+def seed_unit_blocks(table: pd.DataFrame) -> list[str]:
+    """The (data, profile) blocks of a table1.csv ``table`` that average over several training
+    seeds, where the claims take the seed as the unit: ["bse-jsrt-512, profile quick (3 seeds)"]."""
+    out = []
+    for (data, profile), block in table.groupby(["data", "profile"], sort=False):
+        if (n := block_seeds(block)) > 1:
+            out.append(f"{data}, profile {profile} ({n} seeds)")
+    return out
+
+
+def _seed_unit_pointer(table: pd.DataFrame) -> list[str]:
+    """seed_unit_blocks of ``table`` and of the committed results/table1.csv (a scratch table of
+    one seed still points to the committed blocks with several)."""
+    committed = RESULTS_DIR / "table1.csv"
+    more = seed_unit_blocks(pd.read_csv(committed)) if committed.is_file() else []
+    return list(dict.fromkeys([*seed_unit_blocks(table), *more]))
+
+
+def seed_note(n_seeds: int, several=()) -> str:
+    """What the claims of a block of ``n_seeds`` seeds rest on: "" for several seeds (the seed is
+    the unit); for one, ONE_SEED and where the seed-as-unit results are (``several``: the blocks
+    of seed_unit_blocks), or how to make one."""
+    if n_seeds > 1:
+        return ""
+    where = (
+        f"the seed as the unit: results/table1.md, {'; '.join(several)}" if several
+        else "no block with several seeds yet (`make reproduce SEEDS=3` makes one)"
+    )
+    return f"**Verdicts on {ONE_SEED}**; {where}."
+
+
+def _block_section(data: str, profile: str, block: pd.DataFrame, claim_lines, several=()) -> list[str]:
     """One (data, profile) block: provenance, Table 1 beside the paper's column, the per-region
-    table and the claims."""
+    table and the claims (labelled as resting on one seed where they do: seed_note; ``several``:
+    the blocks with several seeds, seed_unit_blocks)."""
     first = block.iloc[-1]
     n_seeds = block_seeds(block)
     seeds = (
@@ -378,7 +427,8 @@ def _block_section(data: str, profile: str, block: pd.DataFrame, claim_lines) ->
         *_region_table(block),
     ]
     if claim_lines:
-        lines += ["", "The paper's claims on these numbers (paired per-image differences):", "", *claim_lines]
+        note = seed_note(n_seeds, several)
+        lines += ["", "The paper's claims on these numbers (paired per-image differences):", "", *([note, ""] if note else []), *claim_lines]
     return [*lines, ""]
 
 
@@ -417,19 +467,22 @@ def _region_table(block: pd.DataFrame) -> list[str]:
 
 
 def committed_blocks(results_dir: str | Path, skip_data: str | None = None) -> list[tuple[pd.DataFrame, str]]:
-    """The (data, profile) blocks of a results folder's table1.csv with their sections of
-    table1.md (provenance line, Table 1, per-region table, claims), in the table's order; blocks of
-    ``skip_data`` left out. Nothing when the folder holds no table."""
+    """The (data, profile) blocks of a results folder's table1.csv with their sections as
+    table1.md renders them (provenance line, Table 1, per-region table, claims from
+    table1_claims.json), rendered from the CSV, in the table's order; blocks of ``skip_data`` left
+    out. Nothing when the folder holds no table."""
     results_dir = Path(results_dir)
-    csv_path, md_path = results_dir / "table1.csv", results_dir / "table1.md"
-    if not (csv_path.is_file() and md_path.is_file()):
+    csv_path, claims_path = results_dir / "table1.csv", results_dir / "table1_claims.json"
+    if not csv_path.is_file():
         return []
-    table, md = pd.read_csv(csv_path), md_path.read_text()
-    sections = {part.split("\n", 1)[0].strip(): "## " + part for part in md.split("\n## ")[1:]}
+    table = pd.read_csv(csv_path)
+    all_claims = json.loads(claims_path.read_text()) if claims_path.is_file() else {}
+    several = _seed_unit_pointer(table)
     out = []
     for (data, profile), block in table.groupby(["data", "profile"], sort=False):
         if data != skip_data:
-            out.append((block, sections.get(f"{data}, profile {profile}", "")))
+            lines = _block_section(data, profile, block, all_claims.get(f"{data}/{profile}"), several)
+            out.append((block, "\n".join(lines).rstrip("\n") + "\n"))
     return out
 
 
@@ -447,4 +500,53 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         paper = paper_row(method)
         ours = [f"{_fmt(r.get(f'{m.name}_mean'), m)} +- {_fmt(r.get(f'{m.name}_std'), m)}" for m in columns]
         lines.append(_md_row([str(method), *ours, *(_fmt(paper[m.name], m) for m in columns)]))
+    return "\n".join(lines)
+
+
+def against_identity(table: pd.DataFrame, family: str = REPRODUCED) -> pd.DataFrame:
+    """Each (data, profile) block of a table1.csv ``table`` with the variants of ``family``
+    beside doing nothing: one row per block with the identity's PSNR, each variant's PSNR and BSR,
+    how many of them beat the identity's mean PSNR, how many have a negative BSR, and the block's
+    provenance (seeds, test cases, commit)."""
+    labels = [v.label for v in variants(family).values()]
+    rows = []
+    for (data, profile), block in table.groupby(["data", "profile"], sort=False):
+        by = block.set_index("method")
+        if IDENTITY not in by.index or not set(labels) & set(by.index):
+            continue
+        shown = [m for m in labels if m in by.index]
+        ident = float(by.loc[IDENTITY, "psnr_mean"])
+        commits = block["commit"].dropna().astype(str)
+        row = {"data": data, "profile": profile, "n_seeds": block_seeds(block), "n_test": int(block["n_test"].iloc[0]),
+               "commit": commits.iloc[-1][:7] if len(commits) else "unknown", "identity_psnr": ident,
+               "beat": sum(float(by.loc[m, "psnr_mean"]) > ident for m in shown), "of": len(shown),
+               "bsr_negative": sum(float(by.loc[m, "bsr_mean"]) < 0 for m in shown)}  # fmt: skip
+        for m in shown:
+            row[f"{m} psnr"], row[f"{m} bsr"] = float(by.loc[m, "psnr_mean"]), float(by.loc[m, "bsr_mean"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def against_identity_markdown(table: pd.DataFrame, family: str = REPRODUCED) -> str:
+    """``against_identity`` as Markdown (PSNR in 2 decimals, as Table 1; BSR in 4; mean over the
+    test images, and over the seeds where there are several), then one sentence per block: how
+    many variants beat doing nothing, with its provenance."""
+    rows = against_identity(table, family)
+    if not len(rows):
+        return "No committed block with these variants and the identity (results/table1.csv)."
+    psnr, bsr = by_name("psnr"), by_name("bsr")
+    labels = [v.label for v in variants(family).values() if f"{v.label} psnr" in rows]
+    head = ["data, profile", f"identity {psnr.label}", *(f"{m} {psnr.short} / {bsr.short}" for m in labels)]
+    lines = [_md_row(head), _md_rule(len(head))]
+    for _, r in rows.iterrows():
+        cells = [f"{r['data']}, {r['profile']}", psnr.format(r["identity_psnr"])]
+        cells += ["n/a" if pd.isna(r[f"{m} psnr"]) else f"{psnr.format(r[f'{m} psnr'])} / {bsr.format(r[f'{m} bsr'])}" for m in labels]
+        lines.append(_md_row(cells))
+    lines.append("")
+    for _, r in rows.iterrows():
+        seeds = f"{r['n_seeds']} seeds" if r["n_seeds"] > 1 else "one seed"
+        lines.append(
+            f"- {r['data']}, profile {r['profile']} ({r['n_test']} test cases, {seeds}, commit {r['commit']}): "
+            f"{r['beat']} of {r['of']} beat doing nothing's mean PSNR; {r['bsr_negative']} of {r['of']} have a negative BSR."
+        )
     return "\n".join(lines)
