@@ -416,13 +416,19 @@ def store_notebooks(notebook_dir: Path = NOTEBOOK_DIR, log=print) -> None:
             src.write_text(json.dumps(stored, indent=1, ensure_ascii=False) + "\n")
 
 
+def _is_figure(output: dict) -> bool:
+    """A displayed image (a figure): kept out of the stored notebooks (the executed copies hold them)."""
+    return output.get("output_type") == "display_data" and any(k.startswith("image/") for k in output.get("data", {}))
+
+
 def _store_outputs(cell: dict, ran: dict, every: bool) -> None:
-    """``cell``'s outputs from its executed copy ``ran``: those nbval checks, or with ``every`` all
-    but figures, the set-up's (``notebook_setup``: it names the output folder) and the parameters'."""
+    """``cell``'s outputs from its executed copy ``ran``, figures left out: those nbval checks, or
+    with ``every`` all but the set-up's (``notebook_setup``: it names the output folder) and the
+    parameters'."""
     source = "".join(cell["source"])
     checked = "NBVAL_CHECK_OUTPUT" in source
     keep = checked or (every and "notebook_setup(" not in source and "parameters" not in cell.get("metadata", {}).get("tags", []))
-    cell["outputs"] = [o for o in ran.get("outputs", []) if o.get("output_type") != "display_data"] if keep else []
+    cell["outputs"] = [o for o in ran.get("outputs", []) if not _is_figure(o)] if keep else []
     cell["execution_count"] = ran.get("execution_count") if keep else None  # nbval needs it
     cell.get("metadata", {}).pop("execution", None)
 

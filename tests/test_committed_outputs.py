@@ -57,8 +57,8 @@ def test_every_executed_copy_names_one_clean_commit_and_says_what_it_was_run_wit
 def test_every_committed_figure_carries_the_footer_of_the_committed_run():
     """figures/ holds the phantom's figures (real-data images are never committed): each says, as
     text in the file, the commit that made its numbers: the one the phantom's executed copies name.
-    The two that notebook 05 draws from the committed v2 study's scores (results/v2: metrics on
-    BSE-JSRT validation cases, no images) name the commit that scored them, the study's own."""
+    The one that notebook 05 draws from the committed v2 study's scores (results/v2: metrics on
+    BSE-JSRT validation cases, no images) names the commit that scored it, the study's own."""
     (commit,) = {_made(p)["commit"] for p in _copies(EXECUTED / "phantom-quick")}
     (study,) = set(pd.read_csv(RESULTS_DIR / "v2" / "candidates.csv")["scored_at"].astype(str))
     pngs = sorted(FIGURES_DIR.glob("*.png"))
@@ -72,7 +72,7 @@ def test_every_committed_figure_carries_the_footer_of_the_committed_run():
             assert footer.startswith("data bse-jsrt-512, ") and COMMIT.findall(footer) == [study[:7]], (png.name, footer)
         else:
             assert footer.startswith("data phantom") and COMMIT.findall(footer) == [commit[:7]], (png.name, footer)
-    assert from_study == ["beyond_error_budget.png", "beyond_shifted.png"]
+    assert from_study == ["beyond_shifted.png"]
 
 
 def test_the_prose_quotes_results_as_they_are():

@@ -53,7 +53,7 @@ def test_pipeline_writes_every_output(smoke_run):
     assert others == ["02_training_ae.ipynb", "02_training_ae_msssim.ipynb", "02_training_dae.ipynb",
                       "02_training_r_ae.ipynb", "02_training_r_ae_msssim.ipynb", "02_training_r_dae.ipynb"]  # fmt: skip
     for name in ("fig2.png", "fig3.png", "training_curves.png", "error_maps.png", "segmentation.png", "gains.png",
-                 "beyond_errors.png", "beyond_curves.png"):  # fmt: skip
+                 "beyond_errors.png", "beyond_curves.png", "beyond_renderings.png", "beyond_shifted.png"):  # fmt: skip
         assert (root / "figures" / name).stat().st_size > 10_000, name
     assert not (root / "scratch").exists()  # the pipeline publishes (publish=True)
     assert (root / "results" / "wall_times.csv").exists()  # the command records its wall time

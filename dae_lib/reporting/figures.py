@@ -29,7 +29,7 @@ from ..msssim import ms_ssim_map
 from ..models import build_model
 from ..runs import FIGURES_DIR, LOG_FILE, REPO_ROOT, check_publishable, footer_line, resolve
 from . import layout
-from .anatomy import BANDS, lung_fields
+from .anatomy import lung_fields
 from .evaluate import IDENTITY
 from .shifted import shifted_summary
 from .table1 import block_seeds, paired_difference, paper_values
@@ -504,22 +504,4 @@ def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, 
     ax.set_xlabel("PSNR gain over doing nothing (dB); dot: the worst case")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
-    return _finish(fig, path, footer)
-
-
-def error_budget_figure(shares: pd.DataFrame, regions, path=None, footer=None):
-    """Where the remaining error lies (anatomy.error_budget's shares, one row per case): the mean
-    share by region and by spatial frequency band, each as one bar of stacked parts."""
-    means = shares.mean()
-    groups = {"by region": list(regions), "by spatial frequency": list(BANDS)}
-    fig, ax = plt.subplots(figsize=(8, 2.2), layout="constrained")
-    for y, (name, keys) in enumerate(groups.items()):
-        left = 0.0
-        for k in keys:
-            ax.barh(y, means[k], left=left, color=plt.cm.tab10(list(means.index).index(k)))
-            ax.text(left + means[k] / 2, y, f"{k}\n{means[k]:.0%}", ha="center", va="center", fontsize=SMALL_PT)
-            left += means[k]
-    ax.set_yticks(range(len(groups)), list(groups))
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(f"share of |S_hat - S|^2, mean over {len(shares)} cases")
     return _finish(fig, path, footer)
