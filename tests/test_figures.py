@@ -96,6 +96,25 @@ def test_a_figure_in_a_notebook_is_shown_once_with_its_layout_report(monkeypatch
     assert not plt.fignum_exists(fig.number)  # closed: the inline backend does not show it again
 
 
+def test_the_loss_curves_legend_stays_clear_of_the_curves_and_of_the_footer(tmp_path):
+    """Eight runs and a provenance line, measured in the draw that saves the PNG (bbox_inches
+    "tight"): a figure-level legend "outside lower center" was drawn over the footer there."""
+    import pandas as pd
+
+    from dae_lib.reporting import layout
+    from dae_lib.runs import LOG_FILE
+
+    runs = {}
+    for k, label in enumerate(["AE", "AE + MS-SSIM", "DAE", "DAE + MS-SSIM", "R-AE", "R-AE + MS-SSIM", "R-DAE", "R-DAE + MS-SSIM"]):
+        (tmp_path / str(k)).mkdir()
+        pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5 + k / 100, 0.4], "val_psnr": [30.0, 31.0 + k / 10, 32.0]}).to_csv(tmp_path / str(k) / LOG_FILE, index=False)
+        runs[label] = tmp_path / str(k)
+    fig = figures.loss_curves(runs, footer="data phantom | profile smoke | 1 seed (0) | commit 0123456 | 2026-12-07")
+    _, report = layout.render(fig)
+    assert layout.problems(report) == []
+    plt.close(fig)
+
+
 def test_the_before_after_slider_keeps_a_static_view_for_a_stored_notebook(capsys):
     x, s = torch.rand(32, 32).numpy(), torch.rand(32, 32).numpy()
     assert figures.before_after_slider(x, s) is None  # no live kernel: no widget, only the static view

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import matplotlib.transforms as mtransforms
 import numpy as np
 import pandas as pd
 import torch
@@ -41,6 +42,8 @@ WIDTH_IN = layout.SCREEN_WIDTH / DPI
 #: The provenance footer's size (points): 10.4 px at DPI, readable (layout.MIN_TEXT_PX) even in a
 #: figure a little wider than the screen.
 FOOTER_PT = 7.5
+#: Space between the figure and its provenance line, in points.
+FOOTER_GAP_PT = 6
 #: The smallest text the figures use otherwise (points).
 SMALL_PT = 7.5
 
@@ -65,7 +68,8 @@ def _finish(fig, path, footer: str | None, show: bool = True):
     """Put the provenance line under the figure, with ``path`` save it (refused without a footer),
     and in a notebook show it once with its layout report (``layout.show``; then it is closed)."""
     if footer:
-        fig.text(0.5, 0.0, footer, ha="center", va="top", fontsize=FOOTER_PT, color="0.3")
+        below = mtransforms.offset_copy(fig.transFigure, fig=fig, y=-FOOTER_GAP_PT, units="points")  # clear of a legend at the bottom
+        fig.text(0.5, 0.0, footer, ha="center", va="top", fontsize=FOOTER_PT, color="0.3", transform=below)
     if path:
         if not footer:
             raise ValueError(f"{path}: a saved figure carries its provenance line (footer=: data, profile, seeds, commit)")
@@ -173,7 +177,7 @@ def augmentation_figure(data, cfg, index=0, n=4, seed=0, path=None, footer=None)
 def loss_curves(run_dirs: dict, path=None, footer=None):
     """Per epoch, one line per run ({label: run_dir}): the validation PSNR (dB), comparable across
     variants, and the training loss relative to its first epoch (each variant's loss has its own
-    terms and weights, lm = 1 or 100, so only its own course is comparable); legend below."""
+    terms and weights, lm = 1 or 100, so only its own course is comparable); the legend beside them."""
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.9), layout="constrained")
     for label, run in run_dirs.items():
         log = Path(run) / LOG_FILE
@@ -188,9 +192,8 @@ def loss_curves(run_dirs: dict, path=None, footer=None):
     for ax in axes:
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
-    handles, labels = axes[1].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    if axes[1].get_legend_handles_labels()[0]:  # beside the curves, never over them (an axes legend: laid out with its axes)
+        axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     return _finish(fig, path, footer)
 
 
