@@ -196,18 +196,26 @@ def compact_png(data: str) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-#: A link of a notebook in notebooks/ to a file of the repository (``../README.md#glossary``, the
-#: banner's "Read it executed" copy): the path, then the anchor if any.
-_REPO_LINK = re.compile(r"\]\(\.\./([^)\s#]+)(#[^)\s]*)?\)")
+#: A link of a notebook to a file of the repository outside its own folder (``../README.md#glossary``,
+#: the banner's "Read it executed" copy; ``../../CITATION.cff`` from a solutions notebook): the path,
+#: then the anchor if any.
+_REPO_LINK = re.compile(r"\]\(((?:\.\./)+[^)\s#]*)(#[^)\s]*)?\)")
 
 
-def _relink(text: str, path: Path) -> str:
-    """``text`` with its links to the repository's files made relative to ``path``'s folder (where
-    the executed copy lies), so that they resolve there too; unchanged outside the repository."""
-    if not Path(path).resolve().is_relative_to(REPO_ROOT.resolve()):
+def _relink(text: str, path: Path, notebook: str) -> str:
+    """``text`` of ``notebook`` (its path under notebooks/) with its links to the repository's files
+    made relative to ``path``'s folder (where the executed copy lies), so that they resolve there
+    too; unchanged outside the repository."""
+    root = REPO_ROOT.resolve()
+    if not Path(path).resolve().is_relative_to(root):
         return text
-    here = Path(path).resolve().parent
-    return _REPO_LINK.sub(lambda m: f"]({os.path.relpath(REPO_ROOT / m.group(1), here)}{m.group(2) or ''})", text)
+    here, source = Path(path).resolve().parent, (root / NOTEBOOK_DIR.name / notebook).parent
+
+    def link(m: re.Match) -> str:
+        target = (source / m.group(1)).resolve()
+        return f"]({os.path.relpath(target, here)}{m.group(2) or ''})" if target.is_relative_to(root) else m.group(0)
+
+    return _REPO_LINK.sub(link, text)
 
 
 #: The key of an executed copy's notebook metadata under which it records how it was made.
@@ -242,7 +250,8 @@ def copy_banner(made: dict) -> str:
     return (
         f"**This copy** was executed headless (papermill) with profile `{made['profile']}`, data `{made['data']}`{variant}, {trained}, "
         f"on {made['device']}, at {when}, {made['utc'][:10]}: its outputs are that run's results. The notebook itself is "
-        f"[`notebooks/{made['notebook']}`](../notebooks/{made['notebook']}) (its stored outputs are the smoke profile's, for the tests)."
+        f"[`notebooks/{made['notebook']}`]({'../' * len(Path(made['notebook']).parts)}notebooks/{made['notebook']}) "
+        "(its stored outputs are the smoke profile's, for the tests)."
     )
 
 
@@ -269,7 +278,7 @@ def strip_metadata(path: Path, made: dict | None = None) -> None:
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
         if cell.get("cell_type") == "markdown":  # a notebook's links to executed copies, from where this copy lies
-            cell["source"] = _relink("".join(cell.get("source", [])), path)
+            cell["source"] = _relink("".join(cell.get("source", [])), path, made["notebook"] if made else path.name)
         for output in cell.get("outputs", []):
             if "image/png" in output.get("data", {}):
                 output["data"]["image/png"] = compact_png(output["data"]["image/png"])
