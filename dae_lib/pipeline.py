@@ -241,7 +241,7 @@ def copy_banner(made: dict) -> str:
     if seeds is None:
         trained = "no training"
     elif not seeds:  # the solutions: trainings of their own, each exercise states its seeds
-        trained = "the exercises' own trainings (seeds as each states)"
+        trained = "the exercises' own trainings where they need any (seeds as each states)"
     else:
         trained = f"training seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
     commit = made["commit"]
@@ -266,15 +266,23 @@ def label_copy(nb: dict, made: dict) -> None:
     nb.setdefault("metadata", {})[COPY_METADATA] = made
 
 
+#: The output type of a live widget (ipywidgets), which an executed copy leaves out.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def strip_metadata(path: Path, made: dict | None = None) -> None:
-    """Drop papermill's per-cell timing metadata and the parameter cell's injected markers' noise;
-    image outputs kept at screen resolution (``compact_png``); with ``made`` (``copy_record``),
-    labelled as the copy it is (``label_copy``)."""
+    """Drop papermill's per-cell timing metadata, the parameter cell's injected markers' noise and
+    live widgets' outputs (each figure's static view stays); image outputs kept at screen
+    resolution (``compact_png``); with ``made`` (``copy_record``), labelled as the copy it is
+    (``label_copy``)."""
     nb = json.loads(path.read_text())
     if made is not None:
         label_copy(nb, made)
     nb.get("metadata", {}).pop("papermill", None)
+    nb.get("metadata", {}).pop("widgets", None)  # a live widget's state: no kernel drives it in a stored copy
     for cell in nb.get("cells", []):
+        if "outputs" in cell:  # a widget shows as its repr without a kernel ("VBox(children=..."): the static view before it stays
+            cell["outputs"] = [o for o in cell["outputs"] if WIDGET_VIEW not in o.get("data", {})]
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
         if cell.get("cell_type") == "markdown":  # a notebook's links to executed copies, from where this copy lies

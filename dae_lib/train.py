@@ -363,7 +363,7 @@ class EpochLine:
     def __init__(self, name: str, done: int, total: int, enabled: bool = True):
         self.name, self.total, self.enabled = name, total, enabled
         kernel = getattr(get_ipython(), "kernel", None)
-        self.handle = display(self.text(done, None), display_id=True) if enabled and kernel is not None else None
+        self.handle = display(self._plain(done, None), raw=True, display_id=True) if enabled and kernel is not None else None
         self.bar = tqdm(total=total, initial=done, desc=name, disable=not enabled) if self.handle is None else None
 
     def text(self, done: int, row: dict | None) -> str:
@@ -372,9 +372,12 @@ class EpochLine:
             line += f"; epoch {row['epoch']}: training loss {row['train_loss']:.4g}, validation PSNR {row.get('val_psnr', float('nan')):.2f} dB, {row['seconds']:.1f} s"
         return line
 
+    def _plain(self, done: int, row: dict | None) -> dict:  # the line as plain text (a str displayed as is would show its quotes)
+        return {"text/plain": self.text(done, row)}
+
     def update(self, done: int, row: dict) -> None:
         if self.handle is not None:
-            self.handle.update(self.text(done, row))
+            self.handle.update(self._plain(done, row), raw=True)
         elif self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_psnr=f"{row.get('val_psnr', float('nan')):.2f}")

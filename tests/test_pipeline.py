@@ -489,3 +489,30 @@ def test_an_executed_copy_keeps_its_links_to_the_repository_wherever_its_noteboo
         "[glossary](../../../README.md#glossary), [solutions](solutions/05_06_solutions.ipynb)")
     made = {"notebook": "solutions/07_solutions.ipynb", "profile": "quick", "data": "phantom", "device": "cpu", "commit": "0" * 40, "utc": "2026-12-07"}
     assert "(../../notebooks/solutions/07_solutions.ipynb)" in pipeline.copy_banner(made)
+
+
+def test_an_executed_copy_keeps_a_widget_s_static_view_and_drops_the_widget(tmp_path):
+    """papermill's kernel is live, so 06's slider is created; without a kernel a stored widget shows
+    as its repr ("VBox(children=...") or nothing: the copy keeps the static image only."""
+    image = {"output_type": "display_data", "data": {"image/png": pipeline.compact_png(_tiny_png()), "text/plain": "<Image>"}, "metadata": {}}
+    widget = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+              "data": {pipeline.WIDGET_VIEW: {"model_id": "x"}, "text/plain": "VBox(children=(FloatSlider(value=0.5,))"}}  # fmt: skip
+    nb = {"cells": [{"cell_type": "code", "source": "slider()", "metadata": {}, "outputs": [image, widget], "execution_count": 1}],
+          "metadata": {"widgets": {"state": {}}}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    path = tmp_path / "copy.ipynb"
+    path.write_text(json.dumps(nb))
+    pipeline.strip_metadata(path)
+    stored = json.loads(path.read_text())
+    assert [list(o["data"]) for o in stored["cells"][0]["outputs"]] == [["image/png", "text/plain"]]
+    assert "widgets" not in stored["metadata"] and "VBox" not in path.read_text()
+
+
+def _tiny_png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4, 4), 128).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -158,11 +158,11 @@ def test_training_progress_in_a_notebook_is_one_line_updated_in_place(monkeypatc
     shown = []
 
     class Handle:
-        def update(self, text):
-            shown.append(("update", text))
+        def update(self, obj, raw=False):
+            shown.append(("update", obj if raw else repr(obj)))
 
-    def fake_display(obj, display_id=False):
-        shown.append(("display", obj))
+    def fake_display(obj, raw=False, display_id=False):
+        shown.append(("display", obj if raw else repr(obj)))  # IPython shows a str's repr, quotes and all
         return Handle()
 
     monkeypatch.setattr(train_module, "display", fake_display)
@@ -171,8 +171,8 @@ def test_training_progress_in_a_notebook_is_one_line_updated_in_place(monkeypatc
     for k in (1, 2):
         line.update(k, {"epoch": k, "train_loss": 0.5 / k, "val_psnr": 30.0 + k, "seconds": 1.0})
     line.close()
-    assert shown[0] == ("display", "dae: 0/2 epochs") and len([s for s in shown if s[0] == "display"]) == 1
-    assert shown[-1] == ("update", "dae: 2/2 epochs; epoch 2: training loss 0.25, validation PSNR 32.00 dB, 1.0 s")
+    assert shown[0] == ("display", {"text/plain": "dae: 0/2 epochs"}) and len([s for s in shown if s[0] == "display"]) == 1
+    assert shown[-1] == ("update", {"text/plain": "dae: 2/2 epochs; epoch 2: training loss 0.25, validation PSNR 32.00 dB, 1.0 s"})
     monkeypatch.setattr(train_module, "get_ipython", lambda: None)
     shown.clear()
     terminal = train_module.EpochLine("dae", 1, 2, enabled=False)

@@ -188,7 +188,8 @@ def loss_curves(run_dirs: dict, path=None, footer=None):
             axes[0].plot(df["epoch"], df["val_psnr"], marker=".", label=label)
         axes[1].plot(df["epoch"], df["train_loss"] / float(df["train_loss"].iloc[0]), marker=".", label=label)
     axes[0].set(xlabel="epoch", ylabel="validation PSNR (dB)", title="validation PSNR (higher is better)")
-    axes[1].set(xlabel="epoch", ylabel="training loss / loss of epoch 1", yscale="log", title="training loss, relative to epoch 1")
+    axes[1].set(xlabel="epoch", ylabel="training loss / loss of epoch 1", yscale="log",
+                title="training loss, relative to epoch 1\n(each variant's own loss terms: compare courses, not levels)")
     for ax in axes:
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
@@ -353,7 +354,7 @@ def layer_shapes(cfg) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
         part = name.split(".")[0]
         k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
         stride = module.stride if isinstance(module.stride, int) else module.stride[0]
-        what = f"{kind} {k}x{k}" + (f" /{stride}" if kind == "deconv" and stride > 1 else "")
+        what = f"{kind} {k}x{k}" + (f" up x{stride}" if kind == "deconv" and stride > 1 else "")
         hooks.append(module.register_forward_hook(lambda m, i, o, part=part, what=what: parts.setdefault(part, []).append((what, tuple(o.shape[1:])))))
     with torch.no_grad():
         model(torch.zeros(1, 1, cfg.image_size, cfg.image_size))
@@ -505,6 +506,6 @@ def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, 
     ax.axvline(0, color="0.3", lw=1)
     ax.set_yticks(y, [f"{f} ({c} cases)" for f, c in zip(fam["family"], fam["cases"])])
     ax.set_xlabel("PSNR gain over doing nothing (dB); dot: the worst case")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the bars, never over them
     ax.grid(alpha=0.3, axis="x")
     return _finish(fig, path, footer)
