@@ -1,6 +1,7 @@
 # Two commands for a new user:  make reproduce   and   make test
 # Each creates the project's virtual environment (.venv) first if it is missing.
 #   make reproduce DATA=/path/to/bse-jsrt PROFILE=paper FAMILY=residual   (FAMILY: all | reproduced | residual)
+#   make book                                     (the companion as a static site in _build/html; the docs extra)
 #   make reproduce PROFILE=paper JOBS=8        (8 trainings at once: pays on a GPU, not on a few CPU cores)
 #   make setup TORCH_REQ=my-cuda-torch.txt        (a CUDA build of torch; see requirements-torch.txt)
 
@@ -15,7 +16,7 @@ FAMILY    ?= all
 SEEDS     ?= 1
 JOBS      ?= 1
 
-.PHONY: setup reproduce test lab phantom-figure clean-runs
+.PHONY: setup setup-docs reproduce test book lab phantom-figure clean-runs
 
 $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,14 +27,25 @@ $(VENV)/.installed: pyproject.toml $(TORCH_REQ)
 
 setup: $(VENV)/.installed
 
+# The book's packages (the docs extra): for make book and make test, never for make reproduce.
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,docs]"
+	touch $@
+
+setup-docs: $(VENV)/.docs-installed
+
 reproduce: setup
 	$(PY) -m dae_lib reproduce $(if $(PROFILE),--profile $(PROFILE)) --data $(DATA) --family $(FAMILY) --seeds $(SEEDS) --jobs $(JOBS) $(if $(KERNEL),--kernel $(KERNEL))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
-test: setup
+test: setup setup-docs
 	$(PY) -m pytest -q
+
+# The companion as static HTML in _build/html (README, docs/, the committed executed notebooks; nothing executed)
+book: setup-docs
+	$(PY) scripts/book.py --out _build/html
 
 phantom-figure: setup
 	$(PY) -m dae_lib phantom-figure

@@ -55,7 +55,7 @@ def bf16_supported(device: torch.device) -> bool:
 
 #: The fastest training / inference configuration per device type, as the benchmark measured it
 #: (``python -m dae_lib.studies.bench``; every measurement, with its machine and commit, in
-#: results/benchmarks.csv; README "Speed" summarises them). The one place the rule lives:
+#: results/benchmarks.csv; docs/speed.md summarises them). The one place the rule lives:
 #: ``resolve_amp("auto")`` and ``fastest()`` read it, ``--amp`` / ``amp:`` still override it.
 #: - cpu: bf16 autocast + channels-last where bf16 is native (x5.7 over a naive loop at 512 px on
 #:   2 cores), else float32 (emulated bf16 is slower); inference one image at a time (larger

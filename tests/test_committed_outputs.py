@@ -158,3 +158,15 @@ def test_the_phantom_copies_are_the_pipelines_copies_and_no_others():
     assert names == sorted(expected)
     solutions = sorted(p.name for p in (EXECUTED / "phantom-quick" / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))
     assert solutions == sorted(p.name for p in (REPO_ROOT / "notebooks" / pipeline.SOLUTIONS_DIR).glob("*.ipynb"))
+
+
+def test_any_table1_metric_and_the_papers_own_values_can_be_quoted():
+    assert facts.table1_value("phantom", "quick", "identity", "psnr") == facts.table1_psnr("phantom", "quick", "identity")
+    table = pd.read_csv(RESULTS_DIR / "table1.csv")
+    row = table[(table["data"] == "bse-jsrt-512") & (table["profile"] == "paper") & (table["method"] == "R-AE + MS-SSIM")]
+    assert facts.table1_value("bse-jsrt-512", "paper", "r_ae_msssim", "bsr") == f"{row['bsr_mean'].iloc[0]:.2f}"
+    assert facts.paper_value("dae_msssim", "psnr") == "30.80" and facts.paper_value("ae", "ssim") == "0.935"  # the transcription
+    with pytest.raises(ConfigError, match="unknown Table 1 metric 'dice'"):
+        facts.table1_value("phantom", "quick", "ae", "dice")
+    with pytest.raises(ConfigError, match="no bsr for R-AE"):
+        facts.paper_value("r_ae", "bsr")  # the paper has no R- rows

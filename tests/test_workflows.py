@@ -15,6 +15,7 @@ import yaml
 from dae_lib.runs import REPO_ROOT
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+CI_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
 BIN = Path(sys.executable).parent
 
 
@@ -30,7 +31,7 @@ def _load(path: Path) -> dict:
 
 
 def test_there_is_a_workflow():
-    assert [p.name for p in WORKFLOWS] == ["ci.yml"]
+    assert [p.name for p in WORKFLOWS] == ["book.yml", "ci.yml"]
 
 
 def test_zizmor_finds_nothing(tmp_path):
@@ -95,7 +96,7 @@ def test_actionlint_finds_nothing(tmp_path):
     assert _actionlint_findings(WORKFLOWS) == []
     # The check can fail: a matrix key misspelt in an expression, an event that does not exist.
     bad = tmp_path / "bad.yml"
-    bad.write_text(WORKFLOWS[0].read_text().replace("matrix.python }}", "matrix.pythn }}").replace("workflow_dispatch:", "workflow_dispath:"))
+    bad.write_text(CI_WORKFLOW.read_text().replace("matrix.python }}", "matrix.pythn }}").replace("workflow_dispatch:", "workflow_dispath:"))
     findings = "\n".join(_actionlint_findings([bad]))
     assert 'property "pythn" is not defined' in findings and "workflow_dispath" in findings
 
@@ -111,7 +112,9 @@ def test_every_action_is_pinned_by_commit_and_the_jobs_only_read(path):
     assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
     assert all(re.search(r"uses: \S+@[0-9a-f]{40} # v\d", line) for line in path.read_text().splitlines() if line.strip().startswith(("- uses:", "uses:"))), "each pin names its version"
     assert doc["permissions"] == {"contents": "read"}
-    assert not any("permissions" in job for job in doc["jobs"].values())
+    writes = {name: job["permissions"] for name, job in doc["jobs"].items() if "permissions" in job}
+    # the one job that may write: book.yml's deploy, to Pages only (and the token Pages asks for)
+    assert writes == ({"deploy": {"pages": "write", "id-token": "write"}} if path.name == "book.yml" else {}), writes
     for job in doc["jobs"].values():
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/checkout@"):
@@ -136,3 +139,14 @@ def test_ci_runs_the_readmes_test_command_the_notebooks_and_a_weekly_quick_run()
 
 def path_text() -> str:
     return (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+
+
+def test_the_book_is_built_by_the_script_make_book_runs_and_published_from_main():
+    doc = _load(REPO_ROOT / ".github" / "workflows" / "book.yml")
+    assert doc["on"]["push"]["branches"] == ["main"]
+    build = " ".join(step.get("run", "") for step in doc["jobs"]["build"]["steps"])
+    assert "scripts/book.py --out _build/html" in build and "scripts/book.py --out _build/html" in (REPO_ROOT / "Makefile").read_text()
+    assert '".[docs]"' in build and "-r requirements-torch.txt" in build
+    uploads = [s for s in doc["jobs"]["build"]["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@")]
+    assert uploads and uploads[0]["with"]["path"] == "_build/html"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in doc["jobs"]["deploy"]["steps"])

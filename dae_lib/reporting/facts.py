@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from ..models import FAMILIES, label_of
 from ..runs import REPO_ROOT, RESULTS_DIR, WALL_TIMES_CSV
 from .evaluate import IDENTITY
+from .table1 import paper_row
 
 #: One marked span: the fact's name, its arguments (separated by spaces), the text it renders to.
 FACT = re.compile(r"<!-- fact: (?P<name>[\w-]+)(?P<args>(?: [^\s>]+)*) -->(?P<text>.*?)<!-- /fact -->", re.S)
@@ -73,8 +74,38 @@ def table1_psnr(data: str, profile: str, method: str, results: Path = RESULTS_DI
     return f"{row['psnr_mean'].iloc[0]:.2f}"
 
 
+#: How each Table 1 metric is quoted in prose (results/table1.md keeps more digits).
+METRIC_FORMAT = {"bsr": "{:.2f}", "rmae": "{:.4f}", "psnr": "{:.2f}", "ssim": "{:.3f}"}
+
+
+def _metric(metric: str) -> str:
+    if metric not in METRIC_FORMAT:
+        raise ConfigError(f"unknown Table 1 metric {metric!r} (known: {', '.join(METRIC_FORMAT)})")
+    return METRIC_FORMAT[metric]
+
+
+def table1_value(data: str, profile: str, method: str, metric: str, results: Path = RESULTS_DIR) -> str:
+    """One metric's mean (``bsr``, ``rmae``, ``psnr``, ``ssim``) of one row of results/table1.csv,
+    ``method`` as for ``table1_psnr``, rounded as METRIC_FORMAT says."""
+    label = IDENTITY if method == "identity" else label_of(method)
+    table = pd.read_csv(Path(results) / "table1.csv")
+    row = table[(table["data"] == data) & (table["profile"] == profile) & (table["method"] == label)]
+    if len(row) != 1:
+        raise ConfigError(f"results/table1.csv: {len(row)} rows for {label} on {data}, profile {profile} (one expected)")
+    return _metric(metric).format(row[f"{metric}_mean"].iloc[0])
+
+
+def paper_value(method: str, metric: str, results: Path = RESULTS_DIR) -> str:
+    """The paper's own Table 1 value (its transcription, table1.paper_row) of ``method`` (a
+    reproduced variant's name), rounded as METRIC_FORMAT says; ``results`` is not read."""
+    value = paper_row(label_of(method)).get(metric)
+    if value is None:
+        raise ConfigError(f"the paper's Table 1 gives no {metric} for {label_of(method)}")
+    return _metric(metric).format(value)
+
+
 #: Every fact the prose may quote, by the name its marker gives.
-FACTS = {"reproduce-seconds": reproduce_seconds, "table1-psnr": table1_psnr}
+FACTS = {"reproduce-seconds": reproduce_seconds, "table1-psnr": table1_psnr, "table1": table1_value, "paper": paper_value}
 
 
 def render(text: str, results: Path = RESULTS_DIR, where: str = "text") -> str:

@@ -12,12 +12,12 @@ rather than removing bone (a trial on other phantom site pairs: raw validation s
 model whose held-out fitted PSNR was 28.2 dB, below doing nothing, against 30.6 dB for another).
 The affine fit alone is not enough for this: a gamma-rendered S leaves a perfect model's
 affine-fitted BSR near 0 (tests/test_score.py). The quick profile's numbers: notebook 05's
-executed copy and the README.
+executed copy and docs/scoring.md.
 
 Each fine-tuning is an ordinary run (``train.fit``: split, validation, resume, provenance) from the
 released weights (``init_from = "released"``), its network the released one (config.json of
 ``runs.released_folder``); each S registered to its X first (``register_pairs``). The command line
-does the same in steps (README, *Fine-tuning on your pairs*); the profiles' ``adapt`` sections size
+does the same in steps (docs/scoring.md); the profiles' ``adapt`` sections size
 the demonstration on phantom site pairs (notebook 05, section 5.5).
 """
 from __future__ import annotations
