@@ -89,6 +89,18 @@ def _rewrite(text: str, page: str, staged: set[str], root: Path) -> tuple[str, l
     return LINK.sub(one, text), images
 
 
+def _name_the_run(nb: dict, page: str) -> None:
+    """One executed copy of 02 per family: each one's title says whose run it is, so that the
+    navigation tells them apart (``02_training_<variant>.ipynb``)."""
+    found = re.fullmatch(r"02_training_(\w+)\.ipynb", Path(page).name)
+    first = next((c for c in nb["cells"] if c["cell_type"] == "markdown"), None)
+    if found and first is not None:
+        text = "".join(first["source"])
+        title, _, rest = text.partition("\n")
+        if title.startswith("# "):
+            first["source"] = f"{title} (run: {found.group(1)})\n{rest}"
+
+
 def _toctree(caption: str, entries: list[str]) -> str:
     lines = "\n".join(Path(e).with_suffix("").as_posix() for e in entries)
     return f"\n```{{toctree}}\n:hidden:\n:caption: {caption}\n\n{lines}\n```\n"
@@ -105,6 +117,7 @@ def stage(dest: Path, root: Path = REPO_ROOT) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         if page.endswith(".ipynb"):
             nb = json.loads((root / page).read_text())
+            _name_the_run(nb, page)
             for cell in nb["cells"]:
                 if cell["cell_type"] == "markdown":
                     cell["source"], shown = _rewrite("".join(cell["source"]), page, staged, root)

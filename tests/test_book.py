@@ -6,6 +6,7 @@ notebook page go to _build/screenshots/ (git-ignored) to be looked at."""
 import functools
 import http.server
 import importlib.util
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -43,6 +44,8 @@ def test_the_book_builds_with_warnings_as_errors_and_holds_every_page(built):
     assert (built / "index.html").read_text().count("README.html") >= 1
     first = (built / "README.html").read_text()
     assert "Deep Feature Disentanglement Learning for Bone Suppression" in first  # the paper's citation, in the footer of every page
+    titles = {re.search(r"<title>(.*?) &#8212;", (built / book.EXECUTED / f"02_training_{v}.html").read_text()).group(1) for v in ("dae_msssim", "r_dae_msssim")}
+    assert len(titles) == 2, titles  # the navigation tells the two runs of 02 apart
     notebook = (built / book.EXECUTED / "04_figures.html").read_text()
     assert notebook.count("<img") >= 5 and "This copy" in notebook  # its stored figures, and the banner: the run that made them
 
