@@ -168,5 +168,7 @@ def test_any_table1_metric_and_the_papers_own_values_can_be_quoted():
     assert facts.paper_value("dae_msssim", "psnr") == "30.80" and facts.paper_value("ae", "ssim") == "0.935"  # the transcription
     with pytest.raises(ConfigError, match="unknown Table 1 metric 'dice'"):
         facts.table1_value("phantom", "quick", "ae", "dice")
+    # 25.9 + 10 log10(1 - 0.75) = 19.88 ... 29.0 + 10 log10(1 - 0.85) = 20.76: the paper's data sit near 20 dB
+    assert facts.paper_identity_range() == "19-21"
     with pytest.raises(ConfigError, match="no bsr for R-AE"):
         facts.paper_value("r_ae", "bsr")  # the paper has no R- rows

@@ -11,6 +11,7 @@ with them (a test runs it, so a sentence and its file cannot drift apart).
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -18,10 +19,10 @@ import pandas as pd
 
 from ..atomic import atomic_path
 from ..errors import ConfigError
-from ..models import FAMILIES, label_of
+from ..models import FAMILIES, REPRODUCED, label_of, variants
 from ..runs import REPO_ROOT, RESULTS_DIR, WALL_TIMES_CSV
 from .evaluate import IDENTITY
-from .table1 import paper_row
+from .table1 import implied_identity_psnr, paper_row
 
 #: One marked span: the fact's name, its arguments (separated by spaces), the text it renders to.
 FACT = re.compile(r"<!-- fact: (?P<name>[\w-]+)(?P<args>(?: [^\s>]+)*) -->(?P<text>.*?)<!-- /fact -->", re.S)
@@ -104,8 +105,15 @@ def paper_value(method: str, metric: str, results: Path = RESULTS_DIR) -> str:
     return _metric(metric).format(value)
 
 
+def paper_identity_range(results: Path = RESULTS_DIR) -> str:
+    """The range of doing nothing's PSNR that the paper's four rows imply (table1.implied_identity_psnr),
+    whole dB: where the paper's data sit."""
+    implied = [implied_identity_psnr(row["psnr"], row["bsr"]) for row in (paper_row(label_of(v)) for v in variants(REPRODUCED))]
+    return f"{math.floor(min(implied))}-{math.ceil(max(implied))}"
+
+
 #: Every fact the prose may quote, by the name its marker gives.
-FACTS = {"reproduce-seconds": reproduce_seconds, "table1-psnr": table1_psnr, "table1": table1_value, "paper": paper_value}
+FACTS = {"reproduce-seconds": reproduce_seconds, "table1-psnr": table1_psnr, "table1": table1_value, "paper": paper_value, "paper-identity-range": paper_identity_range}
 
 
 def render(text: str, results: Path = RESULTS_DIR, where: str = "text") -> str:
