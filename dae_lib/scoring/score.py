@@ -40,6 +40,7 @@ from ..config import POLARITIES, check_choice
 from ..data import find_pairs
 from ..device import pick_device
 from ..errors import InputError, RunDirError
+from ..phantom import gaussian_blur
 from ..radiograph import clinical_pixels, is_candidate, read_radiograph
 from ..reporting import layout
 from ..reporting.stats import mean_interval
@@ -151,6 +152,30 @@ def monotone_fit(c: torch.Tensor, target: torch.Tensor, bins: int = MONOTONE_BIN
                 blocks.append([(y1 * w1 + y2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
     levels = [sign * y for y, _, n in blocks for _ in range(n)]
     return torch.from_numpy(np.interp(c.numpy(), centres, levels)).reshape(target.shape)
+
+
+#: The blurs tried for the sharpness-matched baseline, Gaussian sigma in px of the pair's own
+#: resolution: 0 (doing nothing) to 8 px, finer where small blurs differ most.
+BLUR_SIGMAS_PX = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+
+def sharpness_matched_identity(x: torch.Tensor, s: torch.Tensor, sigmas=BLUR_SIGMAS_PX, fit=None) -> tuple[float, torch.Tensor]:
+    """Doing nothing, low-passed as much as S is: X blurred by the Gaussian of ``sigmas`` (px)
+    whose fitted version (``fit``: ``monotone_fit`` unless given) lies closest to S in mean squared
+    error; returns that sigma and the blurred X (H, W, before the fit).
+
+    A site whose soft-tissue images are smoother and less noisy than its radiographs rewards any
+    smoothing: a blur of X alone then "gains" over doing nothing without removing bone. Scored
+    against this baseline instead, a gain is what the model adds beyond the best blur.
+    """
+    fit = monotone_fit if fit is None else fit
+    best = None
+    for sigma in sigmas:
+        blurred = gaussian_blur(x.double(), float(sigma)) if sigma > 0 else x.double()
+        err = float(((fit(blurred, s.double()) - s.double()) ** 2).mean())
+        if best is None or err < best[0]:
+            best = (err, float(sigma), blurred)
+    return best[1], best[2].to(x.dtype)
 
 
 def pair_metrics(x: torch.Tensor, s: torch.Tensor, s_hat: torch.Tensor, region: torch.Tensor | None = None) -> dict[str, float]:
