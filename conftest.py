@@ -17,3 +17,14 @@ def pytest_configure(config):
     os.environ[ENVIRONMENT["data_dir"]] = "phantom"
     os.environ[ENVIRONMENT["out_root"]] = tempfile.mkdtemp(prefix="dae-test-out-")
     os.environ["MPLBACKEND"] = "Agg"  # forced: a user's QtAgg would fail on a headless machine
+
+
+def pytest_collection_modifyitems(items):
+    """The notebooks' cells (nbval) run in their notebooks' order, after the tests: a notebook is a
+    sequence (each cell needs the ones before it, 03 the runs 02 trained). The tests themselves may
+    run in any order (pytest-randomly shuffles them, and the notebooks' cells with them, before this
+    hook restores the cells' order)."""
+    cells = [item for item in items if hasattr(item, "cell_num")]
+    if cells:
+        others = [item for item in items if not hasattr(item, "cell_num")]
+        items[:] = others + sorted(cells, key=lambda item: (str(item.path), item.cell_num))

@@ -67,12 +67,7 @@ def reproduce_seconds(profile: str, data: str, families: str = "all", results: P
 def table1_psnr(data: str, profile: str, method: str, results: Path = RESULTS_DIR) -> str:
     """Mean test PSNR of one row of results/table1.csv: ``method`` a variant's name (``ae``,
     ``r_dae_msssim``, ...) or ``identity`` (doing nothing), on ``data`` at ``profile``, in dB to 0.01."""
-    label = IDENTITY if method == "identity" else label_of(method)
-    table = pd.read_csv(Path(results) / "table1.csv")
-    row = table[(table["data"] == data) & (table["profile"] == profile) & (table["method"] == label)]
-    if len(row) != 1:
-        raise ConfigError(f"results/table1.csv: {len(row)} rows for {label} on {data}, profile {profile} (one expected)")
-    return f"{row['psnr_mean'].iloc[0]:.2f}"
+    return table1_value(data, profile, method, "psnr", results)
 
 
 #: How each Table 1 metric is quoted in prose (results/table1.md keeps more digits).
@@ -86,8 +81,8 @@ def _metric(metric: str) -> str:
 
 
 def table1_value(data: str, profile: str, method: str, metric: str, results: Path = RESULTS_DIR) -> str:
-    """One metric's mean (``bsr``, ``rmae``, ``psnr``, ``ssim``) of one row of results/table1.csv,
-    ``method`` as for ``table1_psnr``, rounded as METRIC_FORMAT says."""
+    """One metric's mean (``bsr``, ``rmae``, ``psnr``, ``ssim``) of one row of results/table1.csv:
+    ``method`` a variant's name or ``identity``, rounded as METRIC_FORMAT says."""
     label = IDENTITY if method == "identity" else label_of(method)
     table = pd.read_csv(Path(results) / "table1.csv")
     row = table[(table["data"] == data) & (table["profile"] == profile) & (table["method"] == label)]

@@ -79,6 +79,12 @@ def _finish(fig, path, footer: str | None, show: bool = True):
     return fig
 
 
+def _legend_beside(ax) -> None:
+    """The axes' legend to its right, never over what it labels (an axes legend is laid out with its
+    axes; a figure legend "outside" was drawn over the provenance line in the saved PNG)."""
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+
+
 def _grid(n: int, max_cols: int) -> tuple[int, int]:
     """Rows and columns for ``n`` panels, at most ``max_cols`` a row (a long row wraps)."""
     rows = max(1, math.ceil(n / max_cols))
@@ -193,8 +199,8 @@ def loss_curves(run_dirs: dict, path=None, footer=None):
     for ax in axes:
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
-    if axes[1].get_legend_handles_labels()[0]:  # beside the curves, never over them (an axes legend: laid out with its axes)
-        axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    if axes[1].get_legend_handles_labels()[0]:
+        _legend_beside(axes[1])
     return _finish(fig, path, footer)
 
 
@@ -506,6 +512,6 @@ def shifted_gains_figure(rows: pd.DataFrame, models: dict[str, str], path=None, 
     ax.axvline(0, color="0.3", lw=1)
     ax.set_yticks(y, [f"{f} ({c} cases)" for f, c in zip(fam["family"], fam["cases"])])
     ax.set_xlabel("PSNR gain over doing nothing (dB); dot: the worst case")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the bars, never over them
+    _legend_beside(ax)
     ax.grid(alpha=0.3, axis="x")
     return _finish(fig, path, footer)
